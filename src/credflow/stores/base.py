@@ -1,0 +1,142 @@
+"""The secret store interface: a store reads a secret's value at a version, and tells the current version.
+
+A store plugin is data plus a small class: a pydantic config model (secret fields typed ``SecretStr``) and
+``open(config, context)`` returning a ``SecretStore``. Constructors do no I/O; SDK clients are made lazily.
+Every SDK error is translated into one of the ``StoreError`` classes below, and no error text ever holds a
+secret value.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+
+@dataclass(frozen=True)
+class SecretValue:
+    value: str
+    version: str
+
+    def __repr__(self) -> str:  # never show the value
+        return f"SecretValue(version={self.version!r}, value=***)"
+
+
+class StoreError(Exception):
+    """Base of what a store may raise. ``code`` is the stable API code."""
+
+    code = "store_error"
+
+
+class SecretNotFound(StoreError):
+    code = "secret_not_found"
+
+
+class AccessDenied(StoreError):
+    code = "store_access_denied"
+
+
+class StoreUnavailable(StoreError):
+    code = "store_unavailable"
+
+
+class Throttled(StoreError):
+    code = "store_throttled"
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StoreConfig(BaseModel):
+    """Base of every kind's config. Unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @classmethod
+    def secret_fields(cls) -> set[str]:
+        return {n for n, f in cls.model_fields.items() if _is_secret(f.annotation)}
+
+
+class PollingConfig(StoreConfig):
+    poll_interval_seconds: int = 60
+
+
+def _is_secret(annotation: Any) -> bool:
+    text = repr(annotation)
+    return "SecretStr" in text
+
+
+class SecretStore(Protocol):
+    def read(self, name: str, version: str | None = None) -> SecretValue:
+        """The value at ``version`` (the latest when None). ``name`` may carry ``#FIELD``."""
+        ...
+
+    def current_version(self, name: str) -> str:
+        """The version the store holds as current for ``name`` (without reading the value if it can)."""
+        ...
+
+
+@dataclass
+class StoreContext:
+    """What credflow hands a store when it opens one: the store's identity and, for the builtin store,
+    access to credflow's own encrypted storage."""
+
+    store_id: str
+    vault_url: str
+    builtin: Any = None  # credflow.stores.builtin.BuiltinBackend for the builtin kind
+
+
+class StorePlugin(Protocol):
+    kind: ClassVar[str]
+    Config: ClassVar[type[StoreConfig]]
+
+    @classmethod
+    def open(cls, config: StoreConfig, context: StoreContext) -> SecretStore: ...
+
+
+def split_field(name: str) -> tuple[str, str | None]:
+    """``NAME#FIELD`` -> (NAME, FIELD); ``NAME`` -> (NAME, None)."""
+    base, sep, field = name.partition("#")
+    return base, (field if sep else None)
+
+
+def pick_field(raw: str, field: str | None, *, whole_when_plain: bool) -> str:
+    """Pick ``field`` out of a JSON object string. A plain name reads ``value`` from key/value secrets, or the
+    whole string where ``whole_when_plain`` (AWS)."""
+    if field is None and whole_when_plain:
+        return raw
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        if field is None:
+            return raw
+        raise SecretNotFound(f"the secret is not a JSON object, so it has no field {field!r}") from None
+    return pick_from_mapping(data, field)
+
+
+def pick_from_mapping(data: Any, field: str | None) -> str:
+    key = field or "value"
+    if not isinstance(data, dict) or key not in data:
+        raise SecretNotFound(f"the secret has no field {key!r}")
+    value = data[key]
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    check: str  # "reachable" | "service_can_read" | ...
+    ok: bool
+    detail: str
+
+
+class CheckableStore(Protocol):
+    def checks(self) -> list[CheckResult]:
+        """``reachable`` and ``service_can_read`` for this store, each with a detail saying how to fix it."""
+        ...
