@@ -9,7 +9,10 @@ secret value.
 from __future__ import annotations
 
 import json
+import typing
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, SecretStr
@@ -42,6 +45,11 @@ class StoreUnavailable(StoreError):
     code = "store_unavailable"
 
 
+# What a store suggests when a throttling vault says nothing (AWS never does; Vault only with quota headers
+# on): the base delay of AWS's own caching client.
+DEFAULT_RETRY_AFTER_SECONDS = 1.0
+
+
 class Throttled(StoreError):
     code = "store_throttled"
 
@@ -57,7 +65,12 @@ class StoreConfig(BaseModel):
 
     @classmethod
     def secret_fields(cls) -> set[str]:
-        return {n for n, f in cls.model_fields.items() if _is_secret(f.annotation)}
+        """The write-only fields; those of a nested config are dotted (``approle.secret_id``)."""
+        names = {n for n, f in cls.model_fields.items() if _is_secret(f.annotation)}
+        for name, f in cls.model_fields.items():
+            for nested in _nested_configs(f.annotation):
+                names |= {f"{name}.{inner}" for inner in nested.secret_fields()}
+        return names
 
 
 class PollingConfig(StoreConfig):
@@ -67,6 +80,11 @@ class PollingConfig(StoreConfig):
 def _is_secret(annotation: Any) -> bool:
     text = repr(annotation)
     return "SecretStr" in text
+
+
+def _nested_configs(annotation: Any) -> list[type[StoreConfig]]:
+    candidates = [annotation, *typing.get_args(annotation)]
+    return [c for c in candidates if isinstance(c, type) and issubclass(c, StoreConfig)]
 
 
 class SecretStore(Protocol):
@@ -127,6 +145,23 @@ def pick_from_mapping(data: Any, field: str | None) -> str:
 
 def secret(value: SecretStr | None) -> str | None:
     return value.get_secret_value() if value is not None else None
+
+
+def retry_after_seconds(header: str | None) -> float | None:
+    """An HTTP ``Retry-After`` header (delta-seconds or an HTTP date) as seconds from now."""
+    if not header:
+        return None
+    try:
+        return max(0.0, float(header))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,36 @@
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test install lint bench migration clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/credflow serve --host 127.0.0.1 --port 8080 --data-dir $${CREDFLOW_DATA_DIR:-./.credflow}
+
+test: $(STAMP)
+	$(BIN)/pytest -q -ra
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy src
+
+bench: $(STAMP)
+	$(BIN)/python bench/dispatch.py --quick
+	$(BIN)/python bench/rotation.py --quick
+	$(BIN)/python bench/dependencies.py --quick
+
+# Regenerate the schema migration after a change to persistence/tables.py (development only).
+migration: $(STAMP)
+	$(BIN)/python -m credflow.persistence.autogen "$(MSG)"
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,49 @@
+"""``create_app(settings)`` builds everything: the core, the routes and the background workers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from credflow import __version__
+from credflow.api import errors
+from credflow.api.routes import credentials, secret_stores, users, variables
+from credflow.services.core import Core, build_core
+from credflow.settings import Settings
+
+API_PREFIX = "/api/v1"
+ROUTERS = [users.router, secret_stores.router, variables.router, credentials.router]
+
+# Background work started with the app (rotation worker, poller, scheduler); each is
+# ``start(core) -> stop`` and registers itself here from its own module.
+BACKGROUND: list[Callable[[Core], Callable[[], Any]]] = []
+
+
+def create_app(settings: Settings | None = None, core: Core | None = None) -> FastAPI:
+    settings = settings or Settings()
+    core = core or build_core(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        stops = [start(core) for start in BACKGROUND] if settings.run_workers else []
+        try:
+            yield
+        finally:
+            for stop in stops:
+                stop()
+
+    app = FastAPI(title="credflow", version=__version__, lifespan=lifespan,
+                  description="Self-hosted credentials service for automation.")
+    app.state.core = core
+    errors.install(app)
+    for router in ROUTERS:
+        app.include_router(router, prefix=API_PREFIX)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

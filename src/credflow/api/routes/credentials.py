@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from credflow.api.deps import ActorDep, CoreDep
+from credflow.api.paging import Limit, page
+from credflow.api.schemas import CredentialCreate, CredentialUpdate
+from credflow.services import credentials
+
+router = APIRouter(prefix="/environments/{env}/credentials", tags=["credentials"])
+
+
+@router.post("", status_code=201)
+def create_credential(env: str, body: CredentialCreate, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
+    return credentials.create_credential(core, actor, env, body.name, body.description, body.username_variable,
+                                         body.password_variable, solution=body.solution)
+
+
+@router.get("")
+def list_credentials(env: str, core: CoreDep, actor: ActorDep, limit: Limit = 50, cursor: str | None = None
+                     ) -> dict[str, Any]:
+    return page(credentials.list_credentials(core, actor, env), limit, cursor)
+
+
+@router.get("/{cred}")
+def get_credential(env: str, cred: str, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
+    return credentials.get_credential(core, actor, env, cred)
+
+
+@router.patch("/{cred}")
+def update_credential(env: str, cred: str, body: CredentialUpdate, core: CoreDep, actor: ActorDep
+                      ) -> dict[str, Any]:
+    return credentials.update_credential(core, actor, env, cred, body.model_dump(exclude_unset=True))
+
+
+@router.delete("/{cred}", status_code=204)
+def delete_credential(env: str, cred: str, core: CoreDep, actor: ActorDep, force: bool = False) -> Response:
+    credentials.delete_credential(core, actor, env, cred, force=force)
+    return Response(status_code=204)
+
+
+@router.get("/{cred}/dependencies")
+def credential_dependencies(env: str, cred: str, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
+    return credentials.credential_dependencies(core, actor, env, cred)

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from credflow.api.deps import ActorDep, CoreDep
+from credflow.api.paging import Limit, page
+from credflow.api.schemas import SecretPut, StoreAccessSet, StoreCreate
+from credflow.services import secret_stores
+
+router = APIRouter(prefix="/environments/{env}/secret-stores", tags=["secret stores"])
+
+
+@router.post("", status_code=201)
+def create_store(env: str, body: StoreCreate, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
+    return secret_stores.create_store(core, actor, env, body.name, body.kind, body.vault_url, body.config)
+
+
+@router.get("")
+def list_stores(env: str, core: CoreDep, actor: ActorDep, limit: Limit = 50, cursor: str | None = None
+                ) -> dict[str, Any]:
+    return page(secret_stores.list_stores(core, actor, env), limit, cursor)
+
+
+@router.get("/{store}")
+def get_store(env: str, store: str, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
+    return secret_stores.get_store(core, actor, env, store)
+
+
+@router.post("/{store}/access")
+def set_access(env: str, store: str, body: StoreAccessSet, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
+    return secret_stores.set_access(core, actor, env, store, body.principal, body.allowed)
+
+
+@router.put("/{store}/secrets/{name:path}")
+def put_secret(env: str, store: str, name: str, body: SecretPut, core: CoreDep, actor: ActorDep
+               ) -> dict[str, Any]:
+    return secret_stores.put_secret(core, actor, env, store, name, body.value)
+
+
+@router.get("/{store}/secrets")
+def list_secrets(env: str, store: str, core: CoreDep, actor: ActorDep, limit: Limit = 50,
+                 cursor: str | None = None) -> dict[str, Any]:
+    return page(secret_stores.list_secrets(core, actor, env, store), limit, cursor, key="name")

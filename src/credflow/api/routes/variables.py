@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from credflow.api.deps import ActorDep, CoreDep
+from credflow.api.paging import Limit, page
+from credflow.api.schemas import VariableCreate, VariableUpdate
+from credflow.services import variables
+
+router = APIRouter(prefix="/environments/{env}/environment-variables", tags=["environment variables"])
+
+
+@router.post("", status_code=201)
+def create_variable(env: str, body: VariableCreate, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
+    return variables.create_variable(core, actor, env, body.schema_name, body.display_name, body.type,
+                                     body.value, body.secret_reference, solution=body.solution)
+
+
+@router.get("")
+def list_variables(env: str, core: CoreDep, actor: ActorDep, limit: Limit = 50, cursor: str | None = None
+                   ) -> dict[str, Any]:
+    return page(variables.list_variables(core, actor, env), limit, cursor)
+
+
+@router.get("/{var}")
+def get_variable(env: str, var: str, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
+    return variables.get_variable(core, actor, env, var)
+
+
+@router.patch("/{var}")
+def update_variable(env: str, var: str, body: VariableUpdate, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
+    return variables.update_variable(core, actor, env, var, body.model_dump(exclude_unset=True))
+
+
+@router.delete("/{var}", status_code=204)
+def delete_variable(env: str, var: str, core: CoreDep, actor: ActorDep) -> Response:
+    variables.delete_variable(core, actor, env, var)
+    return Response(status_code=204)
+
+
+@router.get("/{var}/dependencies")
+def variable_dependencies(env: str, var: str, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
+    return variables.variable_dependencies(core, actor, env, var)

@@ -1,0 +1,67 @@
+"""Request bodies. Unknown fields are refused."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class UserCreate(Body):
+    name: str = Field(min_length=1, max_length=200)
+    email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    environment_roles: dict[str, str] = {}
+
+
+class EnvironmentCreate(Body):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class StoreCreate(Body):
+    name: str = Field(min_length=1, max_length=200)
+    kind: str
+    vault_url: str | None = Field(default=None, max_length=500)
+    config: dict[str, Any] = {}
+
+
+class StoreAccessSet(Body):
+    principal: str = Field(min_length=1)
+    allowed: bool
+
+
+class SecretPut(Body):
+    value: str
+
+
+class VariableCreate(Body):
+    schema_name: str
+    display_name: str | None = None
+    type: str
+    value: str | None = None
+    secret_reference: dict[str, Any] | str | None = None
+    solution: str | None = None
+
+
+class VariableUpdate(Body):
+    display_name: str | None = None
+    value: str | None = None
+    secret_reference: dict[str, Any] | str | None = None
+
+
+class CredentialCreate(Body):
+    name: str
+    description: str | None = None
+    username_variable: str
+    password_variable: str
+    solution: str | None = None
+
+
+class CredentialUpdate(BaseModel):
+    # Extra fields allowed here so that naming a variable gets the seed's own error, not "unknown field".
+    model_config = ConfigDict(extra="allow")
+    name: str | None = None
+    description: str | None = None

@@ -1,0 +1,236 @@
+"""Client commands for users, environments, stores, secrets, variables and credentials."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Optional
+
+import typer
+
+from credflow.cli.common import EnvOpt, JsonOpt, calling, environment, err, save_login, show
+from credflow.client.http import ApiError, Client
+
+# ruff: noqa: UP045  (typer reads Optional[...] annotations)
+
+user_app = typer.Typer(help="Users and their environment roles.", no_args_is_help=True)
+env_app = typer.Typer(help="Environments.", no_args_is_help=True)
+store_app = typer.Typer(help="Secret stores (vaults).", no_args_is_help=True)
+secret_app = typer.Typer(help="Secrets of builtin stores (values are written, never read back).",
+                         no_args_is_help=True)
+var_app = typer.Typer(help="Environment variables: text values and secret references.", no_args_is_help=True)
+cred_app = typer.Typer(help="Credentials: a text username variable and a secret password variable.",
+                       no_args_is_help=True)
+
+
+def login(server: str = typer.Option(..., help="credflow server URL."),
+          token: str = typer.Option(..., prompt=True, hide_input=True, help="API token."),
+          env: Optional[str] = EnvOpt) -> None:
+    """Check the token and keep server and token in a 0600 config file."""
+    c = Client(server, token)
+    try:
+        me = c.get("/me")
+    except ApiError as exc:
+        err.print(f"[red]login failed[/red]: {exc.problem.get('detail')}")
+        raise typer.Exit(1) from None
+    finally:
+        c.close()
+    path = save_login(server, token, env)
+    err.print(f"signed in as {me.get('name')} ({me.get('email', me.get('kind'))}); saved to {path}")
+
+
+@user_app.command("create")
+def user_create(name: str, email: str,
+                role: list[str] = typer.Option([], help="ENV=ROLE, e.g. default=environment_maker (repeatable)."),
+                as_json: bool = JsonOpt) -> None:
+    """Create a user; the token is shown only now."""
+    roles = dict(r.split("=", 1) for r in role)
+    with calling() as c:
+        show(c.post("/users", {"name": name, "email": email, "environment_roles": roles}), as_json,
+             ["id", "name", "email", "environment_roles", "token"])
+
+
+@user_app.command("list")
+def user_list(as_json: bool = JsonOpt) -> None:
+    with calling() as c:
+        show(c.all("/users"), as_json, ["id", "name", "email", "environment_roles"])
+
+
+@env_app.command("create")
+def env_create(name: str, as_json: bool = JsonOpt) -> None:
+    with calling() as c:
+        show(c.post("/environments", {"name": name}), as_json, ["id", "name"])
+
+
+@env_app.command("list")
+def env_list(as_json: bool = JsonOpt) -> None:
+    with calling() as c:
+        show(c.all("/environments"), as_json, ["id", "name", "created_at"])
+
+
+@store_app.command("add")
+def store_add(name: str, kind: str = typer.Option("builtin", help="builtin, hashicorp-vault, azure-keyvault, "
+                                                  "aws-secretsmanager"),
+              vault_url: Optional[str] = typer.Option(None, help="What events name this vault by."),
+              config: str = typer.Option("{}", help="Kind-specific config as JSON ('-' reads stdin)."),
+              env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
+    """Register a secret store (system administrators)."""
+    cfg = json.loads(sys.stdin.read() if config == "-" else config)
+    with calling() as c:
+        body = {"name": name, "kind": kind, "vault_url": vault_url, "config": cfg}
+        show(c.post(f"/environments/{environment(env)}/secret-stores", body), as_json,
+             ["id", "name", "kind", "vault_url"])
+
+
+@store_app.command("list")
+def store_list(env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
+    with calling() as c:
+        show(c.all(f"/environments/{environment(env)}/secret-stores"), as_json, ["id", "name", "kind", "vault_url"])
+
+
+@store_app.command("allow")
+def store_allow(store: str, principal: str, deny: bool = typer.Option(False, help="Take the permission away."),
+                env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
+    """Say who may reference secrets of a store in environment variables."""
+    with calling() as c:
+        show(c.post(f"/environments/{environment(env)}/secret-stores/{store}/access",
+                    {"principal": principal, "allowed": not deny}), as_json)
+
+
+@secret_app.command("put")
+def secret_put(store: str, name: str,
+               stdin: bool = typer.Option(False, "--stdin", help="Read the value from standard input."),
+               env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
+    """Write a new version of a builtin secret. The value is prompted for (hidden) or read from stdin."""
+    value = sys.stdin.read().rstrip("\n") if stdin else typer.prompt("value", hide_input=True,
+                                                                     confirmation_prompt=True)
+    with calling() as c:
+        show(c.put(f"/environments/{environment(env)}/secret-stores/{store}/secrets/{name}", {"value": value}),
+             as_json)
+
+
+@secret_app.command("list")
+def secret_list(store: str, env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
+    with calling() as c:
+        show(c.all(f"/environments/{environment(env)}/secret-stores/{store}/secrets"), as_json, ["name", "version"])
+
+
+def _var_row(v: dict) -> dict:  # type: ignore[type-arg]
+    ref = v.get("secret_reference") or {}
+    shown = v.get("value") if v["type"] == "text" else f"{ref.get('store_name')}:{ref.get('name')}" + (
+        f"@{ref['version']}" if ref.get("version") else "")
+    return {**v, "value / reference": shown}
+
+
+@var_app.command("create")
+def var_create(schema_name: str, type_: str = typer.Option(..., "--type", help="text or secret"),
+               value: Optional[str] = typer.Option(None, help="The value of a text variable."),
+               store: Optional[str] = typer.Option(None, help="The store of a secret variable."),
+               secret: Optional[str] = typer.Option(None, help="The secret's name in the store (NAME or NAME#FIELD)."),
+               version: Optional[str] = typer.Option(None, help="Pin a secret version."),
+               azure_id: Optional[str] = typer.Option(None, help="Or the Azure resource id of the secret."),
+               display_name: Optional[str] = None, solution: Optional[str] = None,
+               env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
+    body: dict = {"schema_name": schema_name, "type": type_, "display_name": display_name}  # type: ignore[type-arg]
+    if type_ == "text":
+        body["value"] = value
+    else:
+        body["secret_reference"] = azure_id or {"store": store, "name": secret,
+                                                **({"version": version} if version else {})}
+    if solution:
+        body["solution"] = solution
+    with calling() as c:
+        show(_var_row(c.post(f"/environments/{environment(env)}/environment-variables", body)), as_json,
+             ["id", "schema_name", "type", "value / reference"])
+
+
+@var_app.command("list")
+def var_list(env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
+    with calling() as c:
+        rows = [_var_row(v) for v in c.all(f"/environments/{environment(env)}/environment-variables")]
+        show(rows, as_json, ["id", "schema_name", "display_name", "type", "value / reference"])
+
+
+@var_app.command("update")
+def var_update(name: str, value: Optional[str] = None, display_name: Optional[str] = None,
+               store: Optional[str] = None, secret: Optional[str] = None, version: Optional[str] = None,
+               env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
+    body: dict = {}  # type: ignore[type-arg]
+    if value is not None:
+        body["value"] = value
+    if display_name is not None:
+        body["display_name"] = display_name
+    if secret is not None:
+        body["secret_reference"] = {"store": store, "name": secret, **({"version": version} if version else {})}
+    with calling() as c:
+        show(_var_row(c.patch(f"/environments/{environment(env)}/environment-variables/{name}", body)), as_json,
+             ["id", "schema_name", "type", "value / reference"])
+
+
+@var_app.command("delete")
+def var_delete(name: str, env: Optional[str] = EnvOpt) -> None:
+    with calling() as c:
+        c.delete(f"/environments/{environment(env)}/environment-variables/{name}")
+        err.print(f"deleted {name}")
+
+
+def _cred_id(c: Client, env: str, name: str) -> str:
+    for cred in c.all(f"/environments/{env}/credentials"):
+        if name in (cred["name"], cred["id"]):
+            return str(cred["id"])
+    return name
+
+
+@cred_app.command("create")
+def cred_create(name: str, username_variable: str = typer.Option(..., "--username", help="Text variable."),
+                password_variable: str = typer.Option(..., "--password", help="Secret variable."),
+                description: Optional[str] = None, solution: Optional[str] = None,
+                env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
+    body = {"name": name, "description": description, "username_variable": username_variable,
+            "password_variable": password_variable, **({"solution": solution} if solution else {})}
+    with calling() as c:
+        show(c.post(f"/environments/{environment(env)}/credentials", body), as_json,
+             ["id", "name", "description", "my_role", "status"])
+
+
+@cred_app.command("list")
+def cred_list(env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
+    with calling() as c:
+        show(c.all(f"/environments/{environment(env)}/credentials"), as_json,
+             ["id", "name", "description", "owner", "my_role", "status"])
+
+
+@cred_app.command("show")
+def cred_show(name: str, env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
+    with calling() as c:
+        e = environment(env)
+        show(c.get(f"/environments/{e}/credentials/{_cred_id(c, e, name)}"), as_json)
+
+
+@cred_app.command("update")
+def cred_update(name: str, new_name: Optional[str] = typer.Option(None, "--name"),
+                description: Optional[str] = None, env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
+    body = {k: v for k, v in (("name", new_name), ("description", description)) if v is not None}
+    with calling() as c:
+        e = environment(env)
+        show(c.patch(f"/environments/{e}/credentials/{_cred_id(c, e, name)}", body), as_json,
+             ["id", "name", "description"])
+
+
+@cred_app.command("delete")
+def cred_delete(name: str, force: bool = typer.Option(False, help="Delete even while connections use it."),
+                env: Optional[str] = EnvOpt) -> None:
+    with calling() as c:
+        e = environment(env)
+        c.delete(f"/environments/{e}/credentials/{_cred_id(c, e, name)}", params={"force": force})
+        err.print(f"deleted {name}; its environment variables stay")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(login)
+    app.add_typer(user_app, name="user")
+    app.add_typer(env_app, name="env")
+    app.add_typer(store_app, name="store")
+    app.add_typer(secret_app, name="secret")
+    app.add_typer(var_app, name="variable")
+    app.add_typer(cred_app, name="credential")

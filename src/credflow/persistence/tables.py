@@ -1,0 +1,420 @@
+"""The schema. Only the persistence package imports SQLAlchemy; migrations make this schema."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def new_id() -> str:
+    """32 hex characters that sort by creation time (lists page in creation order)."""
+    return f"{time.time_ns():016x}{os.urandom(8).hex()}"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps stored in UTC and always read back timezone-aware (SQLite forgets the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def _id() -> Mapped[str]:
+    return mapped_column(String(32), primary_key=True, default=new_id)
+
+
+def _created() -> Mapped[datetime]:
+    return mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+
+
+# --- tenancy and people ---------------------------------------------------------------------------------
+class Organization(Base):
+    __tablename__ = "organizations"
+    id: Mapped[str] = _id()
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    tenant_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = _created()
+
+
+class Environment(Base):
+    __tablename__ = "environments"
+    __table_args__ = (UniqueConstraint("org_id", "name"),)
+    id: Mapped[str] = _id()
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = _created()
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[str] = _id()
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = _created()
+
+
+class EnvironmentRoleGrant(Base):
+    __tablename__ = "environment_roles"
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    env_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(40))
+
+
+class Team(Base):
+    __tablename__ = "teams"
+    __table_args__ = (UniqueConstraint("env_id", "name"),)
+    id: Mapped[str] = _id()
+    env_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = _created()
+
+
+class TeamMember(Base):
+    __tablename__ = "team_members"
+    team_id: Mapped[str] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)
+
+
+# --- encryption barrier --------------------------------------------------------------------------------
+class DataKey(Base):
+    """One AES-256 data key per encrypted record, wrapped by the KEK ``kek_id``."""
+
+    __tablename__ = "data_keys"
+    id: Mapped[str] = _id()
+    kek_id: Mapped[str] = mapped_column(String(32), index=True)
+    wrapped: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = _created()
+
+
+# --- secret stores ----------------------------------------------------------------------------------------
+class SecretStore(Base):
+    __tablename__ = "secret_stores"
+    __table_args__ = (UniqueConstraint("env_id", "name"),)
+    id: Mapped[str] = _id()
+    env_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(40))
+    vault_url: Mapped[str] = mapped_column(String(500))
+    vault_url_norm: Mapped[str] = mapped_column(String(500), index=True)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # the non-secret fields
+    secret_config: Mapped[str | None] = mapped_column(Text)  # sealed JSON of the secret fields
+    poll_interval_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = _created()
+
+
+class StoreAccess(Base):
+    __tablename__ = "store_access"
+    store_id: Mapped[str] = mapped_column(ForeignKey("secret_stores.id", ondelete="CASCADE"), primary_key=True)
+    principal_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    allowed: Mapped[bool] = mapped_column(Boolean)
+
+
+class BuiltinSecret(Base):
+    """One version of a secret of a builtin store; the value sealed under the barrier."""
+
+    __tablename__ = "builtin_secrets"
+    __table_args__ = (UniqueConstraint("store_id", "name", "version"),)
+    id: Mapped[str] = _id()
+    store_id: Mapped[str] = mapped_column(ForeignKey("secret_stores.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(500))
+    version: Mapped[int] = mapped_column(Integer)
+    sealed_value: Mapped[str] = mapped_column(Text)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = _created()
+
+
+class SecretHead(Base):
+    """What credflow knows of one secret (store, name): its current version and how fresh that is."""
+
+    __tablename__ = "secret_heads"
+    __table_args__ = (UniqueConstraint("store_id", "name"),)
+    id: Mapped[str] = _id()
+    store_id: Mapped[str] = mapped_column(ForeignKey("secret_stores.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(500))
+    current_version: Mapped[str | None] = mapped_column(String(200))
+    version_seq: Mapped[int] = mapped_column(Integer, default=0)  # order of versions as credflow saw them
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    error_code: Mapped[str | None] = mapped_column(String(60))
+    error_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class CachedSecret(Base):
+    """The version cache: one sealed value per (store, name, version), shared by every user of the secret."""
+
+    __tablename__ = "secret_cache"
+    __table_args__ = (UniqueConstraint("store_id", "name", "version"),)
+    id: Mapped[str] = _id()
+    store_id: Mapped[str] = mapped_column(ForeignKey("secret_stores.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(500))
+    version: Mapped[str] = mapped_column(String(200))
+    sealed_value: Mapped[str] = mapped_column(Text)
+    fetched_at: Mapped[datetime] = _created()
+
+
+# --- environment variables and credentials ---------------------------------------------------------------
+class EnvironmentVariable(Base):
+    __tablename__ = "environment_variables"
+    __table_args__ = (
+        UniqueConstraint("env_id", "schema_name"),
+        Index("ix_variables_secret", "store_id", "secret_name"),
+    )
+    id: Mapped[str] = _id()
+    env_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"), index=True)
+    schema_name: Mapped[str] = mapped_column(String(200))
+    display_name: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(10))
+    value: Mapped[str | None] = mapped_column(Text)
+    store_id: Mapped[str | None] = mapped_column(ForeignKey("secret_stores.id"))
+    secret_name: Mapped[str | None] = mapped_column(String(500))
+    secret_version: Mapped[str | None] = mapped_column(String(200))  # pinned version, or None for latest
+    created_by: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+
+class VariableGrant(Base):
+    """Read on an environment variable, granted by sharing a credential that uses it. Never revoked by an
+    unshare (the seed's rule)."""
+
+    __tablename__ = "variable_grants"
+    variable_id: Mapped[str] = mapped_column(
+        ForeignKey("environment_variables.id", ondelete="CASCADE"), primary_key=True
+    )
+    principal_id: Mapped[str] = mapped_column(String(32), primary_key=True, index=True)
+
+
+class Credential(Base):
+    __tablename__ = "credentials"
+    __table_args__ = (UniqueConstraint("env_id", "name"),)
+    id: Mapped[str] = _id()
+    env_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    username_variable_id: Mapped[str] = mapped_column(ForeignKey("environment_variables.id"), index=True)
+    password_variable_id: Mapped[str] = mapped_column(ForeignKey("environment_variables.id"), index=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    status: Mapped[str] = mapped_column(String(40), default="active")
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+
+class CredentialShare(Base):
+    __tablename__ = "credential_shares"
+    credential_id: Mapped[str] = mapped_column(ForeignKey("credentials.id", ondelete="CASCADE"), primary_key=True)
+    principal_id: Mapped[str] = mapped_column(String(32), primary_key=True, index=True)
+    principal_type: Mapped[str] = mapped_column(String(10))  # "user" | "team"
+    role: Mapped[str] = mapped_column(String(20))
+    granted_by: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = _created()
+
+
+# --- machines, flows, connections, runs -----------------------------------------------------------------
+class MachineRegistration(Base):
+    __tablename__ = "machine_registrations"
+    id: Mapped[str] = _id()
+    env_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_by: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = _created()
+
+
+class Machine(Base):
+    __tablename__ = "machines"
+    id: Mapped[str] = _id()
+    env_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    public_key: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    last_seen: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = _created()
+
+
+class MachineGroup(Base):
+    __tablename__ = "machine_groups"
+    __table_args__ = (UniqueConstraint("env_id", "name"),)
+    id: Mapped[str] = _id()
+    env_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = _created()
+
+
+class MachineGroupMember(Base):
+    __tablename__ = "machine_group_members"
+    group_id: Mapped[str] = mapped_column(ForeignKey("machine_groups.id", ondelete="CASCADE"), primary_key=True)
+    machine_id: Mapped[str] = mapped_column(
+        ForeignKey("machines.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class DesktopFlow(Base):
+    __tablename__ = "desktop_flows"
+    __table_args__ = (UniqueConstraint("env_id", "name"),)
+    id: Mapped[str] = _id()
+    env_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    command: Mapped[list[str]] = mapped_column(JSON)
+    created_by: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = _created()
+
+
+class Connection(Base):
+    __tablename__ = "connections"
+    id: Mapped[str] = _id()
+    env_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    machine_id: Mapped[str | None] = mapped_column(ForeignKey("machines.id", ondelete="SET NULL"))
+    machine_group_id: Mapped[str | None] = mapped_column(ForeignKey("machine_groups.id", ondelete="SET NULL"))
+    credential_id: Mapped[str | None] = mapped_column(ForeignKey("credentials.id", ondelete="SET NULL"), index=True)
+    sealed_username: Mapped[str | None] = mapped_column(Text)  # connections without a credential
+    sealed_password: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(40), default="connected")
+    secret_version: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+
+class Run(Base):
+    __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_queue", "env_id", "status", "queued_at"),)
+    id: Mapped[str] = _id()
+    env_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"))
+    desktop_flow_id: Mapped[str] = mapped_column(ForeignKey("desktop_flows.id"))
+    connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id"), index=True)
+    cloud_flow_id: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    machine_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    secret_version: Mapped[str | None] = mapped_column(String(200))
+    log: Mapped[str | None] = mapped_column(Text)
+    timeout_seconds: Mapped[int] = mapped_column(Integer, default=3 * 3600)
+    created_by: Mapped[str | None] = mapped_column(String(32))
+    queued_at: Mapped[datetime] = _created()
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ConnectionReference(Base):
+    __tablename__ = "connection_references"
+    __table_args__ = (UniqueConstraint("env_id", "name"),)
+    id: Mapped[str] = _id()
+    env_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    connection_id: Mapped[str | None] = mapped_column(ForeignKey("connections.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = _created()
+
+
+class CloudFlow(Base):
+    __tablename__ = "cloud_flows"
+    __table_args__ = (UniqueConstraint("env_id", "name"),)
+    id: Mapped[str] = _id()
+    env_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    trigger: Mapped[dict[str, Any]] = mapped_column(JSON)
+    actions: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    owner_id: Mapped[str | None] = mapped_column(String(32))
+    next_fire_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = _created()
+
+
+# --- rotation ----------------------------------------------------------------------------------------------
+class EventKey(Base):
+    __tablename__ = "event_keys"
+    id: Mapped[str] = _id()
+    env_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = _created()
+
+
+class SecretEvent(Base):
+    """A durable ``secret_version_changed`` waiting for (or done by) the worker."""
+
+    __tablename__ = "secret_events"
+    id: Mapped[str] = _id()
+    dedupe_key: Mapped[str] = mapped_column(String(300), unique=True)
+    env_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"))
+    store_id: Mapped[str] = mapped_column(ForeignKey("secret_stores.id", ondelete="CASCADE"))
+    secret_name: Mapped[str] = mapped_column(String(500))
+    version: Mapped[str | None] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(40))
+    scope_user_id: Mapped[str | None] = mapped_column(String(32))  # None: system-administrator reach
+    received_at: Mapped[datetime] = _created()
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+
+
+# --- solutions ---------------------------------------------------------------------------------------------
+class Solution(Base):
+    __tablename__ = "solutions"
+    __table_args__ = (UniqueConstraint("env_id", "unique_name"),)
+    id: Mapped[str] = _id()
+    env_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"), index=True)
+    unique_name: Mapped[str] = mapped_column(String(200))
+    display_name: Mapped[str] = mapped_column(String(200))
+    version: Mapped[str] = mapped_column(String(50))
+    publisher: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = _created()
+
+
+class SolutionComponent(Base):
+    __tablename__ = "solution_components"
+    solution_id: Mapped[str] = mapped_column(ForeignKey("solutions.id", ondelete="CASCADE"), primary_key=True)
+    component_type: Mapped[str] = mapped_column(String(40), primary_key=True)
+    component_id: Mapped[str] = mapped_column(String(32), primary_key=True, index=True)
+
+
+# --- audit -------------------------------------------------------------------------------------------------
+class AuditRecord(Base):
+    """Append-only and hash-chained: ``hash`` covers the record's fields and ``prev_hash``."""
+
+    __tablename__ = "audit_records"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    env_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    at: Mapped[datetime] = _created()
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(80))
+    object_type: Mapped[str | None] = mapped_column(String(40))
+    object_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))

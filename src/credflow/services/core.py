@@ -1,0 +1,75 @@
+"""The service container: what every use case needs, built once by ``build_core(settings)``."""
+
+from __future__ import annotations
+
+import logging
+import secrets as pysecrets
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from credflow.crypto.envelope import Keyring
+from credflow.persistence.barrier import Barrier
+from credflow.persistence.db import Database, make_engine, migrate
+from credflow.settings import Settings
+from credflow.stores.base import SecretStore
+from credflow.stores.registry import StoreRegistry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Actor:
+    """Who calls: a user or a machine (machines reach only their own endpoints)."""
+
+    kind: str  # "user" | "machine"
+    id: str
+    org_id: str
+    name: str = ""
+    env_id: str | None = None  # a machine's environment
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind}:{self.id}"
+
+
+@dataclass
+class Core:
+    settings: Settings
+    db: Database
+    keyring: Keyring
+    barrier: Barrier
+    registry: StoreRegistry
+    open_stores: dict[tuple[str, str], SecretStore] = field(default_factory=dict)
+    hooks: dict[str, list[Any]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def on(self, name: str, fn: Any) -> None:
+        """Subscribe to an in-process signal (for example ``runs_queued`` to wake waiting machines)."""
+        self.hooks.setdefault(name, []).append(fn)
+
+    def emit(self, name: str, *args: Any) -> None:
+        for fn in self.hooks.get(name, []):
+            try:
+                fn(*args)
+            except Exception:  # a listener never breaks the operation that signalled
+                log.exception("listener for %s failed", name)
+
+
+def load_keyring(settings: Settings) -> Keyring:
+    if settings.master_key:
+        return Keyring.from_env_value(settings.master_key)
+    return Keyring.from_file(settings.key_file)
+
+
+def build_core(settings: Settings) -> Core:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.resolved_database_url())
+    migrate(engine)
+    keyring = load_keyring(settings)
+    return Core(settings=settings, db=Database(engine), keyring=keyring, barrier=Barrier(keyring),
+                registry=StoreRegistry.discover())
+
+
+def new_token(prefix: str) -> str:
+    return f"{prefix}_{pysecrets.token_urlsafe(32)}"

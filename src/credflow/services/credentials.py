@@ -1,0 +1,146 @@
+"""Credentials: a name, a text environment variable for the username and a secret one for the password.
+
+The seed's rules live here: the variable types, the variables fixed once the credential exists, names unique
+per environment, and deleting a credential keeps its variables.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from credflow.audit.chain import record
+from credflow.domain.errors import Conflict, RuleViolation
+from credflow.persistence.tables import CloudFlow, Connection, ConnectionReference, Credential, User, utcnow
+from credflow.services import authz, views
+from credflow.services.core import Actor, Core
+from credflow.services.solutions import attach_to_solution
+from credflow.services.variables import find_variable
+
+IMMUTABLE = ("username_variable", "password_variable")
+
+
+def _check_name(name: Any) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise RuleViolation("a credential needs a non-empty name", code="empty_name")
+    if len(name) > 200:
+        raise RuleViolation("a credential name has at most 200 characters", code="name_too_long")
+    return name.strip()
+
+
+def _unique(s: Session, env_id: str, name: str, except_id: str | None = None) -> None:
+    other = s.scalar(select(Credential.id).where(Credential.env_id == env_id, Credential.name == name))
+    if other is not None and other != except_id:
+        raise Conflict(f"a credential named {name!r} exists in this environment", code="duplicate_name")
+
+
+def create_credential(core: Core, actor: Actor, env_id: str, name: str, description: str | None,
+                      username_variable: str, password_variable: str, solution: str | None = None
+                      ) -> dict[str, Any]:
+    name = _check_name(name)
+    with core.db.transaction() as s:
+        env, role = authz.require_env(s, actor, env_id, "credential.create")
+        user_var = find_variable(s, env.id, username_variable)
+        pass_var = find_variable(s, env.id, password_variable)
+        if user_var.type != "text":
+            raise RuleViolation("the username must be a text environment variable", code="wrong_variable_type",
+                                variable=user_var.schema_name)
+        if pass_var.type != "secret":
+            raise RuleViolation("the password must be a secret environment variable", code="wrong_variable_type",
+                                variable=pass_var.schema_name)
+        _unique(s, env.id, name)
+        cred = Credential(env_id=env.id, name=name, description=description, username_variable_id=user_var.id,
+                          password_variable_id=pass_var.id, owner_id=actor.id)
+        s.add(cred)
+        s.flush()
+        record(s, actor=actor.label, action="credential.create", env_id=env.id, object_type="credential",
+               object_id=cred.id, detail={"name": name, "username_variable": user_var.id,
+                                          "password_variable": pass_var.id})
+        if solution:
+            attach_to_solution(s, env.id, solution, "credential", cred.id)
+        return views.credential(cred, "owner")
+
+
+def list_credentials(core: Core, actor: Actor, env_id: str) -> list[dict[str, Any]]:
+    with core.db.read() as s:
+        env, role = authz.environment(s, actor, env_id)
+        q = select(Credential).where(Credential.env_id == env.id)
+        clause = authz.visible_credentials_clause(s, actor, role)
+        if clause is not None:
+            q = q.where(clause)
+        out = []
+        for cred in s.scalars(q.order_by(Credential.id)).all():
+            my_role = authz.credential_role(s, actor, cred, role)
+            out.append(views.credential(cred, my_role.value if my_role else None))
+        return out
+
+
+def get_credential(core: Core, actor: Actor, env_id: str, cred_id: str) -> dict[str, Any]:
+    with core.db.read() as s:
+        cred, role = authz.credential(s, actor, env_id, cred_id, "view")
+        return views.credential(cred, role.value)
+
+
+def update_credential(core: Core, actor: Actor, env_id: str, cred_id: str, changes: dict[str, Any]
+                      ) -> dict[str, Any]:
+    unknown = sorted(set(changes) - {"name", "description", *IMMUTABLE})
+    if unknown:
+        raise RuleViolation(f"unknown field(s): {', '.join(unknown)}", code="unknown_field")
+    named = [f for f in IMMUTABLE if f in changes]
+    if named:
+        raise RuleViolation(
+            "the environment variables of an existing credential cannot be changed; update the variables "
+            "themselves or the vault secret", code="credential_variables_immutable", fields=named)
+    with core.db.transaction() as s:
+        cred, role = authz.credential(s, actor, env_id, cred_id, "edit")
+        if "name" in changes:
+            name = _check_name(changes["name"])
+            _unique(s, cred.env_id, name, except_id=cred.id)
+            cred.name = name
+        if "description" in changes:
+            cred.description = changes["description"]
+        cred.updated_at = utcnow()
+        record(s, actor=actor.label, action="credential.update", env_id=cred.env_id, object_type="credential",
+               object_id=cred.id, detail={"fields": sorted(changes)})
+        return views.credential(cred, role.value)
+
+
+def connections_using(s: Session, cred_id: str) -> list[dict[str, Any]]:
+    rows = s.execute(select(Connection.id, Connection.name, Connection.owner_id, User.email)
+                     .join(User, User.id == Connection.owner_id)
+                     .where(Connection.credential_id == cred_id).order_by(Connection.id)).all()
+    return [{"id": r.id, "name": r.name, "owner": r.owner_id, "owner_email": r.email} for r in rows]
+
+
+def delete_credential(core: Core, actor: Actor, env_id: str, cred_id: str, force: bool = False) -> None:
+    with core.db.transaction() as s:
+        cred, _ = authz.credential(s, actor, env_id, cred_id, "delete")
+        using = connections_using(s, cred.id)
+        if using and not force:
+            raise Conflict("connections use this credential; delete them first or pass force=true",
+                           code="in_use", dependents={"connections": using})
+        for conn in s.scalars(select(Connection).where(Connection.credential_id == cred.id)).all():
+            conn.status, conn.credential_id, conn.updated_at = "credential_deleted", None, utcnow()
+        record(s, actor=actor.label, action="credential.delete", env_id=cred.env_id, object_type="credential",
+               object_id=cred.id, detail={"name": cred.name, "forced": bool(using)})
+        s.delete(cred)  # the environment variables stay (the seed's rule)
+
+
+def cloud_flows_using(s: Session, env_id: str, connection_ids: list[str]) -> list[dict[str, Any]]:
+    """Cloud flows whose run_desktop_flow actions use a connection reference bound to one of the connections."""
+    if not connection_ids:
+        return []
+    refs = set(s.scalars(select(ConnectionReference.id).where(
+        ConnectionReference.connection_id.in_(connection_ids))).all())
+    flows = s.scalars(select(CloudFlow).where(CloudFlow.env_id == env_id).order_by(CloudFlow.id)).all()
+    return [{"id": f.id, "name": f.name} for f in flows
+            if any(a.get("connection_reference") in refs for a in f.actions)]
+
+
+def credential_dependencies(core: Core, actor: Actor, env_id: str, cred_id: str) -> dict[str, Any]:
+    with core.db.read() as s:
+        cred, _ = authz.credential(s, actor, env_id, cred_id, "view")
+        conns = connections_using(s, cred.id)
+        return {"connections": conns, "cloud_flows": cloud_flows_using(s, cred.env_id, [c["id"] for c in conns])}

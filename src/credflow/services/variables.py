@@ -1,0 +1,193 @@
+"""Environment variables: text values, and secret references to a vault secret."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from credflow.audit.chain import record
+from credflow.domain.errors import Conflict, Forbidden, NotFound, RuleViolation
+from credflow.domain.references import SecretReference, azure_vault_name, parse_reference
+from credflow.domain.roles import EnvironmentRole
+from credflow.persistence.tables import Connection, Credential, EnvironmentVariable, SecretStore, User, utcnow
+from credflow.services import authz, secrets, views
+from credflow.services.core import Actor, Core
+from credflow.services.secret_stores import find_store, may_use_store
+from credflow.services.solutions import attach_to_solution
+from credflow.stores.base import StoreError
+
+_SCHEMA_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,99}$")
+MAX_TEXT_VALUE = 25_000
+
+
+def _store_for(s: Session, env_id: str, ref: SecretReference) -> SecretStore:
+    if ref.store is not None:
+        return find_store(s, env_id, ref.store)
+    vault = (ref.vault or "").lower()
+    stores = s.scalars(select(SecretStore).where(SecretStore.env_id == env_id)).all()
+    matches = [st for st in stores if st.name.lower() == vault or azure_vault_name(st.vault_url) == vault]
+    if not matches:
+        raise NotFound(f"no secret store of this environment is the vault {ref.vault!r}", code="store_not_found")
+    if len(matches) > 1:
+        raise RuleViolation(f"several stores match the vault {ref.vault!r}; name the store instead",
+                            code="ambiguous_store")
+    return matches[0]
+
+
+def _check_readable(core: Core, s: Session, actor: Actor, role: EnvironmentRole, store: SecretStore,
+                    ref: SecretReference) -> None:
+    if not may_use_store(s, actor, store, role):
+        raise Forbidden(f"you may not reference secrets of store {store.name!r}; ask a system administrator "
+                        "to allow you", code="store_access_denied")
+    try:
+        secrets.fetch(core, s, store, ref.name, ref.version)
+    except StoreError as exc:
+        raise RuleViolation(f"the secret {ref.name!r} cannot be read from store {store.name!r}: {exc}",
+                            code="secret_unreadable", reason=exc.code) from None
+
+
+def find_variable(s: Session, env_id: str, ref: str) -> EnvironmentVariable:
+    var = s.get(EnvironmentVariable, ref)
+    if var is None or var.env_id != env_id:
+        var = s.scalar(select(EnvironmentVariable).where(EnvironmentVariable.env_id == env_id,
+                                                         EnvironmentVariable.schema_name == ref))
+    if var is None:
+        raise NotFound(f"environment variable {ref!r} not found", code="variable_not_found")
+    return var
+
+
+def _view(s: Session, var: EnvironmentVariable) -> dict[str, Any]:
+    store = s.get(SecretStore, var.store_id) if var.store_id else None
+    return views.variable(var, store.name if store else None)
+
+
+def create_variable(core: Core, actor: Actor, env_id: str, schema_name: str, display_name: str | None,
+                    type_: str, value: str | None, secret_reference: Any, solution: str | None = None
+                    ) -> dict[str, Any]:
+    if not _SCHEMA_NAME.match(schema_name or ""):
+        raise RuleViolation("schema_name is a letter then up to 99 letters, digits or _",
+                            code="malformed_schema_name")
+    if type_ not in ("text", "secret"):
+        raise RuleViolation("type is text or secret", code="unknown_variable_type")
+    with core.db.transaction() as s:
+        env, role = authz.require_env(s, actor, env_id, "variable.create")
+        if s.scalar(select(EnvironmentVariable.id).where(EnvironmentVariable.env_id == env.id,
+                                                         EnvironmentVariable.schema_name == schema_name)):
+            raise Conflict(f"an environment variable {schema_name!r} exists", code="duplicate_name")
+        var = EnvironmentVariable(env_id=env.id, schema_name=schema_name, display_name=display_name or schema_name,
+                                  type=type_, created_by=actor.id)
+        if type_ == "text":
+            if secret_reference is not None:
+                raise RuleViolation("a text variable carries value, not secret_reference", code="wrong_fields")
+            _set_text(var, value)
+        else:
+            if value is not None:
+                raise RuleViolation("a secret variable carries secret_reference, never a value", code="wrong_fields")
+            _set_reference(core, s, actor, role, env.id, var, secret_reference)
+        s.add(var)
+        s.flush()
+        record(s, actor=actor.label, action="variable.create", env_id=env.id, object_type="environment_variable",
+               object_id=var.id, detail={"schema_name": schema_name, "type": type_})
+        if solution:
+            attach_to_solution(s, env.id, solution, "environment_variable", var.id)
+        return _view(s, var)
+
+
+def _set_text(var: EnvironmentVariable, value: str | None) -> None:
+    if not isinstance(value, str):
+        raise RuleViolation("a text variable needs a string value", code="missing_value")
+    if len(value) > MAX_TEXT_VALUE:
+        raise RuleViolation("the value is too long", code="value_too_large")
+    var.value = value
+
+
+def _set_reference(core: Core, s: Session, actor: Actor, role: EnvironmentRole, env_id: str,
+                   var: EnvironmentVariable, raw: Any) -> None:
+    ref = parse_reference(raw)
+    store = _store_for(s, env_id, ref)
+    _check_readable(core, s, actor, role, store, ref)
+    var.store_id, var.secret_name, var.secret_version = store.id, ref.name, ref.version
+
+
+def list_variables(core: Core, actor: Actor, env_id: str) -> list[dict[str, Any]]:
+    with core.db.read() as s:
+        env, role = authz.environment(s, actor, env_id)
+        q = select(EnvironmentVariable).where(EnvironmentVariable.env_id == env.id)
+        clause = authz.visible_variables_clause(s, actor, role)
+        if clause is not None:
+            q = q.where(clause)
+        return [_view(s, v) for v in s.scalars(q.order_by(EnvironmentVariable.id)).all()]
+
+
+def _visible(s: Session, actor: Actor, env_id: str, ref: str) -> tuple[EnvironmentVariable, EnvironmentRole]:
+    env, role = authz.environment(s, actor, env_id)
+    var = find_variable(s, env.id, ref)
+    if not authz.can_read_variable(s, actor, var, role):
+        raise NotFound(f"environment variable {ref!r} not found", code="variable_not_found")
+    return var, role
+
+
+def get_variable(core: Core, actor: Actor, env_id: str, ref: str) -> dict[str, Any]:
+    with core.db.read() as s:
+        var, _ = _visible(s, actor, env_id, ref)
+        return _view(s, var)
+
+
+def update_variable(core: Core, actor: Actor, env_id: str, ref: str, changes: dict[str, Any]) -> dict[str, Any]:
+    with core.db.transaction() as s:
+        var, role = _visible(s, actor, env_id, ref)
+        if not authz.env_allows(role, "variable.update"):
+            raise Forbidden("only makers and administrators edit environment variables")
+        if "display_name" in changes:
+            if not changes["display_name"]:
+                raise RuleViolation("display_name may not be empty", code="empty_name")
+            var.display_name = changes["display_name"]
+        if "value" in changes:
+            if var.type != "text":
+                raise RuleViolation("a secret variable has no value; change its secret_reference",
+                                    code="wrong_fields")
+            _set_text(var, changes["value"])
+        if "secret_reference" in changes:
+            if var.type != "secret":
+                raise RuleViolation("a text variable has no secret_reference", code="wrong_fields")
+            _set_reference(core, s, actor, role, var.env_id, var, changes["secret_reference"])
+        var.updated_at = utcnow()
+        record(s, actor=actor.label, action="variable.update", env_id=var.env_id,
+               object_type="environment_variable", object_id=var.id, detail={"fields": sorted(changes)})
+        core.emit("variable_changed", s, var)
+        return _view(s, var)
+
+
+def dependents(s: Session, var: EnvironmentVariable) -> dict[str, list[dict[str, Any]]]:
+    creds = s.execute(select(Credential.id, Credential.name).where(
+        or_(Credential.username_variable_id == var.id, Credential.password_variable_id == var.id))
+        .order_by(Credential.id)).all()
+    ids = [c.id for c in creds]
+    conns = s.execute(select(Connection.id, Connection.name, Connection.owner_id, User.email)
+                      .join(User, User.id == Connection.owner_id)
+                      .where(Connection.credential_id.in_(ids)).order_by(Connection.id)).all() if ids else []
+    return {"credentials": [{"id": c.id, "name": c.name} for c in creds],
+            "connections": [{"id": c.id, "name": c.name, "owner": c.owner_id, "owner_email": c.email}
+                            for c in conns]}
+
+
+def variable_dependencies(core: Core, actor: Actor, env_id: str, ref: str) -> dict[str, Any]:
+    with core.db.read() as s:
+        var, _ = _visible(s, actor, env_id, ref)
+        return dependents(s, var)
+
+
+def delete_variable(core: Core, actor: Actor, env_id: str, ref: str) -> None:
+    with core.db.transaction() as s:
+        var, role = _visible(s, actor, env_id, ref)
+        if not authz.env_allows(role, "variable.delete"):
+            raise Forbidden("only makers and administrators delete environment variables")
+        deps = dependents(s, var)
+        if deps["credentials"]:
+            raise Conflict("credentials use this environment variable", code="in_use", dependents=deps)
+        record(s, actor=actor.label, action="variable.delete", env_id=var.env_id,
+               object_type="environment_variable", object_id=var.id, detail={"schema_name": var.schema_name})
+        s.delete(var)

@@ -1,0 +1,33 @@
+"""Settings from ``CREDFLOW_*`` environment variables (pydantic-settings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CREDFLOW_", extra="ignore")
+
+    data_dir: Path = Path(".credflow")
+    database_url: str | None = None
+    master_key: str | None = Field(default=None, repr=False)
+    bootstrap_token: str | None = Field(default=None, repr=False)
+    # How long the last good version of a secret keeps serving while its vault fails.
+    stale_if_error_seconds: int = 3600
+    # A machine is online while its last heartbeat is younger than this.
+    machine_offline_after_seconds: int = 60
+    registration_token_ttl_seconds: int = 3600
+    max_log_bytes: int = 1_000_000
+    run_workers: bool = True  # the in-process rotation worker, poller and scheduler
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'credflow.db').resolve()}"
+
+    @property
+    def key_file(self) -> Path:
+        return self.data_dir / "master.key"

@@ -1,0 +1,173 @@
+"""Shared fixtures: a fresh credflow per test on SQLite and on PostgreSQL, driven over its HTTP API."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+
+from credflow.api.app import create_app
+from credflow.services.core import Core, build_core
+from credflow.services.users import bootstrap
+from credflow.settings import Settings
+
+PG_URL = os.environ.get("CREDFLOW_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+ADMIN_TOKEN = "cfu_test-admin-token-0123456789"
+
+
+def _pg_reachable() -> bool:
+    try:
+        with create_engine(PG_URL, connect_args={"connect_timeout": 2}).connect() as c:
+            c.execute(text("select 1"))
+        return True
+    except Exception:
+        return False
+
+
+_PG = _pg_reachable()
+
+
+@pytest.fixture(scope="session")
+def pg_available() -> bool:
+    return _PG
+
+
+def _backends() -> list[Any]:
+    return ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=_backends())
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'credflow.db'}"
+        return
+    if not _PG:
+        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
+    yield from pg_schema_url()
+
+
+def pg_schema_url() -> Iterator[str]:
+    """A PostgreSQL schema of its own for one test, dropped afterwards."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in PG_URL else "?"
+    try:
+        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return Settings(data_dir=tmp_path / "data", database_url=database_url, bootstrap_token=ADMIN_TOKEN,
+                    run_workers=True)
+
+
+@pytest.fixture
+def core(settings: Settings) -> Iterator[Core]:
+    core = build_core(settings)
+    bootstrap(core, ADMIN_TOKEN)
+    yield core
+    core.db.engine.dispose()
+
+
+@dataclass
+class Api:
+    """A signed-in caller of the HTTP API."""
+
+    http: TestClient | httpx.Client
+    token: str
+    env: str = "default"
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def _h(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def get(self, path: str, **kw: Any) -> httpx.Response:
+        return self.http.get(_url(path), headers=self._h(), **kw)
+
+    def post(self, path: str, json: Any = None, **kw: Any) -> httpx.Response:
+        return self.http.post(_url(path), headers=self._h(), json=json, **kw)
+
+    def put(self, path: str, json: Any = None, **kw: Any) -> httpx.Response:
+        return self.http.put(_url(path), headers=self._h(), json=json, **kw)
+
+    def patch(self, path: str, json: Any = None, **kw: Any) -> httpx.Response:
+        return self.http.patch(_url(path), headers=self._h(), json=json, **kw)
+
+    def delete(self, path: str, **kw: Any) -> httpx.Response:
+        return self.http.delete(_url(path), headers=self._h(), **kw)
+
+    def e(self, path: str) -> str:
+        """A path under this caller's environment."""
+        return f"/environments/{self.env}{path}"
+
+    def ok(self, resp: httpx.Response, status: int = 200) -> Any:
+        assert resp.status_code == status, resp.text
+        return resp.json() if resp.content else None
+
+    # --- shortcuts for the common set-up ------------------------------------------------------------
+    def store(self, name: str = "vault", kind: str = "builtin", **body: Any) -> dict[str, Any]:
+        return self.ok(self.post(self.e("/secret-stores"), {"name": name, "kind": kind, **body}), 201)
+
+    def secret(self, store: str, name: str, value: str) -> dict[str, Any]:
+        return self.ok(self.put(self.e(f"/secret-stores/{store}/secrets/{name}"), {"value": value}))
+
+    def text_var(self, schema_name: str, value: str) -> dict[str, Any]:
+        return self.ok(self.post(self.e("/environment-variables"),
+                                 {"schema_name": schema_name, "type": "text", "value": value}), 201)
+
+    def secret_var(self, schema_name: str, store: str, name: str, **ref: Any) -> dict[str, Any]:
+        body = {"schema_name": schema_name, "type": "secret",
+                "secret_reference": {"store": store, "name": name, **ref}}
+        return self.ok(self.post(self.e("/environment-variables"), body), 201)
+
+    def credential(self, name: str, username_variable: str, password_variable: str, **body: Any
+                   ) -> dict[str, Any]:
+        return self.ok(self.post(self.e("/credentials"), {"name": name, "username_variable": username_variable,
+                                                           "password_variable": password_variable, **body}), 201)
+
+    def user(self, name: str, role: str = "environment_maker", env: str | None = None) -> Api:
+        body = {"name": name, "email": f"{name}@example.com", "environment_roles": {env or self.env: role}}
+        made = self.ok(self.post("/users", body), 201)
+        return Api(self.http, made["token"], env or self.env, made)
+
+
+def _url(path: str) -> str:
+    return path if path.startswith(("/api/", "http", "/events", "/healthz", "/openapi")) else f"/api/v1{path}"
+
+
+@pytest.fixture
+def client(core: Core, settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, core)) as c:
+        yield c
+
+
+@pytest.fixture
+def admin(client: TestClient) -> Api:
+    api = Api(client, ADMIN_TOKEN)
+    api.env = api.ok(api.get("/environments"))["items"][0]["id"]
+    return api
+
+
+@pytest.fixture
+def cred_setup(admin: Api) -> dict[str, Any]:
+    """A builtin store with one secret, a text and a secret variable, and a credential on them."""
+    admin.store("vault")
+    admin.secret("vault", "robot-password", "S3cr3t-Pa55word!")
+    user_var = admin.text_var("robot_user", "robot@corp.example")
+    pass_var = admin.secret_var("robot_pass", "vault", "robot-password")
+    cred = admin.credential("Robot login", "robot_user", "robot_pass", description="for the robot")
+    return {"user_var": user_var, "pass_var": pass_var, "credential": cred, "password": "S3cr3t-Pa55word!"}
