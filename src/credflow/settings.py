@@ -15,6 +15,8 @@ class Settings(BaseSettings):
     database_url: str | None = None
     master_key: str | None = Field(default=None, repr=False)
     bootstrap_token: str | None = Field(default=None, repr=False)
+    # The Microsoft Entra tenant of this credflow: Azure Key Vault stores are checked against it.
+    tenant_id: str | None = None
     # How long the last good version of a secret keeps serving while its vault fails.
     stale_if_error_seconds: int = 3600
     # A machine is online while its last heartbeat is younger than this.

@@ -52,3 +52,16 @@ def test_builtin_writes_make_new_versions_and_never_show_values(admin: Api) -> N
     listed = admin.ok(admin.get(admin.e("/secret-stores/vault/secrets")))
     assert listed["items"] == [{"name": "s", "version": "2"}]
     assert "value" not in str(listed)
+
+
+def test_the_prerequisite_check_of_a_builtin_store(admin: Api) -> None:
+    admin.store("vault")
+    report = admin.ok(admin.post(admin.e("/secret-stores/vault/check")))
+    assert [c["check"] for c in report["checks"]] == ["reachable", "service_can_read", "caller_may_use",
+                                                      "same_tenant"]
+    assert report["ok"] and all(c["ok"] and c["detail"] for c in report["checks"])
+    maker = admin.user("maker")
+    mine = maker.ok(maker.post(maker.e("/secret-stores/vault/check")))
+    assert not mine["ok"]
+    refused = next(c for c in mine["checks"] if c["check"] == "caller_may_use")
+    assert not refused["ok"] and "access" in refused["detail"]

@@ -97,6 +97,16 @@ def store_allow(store: str, principal: str, deny: bool = typer.Option(False, hel
                     {"principal": principal, "allowed": not deny}), as_json)
 
 
+@store_app.command("check")
+def store_check(store: str, env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
+    """The prerequisite report: reachable, service can read, you may use it, same tenant; each with its fix."""
+    with calling() as c:
+        report = c.post(f"/environments/{environment(env)}/secret-stores/{store}/check")
+        show(report if as_json else report["checks"], as_json, ["check", "ok", "detail"])
+        if not report["ok"]:
+            raise typer.Exit(1)
+
+
 @secret_app.command("put")
 def secret_put(store: str, name: str,
                stdin: bool = typer.Option(False, "--stdin", help="Read the value from standard input."),

@@ -23,7 +23,7 @@ def bootstrap(core: Core, token: str | None) -> str | None:
         if s.scalar(select(func.count()).select_from(User)):
             return None
         made = token or new_token("cfu")
-        org = Organization(name="default")
+        org = Organization(name="default", tenant_id=core.settings.tenant_id)
         s.add(org)
         s.flush()
         env = Environment(org_id=org.id, name="default")

@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from credflow.api.deps import ActorDep, CoreDep
 from credflow.api.paging import Limit, page
 from credflow.api.schemas import SecretPut, StoreAccessSet, StoreCreate
-from credflow.services import secret_stores
+from credflow.services import secret_stores, store_checks
 
 router = APIRouter(prefix="/environments/{env}/secret-stores", tags=["secret stores"])
 
@@ -43,3 +43,8 @@ def put_secret(env: str, store: str, name: str, body: SecretPut, core: CoreDep, 
 def list_secrets(env: str, store: str, core: CoreDep, actor: ActorDep, limit: Limit = 50,
                  cursor: str | None = None) -> dict[str, Any]:
     return page(secret_stores.list_secrets(core, actor, env, store), limit, cursor, key="name")
+
+
+@router.post("/{store}/check")
+def check_store(env: str, store: str, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
+    return store_checks.check_store(core, actor, env, store)
