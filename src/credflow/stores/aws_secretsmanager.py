@@ -159,6 +159,8 @@ def _translated(what: str) -> Iterator[None]:
         ) from None
     except (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError) as exc:
         raise StoreUnavailable(f"AWS is unreachable; could not {what} ({type(exc).__name__})") from None
+    except botocore.exceptions.BotoCoreError as exc:
+        raise StoreError(f"the AWS SDK failed to {what} ({type(exc).__name__})") from None
 
 
 def _from_client_error(exc: botocore.exceptions.ClientError, what: str) -> StoreError:

@@ -32,6 +32,7 @@ from typing import Any, ClassVar, TypeVar
 
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import (
+    AzureError,
     ClientAuthenticationError,
     HttpResponseError,
     ServiceRequestError,
@@ -162,6 +163,8 @@ def _translated(what: str) -> Iterator[None]:
         raise _from_status(exc, what) from None
     except (ServiceRequestError, ServiceResponseError) as exc:
         raise StoreUnavailable(f"Key Vault is unreachable; could not {what} ({type(exc).__name__})") from None
+    except AzureError as exc:
+        raise StoreError(f"the Azure SDK failed to {what} ({type(exc).__name__})") from None
     except ValueError:  # e.g. the vault's 401 challenge names a resource its host does not belong to
         raise StoreError(
             f"the Key Vault SDK refused to {what}: an invalid name, or a vault_url whose authentication "
@@ -171,12 +174,12 @@ def _translated(what: str) -> Iterator[None]:
 
 def _from_status(exc: HttpResponseError, what: str) -> StoreError:
     status = exc.status_code or 0
-    if status in (401, 403):
+    if status in (401, 403):  # a disabled secret is refused with 403 too
         return AccessDenied(f"Key Vault refused to let credflow {what} (HTTP {status})")
     if status == 404:
         return SecretNotFound(f"Key Vault has nothing to {what} (no such secret or version)")
     if status == 429:
-        headers = exc.response.headers if exc.response is not None else {}
+        headers = getattr(exc.response, "headers", None) or {}
         retry_after = retry_after_seconds(headers.get("Retry-After"))
         return Throttled(
             f"Key Vault is throttling credflow; could not {what}",

@@ -110,11 +110,12 @@ class HashiCorpVaultStore:
         return client
 
     def _call(self, what: str, call: Callable[[hvac.Client], T]) -> T:
+        logged_in_before = "_client" in self.__dict__
         try:
             with _translated(what):
                 return call(self._client)
         except AccessDenied:
-            if self._config.approle is None:
+            if self._config.approle is None or not logged_in_before:
                 raise
         self.__dict__.pop("_client", None)  # the AppRole token may have expired: log in again, once
         with _translated(what):
@@ -149,14 +150,24 @@ class HashiCorpVaultStore:
             f"give credflow a valid token or AppRole whose policy allows `read` on {mount}/data/* and "
             f"{mount}/metadata/*"
         )
+        everything = f"{mount}/data/*"
         try:
             info = self._call("look up its own token", lambda client: client.auth.token.lookup_self())
+            granted = self._call(
+                "list its capabilities", lambda client: client.sys.get_capabilities(paths=[everything])
+            )
         except AccessDenied:
             return CheckResult("service_can_read", False, f"Vault refused credflow's credentials: {fix}")
         except StoreError as exc:
             return CheckResult("service_can_read", False, f"could not check the credentials: {exc}")
         policies = ", ".join(info["data"].get("policies") or []) or "none"
-        return CheckResult("service_can_read", True, f"credflow's token is valid (policies: {policies})")
+        if {"read", "root"} & set(granted["data"].get(everything) or []):
+            return CheckResult("service_can_read", True, f"credflow may read every secret under {mount}/ "
+                               f"(policies: {policies})")
+        return CheckResult(
+            "service_can_read", False, f"credflow's token is valid (policies: {policies}) but may not read "
+            f"{everything}: {fix} (a policy for some paths only still reads those)"
+        )
 
 
 def _log_in_with_approle(client: hvac.Client, approle: AppRoleLogin) -> None:
@@ -204,7 +215,7 @@ def _translated(what: str) -> Iterator[None]:
 def _version_number(version: str | None) -> int | None:
     if version is None:
         return None
-    if not version.isdigit() or int(version) < 1:  # Vault reads version 0 as "latest"
+    if not (version.isascii() and version.isdigit()) or int(version) < 1:  # Vault reads version 0 as "latest"
         raise SecretNotFound(f"version {version!r} does not exist: KV v2 versions count from 1")
     return int(version)
 
