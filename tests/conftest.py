@@ -28,7 +28,7 @@ def _pg_reachable() -> bool:
         with create_engine(PG_URL, connect_args={"connect_timeout": 2}).connect() as c:
             c.execute(text("select 1"))
         return True
-    except Exception:
+    except Exception:  # noqa: BLE001 - any failure means: not reachable
         return False
 
 

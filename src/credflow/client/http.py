@@ -23,7 +23,7 @@ class Client:
         self.http.close()
 
     def request(self, method: str, path: str, **kw: Any) -> Any:
-        url = path if path.startswith("/api/") or path.startswith("/events") else f"/api/v1{path}"
+        url = path if path.startswith(("/api/", "/events")) else f"/api/v1{path}"
         resp = self.http.request(method, url, **kw)
         if resp.status_code >= 400:
             try:
@@ -33,8 +33,7 @@ class Client:
             raise ApiError(resp.status_code, problem)
         if resp.status_code == 204 or not resp.content:
             return None
-        if resp.headers.get("content-type", "").startswith("application/json") or resp.headers.get(
-                "content-type", "").startswith("application/problem+json"):
+        if resp.headers.get("content-type", "").startswith(("application/json", "application/problem+json")):
             return resp.json()
         return resp.content
 

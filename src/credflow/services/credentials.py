@@ -41,7 +41,7 @@ def create_credential(core: Core, actor: Actor, env_id: str, name: str, descript
                       ) -> dict[str, Any]:
     name = _check_name(name)
     with core.db.transaction() as s:
-        env, role = authz.require_env(s, actor, env_id, "credential.create")
+        env, _ = authz.require_env(s, actor, env_id, "credential.create")
         user_var = find_variable(s, env.id, username_variable)
         pass_var = find_variable(s, env.id, password_variable)
         if user_var.type != "text":

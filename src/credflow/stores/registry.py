@@ -32,7 +32,7 @@ class StoreRegistry:
                 registry.not_viable[ep.name] = f"{exc}; install the package that provides it"
                 log.warning("secret store kind %s is not viable: %s", ep.name, exc)
                 continue
-            except Exception as exc:  # one broken plugin never breaks the app
+            except Exception as exc:  # noqa: BLE001 - one broken plugin never breaks the app
                 log.error("secret store plugin %s failed to load: %s", ep.name, type(exc).__name__)
                 continue
             registry.plugins[ep.name] = plugin
