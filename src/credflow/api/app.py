@@ -10,16 +10,32 @@ from fastapi import FastAPI
 
 from credflow import __version__
 from credflow.api import errors
-from credflow.api.routes import credentials, secret_stores, users, variables
+from credflow.api.routes import audit, credentials, secret_stores, sharing, teams, users, variables
+from credflow.api.routes import passwords
+from credflow.api.routes import agent, cloud_flows, connections, desktop_flows, machines, runs
+from credflow.api.routes import solutions
+from credflow.api.routes import events, rotation
+from credflow.events import poller, worker
+from credflow.services import scheduler
 from credflow.services.core import Core, build_core
 from credflow.settings import Settings
+from credflow.web import routes as web
 
 API_PREFIX = "/api/v1"
 ROUTERS = [users.router, secret_stores.router, variables.router, credentials.router]
+ROUTERS += [sharing.router, teams.router, audit.router]
+ROUTERS += [passwords.router]
+ROUTERS += [machines.router, agent.router, desktop_flows.router, connections.router, runs.router,
+            cloud_flows.router]
+ROUTERS += [solutions.router]
+ROUTERS += [rotation.router, events.api_router]
+ROOT_ROUTERS = [events.router]  # outside /api/v1: the Event Grid webhook
 
 # Background work started with the app (rotation worker, poller, scheduler); each is
 # ``start(core) -> stop`` and registers itself here from its own module.
 BACKGROUND: list[Callable[[Core], Callable[[], Any]]] = []
+BACKGROUND.append(scheduler.start)
+BACKGROUND += [worker.start, poller.start]
 
 
 def create_app(settings: Settings | None = None, core: Core | None = None) -> FastAPI:
@@ -41,6 +57,9 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
+    for router in ROOT_ROUTERS:
+        app.include_router(router)
+    web.install(app)  # the pages at /
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

@@ -6,6 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from credflow.domain.errors import Unauthenticated
+from credflow.services.audit_log import record_failed_sign_in
 from credflow.services.authz import authenticate
 from credflow.services.core import Actor, Core
 
@@ -19,8 +21,15 @@ def get_actor(request: Request) -> Actor:
     core: Core = request.app.state.core
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    with core.db.read() as s:
-        return authenticate(s, token.strip() if scheme.lower() == "bearer" else None)
+    bearer = token.strip() if scheme.lower() == "bearer" else None
+    try:
+        with core.db.read() as s:
+            return authenticate(s, bearer)
+    except Unauthenticated:
+        if bearer:  # a token that matched nobody: a failed sign-in (the token itself is never kept)
+            record_failed_sign_in(core, request.url.path, request.path_params.get("env"),
+                                  request.client.host if request.client else None)
+        raise
 
 
 CoreDep = Annotated[Core, Depends(get_core)]

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import typer
 
-from credflow.cli import resources, server
+from credflow.cli import resources, server, sharing
+from credflow.cli import agent, automation
 
 app = typer.Typer(help="credflow: credentials for automation.", no_args_is_help=True)
 server.register(app)
 resources.register(app)
+sharing.register(app)
+agent.register(app)
+automation.register(app)

@@ -300,13 +300,15 @@ class DesktopFlow(Base):
 
 class Connection(Base):
     __tablename__ = "connections"
+    # (credential_id, id): a page of a credential's connections is one index range, however many it has.
+    __table_args__ = (Index("ix_connections_credential_id", "credential_id", "id"),)
     id: Mapped[str] = _id()
     env_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(200))
     owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
     machine_id: Mapped[str | None] = mapped_column(ForeignKey("machines.id", ondelete="SET NULL"))
     machine_group_id: Mapped[str | None] = mapped_column(ForeignKey("machine_groups.id", ondelete="SET NULL"))
-    credential_id: Mapped[str | None] = mapped_column(ForeignKey("credentials.id", ondelete="SET NULL"), index=True)
+    credential_id: Mapped[str | None] = mapped_column(ForeignKey("credentials.id", ondelete="SET NULL"))
     sealed_username: Mapped[str | None] = mapped_column(Text)  # connections without a credential
     sealed_password: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(40), default="connected")

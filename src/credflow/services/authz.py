@@ -108,10 +108,10 @@ def credential_role(session: Session, actor: Actor, credential: Credential,
             CredentialShare.principal_id.in_(principal_ids(session, actor)),
         )
     ).all()
-    best = strongest([CredentialRole(r) for r in roles])
-    if best is None and env_allows(env_role_, "credential.admin"):
-        return CredentialRole.CO_OWNER  # system administrators can do everything in the environment
-    return best
+    held = [CredentialRole(r) for r in roles]
+    if env_allows(env_role_, "credential.admin"):
+        held.append(CredentialRole.CO_OWNER)  # system administrators can do everything in the environment
+    return strongest(held)
 
 
 def credential(session: Session, actor: Actor, env_id: str, credential_id: str, action: str

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from credflow.audit.chain import record
 from credflow.domain.errors import Conflict, RuleViolation
-from credflow.persistence.tables import CloudFlow, Connection, ConnectionReference, Credential, User, utcnow
-from credflow.services import authz, views
+from credflow.persistence.tables import Connection, Credential, utcnow
+from credflow.services import authz, dependencies, views
 from credflow.services.core import Actor, Core
 from credflow.services.solutions import attach_to_solution
 from credflow.services.variables import find_variable
@@ -107,40 +107,16 @@ def update_credential(core: Core, actor: Actor, env_id: str, cred_id: str, chang
         return views.credential(cred, role.value)
 
 
-def connections_using(s: Session, cred_id: str) -> list[dict[str, Any]]:
-    rows = s.execute(select(Connection.id, Connection.name, Connection.owner_id, User.email)
-                     .join(User, User.id == Connection.owner_id)
-                     .where(Connection.credential_id == cred_id).order_by(Connection.id)).all()
-    return [{"id": r.id, "name": r.name, "owner": r.owner_id, "owner_email": r.email} for r in rows]
-
-
 def delete_credential(core: Core, actor: Actor, env_id: str, cred_id: str, force: bool = False) -> None:
     with core.db.transaction() as s:
         cred, _ = authz.credential(s, actor, env_id, cred_id, "delete")
-        using = connections_using(s, cred.id)
-        if using and not force:
+        using = dependencies.of_credential(s, cred)
+        if using["connections"] and not force:
             raise Conflict("connections use this credential; delete them first or pass force=true",
-                           code="in_use", dependents={"connections": using})
-        for conn in s.scalars(select(Connection).where(Connection.credential_id == cred.id)).all():
-            conn.status, conn.credential_id, conn.updated_at = "credential_deleted", None, utcnow()
+                           code="in_use", dependents=using)
+        s.execute(update(Connection).where(Connection.credential_id == cred.id)
+                  .values(status="credential_deleted", credential_id=None, updated_at=utcnow())
+                  .execution_options(synchronize_session=False))
         record(s, actor=actor.label, action="credential.delete", env_id=cred.env_id, object_type="credential",
-               object_id=cred.id, detail={"name": cred.name, "forced": bool(using)})
+               object_id=cred.id, detail={"name": cred.name, "forced": bool(using["connections"])})
         s.delete(cred)  # the environment variables stay (the seed's rule)
-
-
-def cloud_flows_using(s: Session, env_id: str, connection_ids: list[str]) -> list[dict[str, Any]]:
-    """Cloud flows whose run_desktop_flow actions use a connection reference bound to one of the connections."""
-    if not connection_ids:
-        return []
-    refs = set(s.scalars(select(ConnectionReference.id).where(
-        ConnectionReference.connection_id.in_(connection_ids))).all())
-    flows = s.scalars(select(CloudFlow).where(CloudFlow.env_id == env_id).order_by(CloudFlow.id)).all()
-    return [{"id": f.id, "name": f.name} for f in flows
-            if any(a.get("connection_reference") in refs for a in f.actions)]
-
-
-def credential_dependencies(core: Core, actor: Actor, env_id: str, cred_id: str) -> dict[str, Any]:
-    with core.db.read() as s:
-        cred, _ = authz.credential(s, actor, env_id, cred_id, "view")
-        conns = connections_using(s, cred.id)
-        return {"connections": conns, "cloud_flows": cloud_flows_using(s, cred.env_id, [c["id"] for c in conns])}

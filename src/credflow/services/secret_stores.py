@@ -194,6 +194,9 @@ def put_secret(core: Core, actor: Actor, env_id: str, store_id: str, name: str, 
         s.flush()
         record(s, actor=actor.label, action="secret.write", env_id=env.id, object_type="secret",
                object_id=store.id, detail={"name": name, "version": row.version})
+        from credflow.services import rotation  # rotation builds on this module
+
+        rotation.secret_version_changed(core, s, store, name, str(row.version), source="builtin")
         core.emit("secret_written", s, store, name, str(row.version))
         return {"name": name, "version": str(row.version), "created_at": views.ts(row.created_at)}
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from credflow.audit.chain import record
 from credflow.domain.errors import Conflict, Forbidden, NotFound, RuleViolation
 from credflow.domain.references import SecretReference, azure_vault_name, parse_reference
 from credflow.domain.roles import EnvironmentRole
-from credflow.persistence.tables import Connection, Credential, EnvironmentVariable, SecretStore, User, utcnow
-from credflow.services import authz, secrets, views
+from credflow.persistence.tables import EnvironmentVariable, SecretStore, utcnow
+from credflow.services import authz, dependencies, secrets, views
 from credflow.services.core import Actor, Core
 from credflow.services.secret_stores import find_store, may_use_store
 from credflow.services.solutions import attach_to_solution
@@ -82,11 +82,11 @@ def create_variable(core: Core, actor: Actor, env_id: str, schema_name: str, dis
         if type_ == "text":
             if secret_reference is not None:
                 raise RuleViolation("a text variable carries value, not secret_reference", code="wrong_fields")
-            _set_text(var, value)
+            set_text(var, value)
         else:
             if value is not None:
                 raise RuleViolation("a secret variable carries secret_reference, never a value", code="wrong_fields")
-            _set_reference(core, s, actor, role, env.id, var, secret_reference)
+            set_reference(core, s, actor, role, env.id, var, secret_reference)
         s.add(var)
         s.flush()
         record(s, actor=actor.label, action="variable.create", env_id=env.id, object_type="environment_variable",
@@ -96,7 +96,7 @@ def create_variable(core: Core, actor: Actor, env_id: str, schema_name: str, dis
         return _view(s, var)
 
 
-def _set_text(var: EnvironmentVariable, value: str | None) -> None:
+def set_text(var: EnvironmentVariable, value: str | None) -> None:
     if not isinstance(value, str):
         raise RuleViolation("a text variable needs a string value", code="missing_value")
     if len(value) > MAX_TEXT_VALUE:
@@ -104,8 +104,8 @@ def _set_text(var: EnvironmentVariable, value: str | None) -> None:
     var.value = value
 
 
-def _set_reference(core: Core, s: Session, actor: Actor, role: EnvironmentRole, env_id: str,
-                   var: EnvironmentVariable, raw: Any) -> None:
+def set_reference(core: Core, s: Session, actor: Actor, role: EnvironmentRole, env_id: str,
+                  var: EnvironmentVariable, raw: Any) -> None:
     ref = parse_reference(raw)
     store = _store_for(s, env_id, ref)
     _check_readable(core, s, actor, role, store, ref)
@@ -149,11 +149,11 @@ def update_variable(core: Core, actor: Actor, env_id: str, ref: str, changes: di
             if var.type != "text":
                 raise RuleViolation("a secret variable has no value; change its secret_reference",
                                     code="wrong_fields")
-            _set_text(var, changes["value"])
+            set_text(var, changes["value"])
         if "secret_reference" in changes:
             if var.type != "secret":
                 raise RuleViolation("a text variable has no secret_reference", code="wrong_fields")
-            _set_reference(core, s, actor, role, var.env_id, var, changes["secret_reference"])
+            set_reference(core, s, actor, role, var.env_id, var, changes["secret_reference"])
         var.updated_at = utcnow()
         record(s, actor=actor.label, action="variable.update", env_id=var.env_id,
                object_type="environment_variable", object_id=var.id, detail={"fields": sorted(changes)})
@@ -161,31 +161,12 @@ def update_variable(core: Core, actor: Actor, env_id: str, ref: str, changes: di
         return _view(s, var)
 
 
-def dependents(s: Session, var: EnvironmentVariable) -> dict[str, list[dict[str, Any]]]:
-    creds = s.execute(select(Credential.id, Credential.name).where(
-        or_(Credential.username_variable_id == var.id, Credential.password_variable_id == var.id))
-        .order_by(Credential.id)).all()
-    ids = [c.id for c in creds]
-    conns = s.execute(select(Connection.id, Connection.name, Connection.owner_id, User.email)
-                      .join(User, User.id == Connection.owner_id)
-                      .where(Connection.credential_id.in_(ids)).order_by(Connection.id)).all() if ids else []
-    return {"credentials": [{"id": c.id, "name": c.name} for c in creds],
-            "connections": [{"id": c.id, "name": c.name, "owner": c.owner_id, "owner_email": c.email}
-                            for c in conns]}
-
-
-def variable_dependencies(core: Core, actor: Actor, env_id: str, ref: str) -> dict[str, Any]:
-    with core.db.read() as s:
-        var, _ = _visible(s, actor, env_id, ref)
-        return dependents(s, var)
-
-
 def delete_variable(core: Core, actor: Actor, env_id: str, ref: str) -> None:
     with core.db.transaction() as s:
         var, role = _visible(s, actor, env_id, ref)
         if not authz.env_allows(role, "variable.delete"):
             raise Forbidden("only makers and administrators delete environment variables")
-        deps = dependents(s, var)
+        deps = dependencies.of_variable(s, var)
         if deps["credentials"]:
             raise Conflict("credentials use this environment variable", code="in_use", dependents=deps)
         record(s, actor=actor.label, action="variable.delete", env_id=var.env_id,

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Response
 from credflow.api.deps import ActorDep, CoreDep
 from credflow.api.paging import Limit, page
 from credflow.api.schemas import CredentialCreate, CredentialUpdate
-from credflow.services import credentials
+from credflow.services import credentials, dependencies
 
 router = APIRouter(prefix="/environments/{env}/credentials", tags=["credentials"])
 
@@ -42,5 +42,6 @@ def delete_credential(env: str, cred: str, core: CoreDep, actor: ActorDep, force
 
 
 @router.get("/{cred}/dependencies")
-def credential_dependencies(env: str, cred: str, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
-    return credentials.credential_dependencies(core, actor, env, cred)
+def credential_dependencies(env: str, cred: str, core: CoreDep, actor: ActorDep, limit: Limit = 50,
+                            cursor: str | None = None) -> dict[str, Any]:
+    return dependencies.credential_dependencies(core, actor, env, cred, limit, cursor)

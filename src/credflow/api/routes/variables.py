@@ -7,7 +7,7 @@ from fastapi import APIRouter, Response
 from credflow.api.deps import ActorDep, CoreDep
 from credflow.api.paging import Limit, page
 from credflow.api.schemas import VariableCreate, VariableUpdate
-from credflow.services import variables
+from credflow.services import dependencies, variables
 
 router = APIRouter(prefix="/environments/{env}/environment-variables", tags=["environment variables"])
 
@@ -41,5 +41,6 @@ def delete_variable(env: str, var: str, core: CoreDep, actor: ActorDep) -> Respo
 
 
 @router.get("/{var}/dependencies")
-def variable_dependencies(env: str, var: str, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
-    return variables.variable_dependencies(core, actor, env, var)
+def variable_dependencies(env: str, var: str, core: CoreDep, actor: ActorDep, limit: Limit = 50,
+                          cursor: str | None = None) -> dict[str, Any]:
+    return dependencies.variable_dependencies(core, actor, env, var, limit, cursor)

@@ -387,7 +387,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('connections', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_connections_credential_id'), ['credential_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_connections_credential_id'), ['credential_id', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_connections_env_id'), ['env_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_connections_owner_id'), ['owner_id'], unique=False)
 

@@ -1,0 +1,156 @@
+"""The agent's loop: heartbeats, long-poll claims, one job at a time, results reported.
+
+The heartbeat thread and a claim never overlap (one lock), so a heartbeat that names the runs the agent
+executes can never fail a run the server is handing out at that moment. At start the agent says it runs
+nothing, which fails any run a previous life of this agent left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import Any
+
+import httpx
+from nacl.exceptions import CryptoError
+
+from credflow.agent import executor
+from credflow.agent.state import AgentState
+from credflow.client.http import ApiError, Client
+from credflow.crypto.sealing import open_sealed
+
+log = logging.getLogger("credflow.agent")
+DEFAULT_BUDGET = 1_000_000
+
+
+class Agent:
+    def __init__(self, state: AgentState, wait: float = 30.0, heartbeat_seconds: float = 10.0) -> None:
+        self.state = state
+        self.wait = wait
+        self.heartbeat_seconds = heartbeat_seconds
+        self.http = Client(state.server, state.machine_token, timeout=wait + 30)
+        self.beat_http = Client(state.server, state.machine_token, timeout=30)
+        self.lock = threading.Lock()
+        self.current: str | None = None
+        self.cancelled = threading.Event()
+        self.stopping = threading.Event()
+
+    # --- heartbeats ------------------------------------------------------------------------------------------
+    def beat(self) -> None:
+        running = [self.current] if self.current else []
+        answer = self.beat_http.post("/machines/me/heartbeat", {"running": running}) or {}
+        if self.current and self.current in answer.get("cancel", []):
+            log.info("run %s was cancelled or timed out on the server; stopping it", self.current)
+            self.cancelled.set()
+
+    def _heartbeats(self) -> None:
+        while not self.stopping.wait(self.heartbeat_seconds):
+            if not self.lock.acquire(blocking=False):
+                continue  # a claim is in flight: it keeps the machine seen
+            try:
+                self.beat()
+            except (ApiError, httpx.HTTPError) as exc:
+                log.warning("heartbeat failed: %s", type(exc).__name__)
+            finally:
+                self.lock.release()
+
+    # --- jobs --------------------------------------------------------------------------------------------------
+    def claim(self) -> dict[str, Any] | None:
+        with self.lock:
+            job: dict[str, Any] | None = self.http.post("/machines/me/jobs/claim", params={"wait": self.wait})
+            if job:
+                self.current = job["run_id"]
+                self.cancelled.clear()
+            return job
+
+    def execute(self, job: dict[str, Any]) -> executor.Outcome:
+        budget = int(job.get("max_log_bytes") or DEFAULT_BUDGET)
+        try:
+            values = json.loads(open_sealed(self.state.private_key, job["sealed_credential"]))
+        except (CryptoError, ValueError, KeyError, TypeError):
+            return executor.Outcome(1, "[credflow agent] the credential could not be opened with this machine's key\n")
+        username, password = str(values.get("username") or ""), str(values.get("password") or "")
+        env = executor.flow_environment(username, password, job["run_id"], self.state.machine_id)
+        try:
+            return executor.execute(list(job["command"]), env, [username, password],
+                                    float(job.get("timeout_seconds") or 3 * 3600), self.cancelled, budget)
+        finally:
+            del env, values, username, password
+
+    def report(self, run_id: str, outcome: executor.Outcome) -> None:
+        body = {"exit_code": outcome.exit_code, "log": outcome.log}
+        for attempt in range(6):
+            try:
+                self.http.post(f"/machines/me/jobs/{run_id}/result", body)
+                return
+            except ApiError as exc:
+                if exc.status == 413:
+                    body["log"] = executor.fit(outcome.log, 64_000)
+                    continue
+                log.warning("the server refused the result of run %s: %s", run_id, exc.problem.get("code"))
+                return
+            except httpx.HTTPError as exc:
+                log.warning("reporting run %s failed (%s); retrying", run_id, type(exc).__name__)
+                self.stopping.wait(min(2 ** attempt, 30))
+        log.error("gave up reporting run %s", run_id)
+
+    def run_job(self, job: dict[str, Any]) -> None:
+        run_id = job["run_id"]
+        log.info("running run %s", run_id)
+        started = time.monotonic()
+        try:
+            outcome = self.execute(job)
+            self.report(run_id, outcome)
+            log.info("run %s ended with exit code %s after %.1f s", run_id, outcome.exit_code,
+                     time.monotonic() - started)
+        finally:
+            with self.lock:
+                self.current = None
+
+    # --- the loop ----------------------------------------------------------------------------------------------
+    def run(self) -> int:
+        """Serve until stopped; returns the process exit code."""
+        backoff = 1.0
+        while not self.stopping.is_set():
+            try:
+                with self.lock:
+                    self.beat()  # nothing runs yet: runs a previous life left behind are failed now
+                break
+            except ApiError as exc:
+                log.error("the server refused this machine: %s", exc.problem.get("detail"))
+                return 2
+            except httpx.HTTPError as exc:
+                log.warning("server unreachable (%s); retrying", type(exc).__name__)
+                self.stopping.wait(backoff)
+                backoff = min(backoff * 2, 30)
+        threading.Thread(target=self._heartbeats, name="heartbeats", daemon=True).start()
+        log.info("machine %s (%s) waiting for jobs from %s", self.state.name, self.state.machine_id,
+                 self.state.server)
+        backoff = 1.0
+        while not self.stopping.is_set():
+            try:
+                job = self.claim()
+                backoff = 1.0
+            except ApiError as exc:
+                if exc.status in (401, 403):
+                    log.error("the server refused this machine: %s", exc.problem.get("detail"))
+                    return 2
+                log.warning("claim failed: %s", exc.problem.get("code"))
+                self.stopping.wait(backoff)
+                backoff = min(backoff * 2, 30)
+                continue
+            except httpx.HTTPError as exc:
+                log.warning("server unreachable (%s); retrying", type(exc).__name__)
+                self.stopping.wait(backoff)
+                backoff = min(backoff * 2, 30)
+                continue
+            if job:
+                self.run_job(job)
+        return 0
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.http.close()
+        self.beat_http.close()

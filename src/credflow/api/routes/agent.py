@@ -1,0 +1,37 @@
+"""The machine agent's endpoints: register, heartbeat, claim a job (long poll), report its result."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from credflow.api import wakeup
+from credflow.api.deps import ActorDep, CoreDep
+from credflow.api.machine_schemas import Heartbeat, JobResult, MachineRegister
+from credflow.services import dispatch, machines
+
+router = APIRouter(prefix="/machines", tags=["machine agent"])
+
+
+@router.post("/register", status_code=201)
+def register(body: MachineRegister, core: CoreDep) -> dict[str, Any]:
+    return machines.register_machine(core, body.registration_token, body.name, body.public_key)
+
+
+@router.post("/me/heartbeat")
+def heartbeat(core: CoreDep, actor: ActorDep, body: Heartbeat | None = None) -> dict[str, Any]:
+    return dispatch.heartbeat(core, actor, body.running if body else None)
+
+
+@router.post("/me/jobs/claim", responses={204: {"description": "no job for this machine (or it holds one)"}})
+async def claim(request: Request, core: CoreDep, actor: ActorDep,
+                wait: float = Query(0, ge=0, le=120, description="seconds to wait for a job")) -> Response:
+    job = await wakeup.claim(request.app, core, actor, wait)
+    return JSONResponse(job) if job is not None else Response(status_code=204)
+
+
+@router.post("/me/jobs/{run_id}/result")
+def result(run_id: str, body: JobResult, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
+    return dispatch.finish(core, actor, run_id, body.exit_code, body.log)

@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Query
+
+from credflow.api.deps import ActorDep, CoreDep
+from credflow.api.paging import Limit
+from credflow.services import audit_log
+
+router = APIRouter(prefix="/environments/{env}/audit", tags=["audit"])
+
+
+@router.get("")
+def list_audit(env: str, core: CoreDep, actor: ActorDep, limit: Limit = 50, cursor: str | None = None,
+               object: str | None = Query(None, description="An object id."),
+               who: str | None = Query(None, alias="actor", description="user:ID, machine:ID, an id or an email."),
+               since: datetime | None = Query(None, description="RFC 3339; records at or after it."),
+               action: str | None = Query(None, description="An action, or a prefix such as credential."),
+               ) -> dict[str, Any]:
+    return audit_log.list_records(core, actor, env, object_id=object, who=who, since=since, action=action,
+                                  limit=limit, cursor=cursor)

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from credflow.api.deps import ActorDep, CoreDep
+from credflow.api.machine_schemas import ConnectionCreate
+from credflow.api.paging import Limit, page
+from credflow.services import connections
+
+router = APIRouter(prefix="/environments/{env}/connections", tags=["connections"])
+
+
+@router.post("", status_code=201)
+def create_connection(env: str, body: ConnectionCreate, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
+    return connections.create_connection(
+        core, actor, env, body.name, body.target, body.credential,
+        username=body.username.get_secret_value() if body.username is not None else None,
+        password=body.password.get_secret_value() if body.password is not None else None)
+
+
+@router.get("")
+def list_connections(env: str, core: CoreDep, actor: ActorDep, limit: Limit = 50, cursor: str | None = None,
+                     credential: str | None = None) -> dict[str, Any]:
+    return page(connections.list_connections(core, actor, env, credential=credential), limit, cursor)
+
+
+@router.get("/{connection}")
+def get_connection(env: str, connection: str, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
+    return connections.get_connection(core, actor, env, connection)
+
+
+@router.delete("/{connection}", status_code=204)
+def delete_connection(env: str, connection: str, core: CoreDep, actor: ActorDep) -> Response:
+    connections.delete_connection(core, actor, env, connection)
+    return Response(status_code=204)

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from credflow.api.deps import ActorDep, CoreDep
+from credflow.api.machine_schemas import DesktopFlowCreate
+from credflow.api.paging import Limit, page
+from credflow.services import desktop_flows
+
+router = APIRouter(prefix="/environments/{env}/desktop-flows", tags=["desktop flows"])
+
+
+@router.post("", status_code=201)
+def create_desktop_flow(env: str, body: DesktopFlowCreate, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
+    return desktop_flows.create_desktop_flow(core, actor, env, body.name, body.command, solution=body.solution)
+
+
+@router.get("")
+def list_desktop_flows(env: str, core: CoreDep, actor: ActorDep, limit: Limit = 50, cursor: str | None = None
+                       ) -> dict[str, Any]:
+    return page(desktop_flows.list_desktop_flows(core, actor, env), limit, cursor)
+
+
+@router.get("/{flow}")
+def get_desktop_flow(env: str, flow: str, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
+    return desktop_flows.get_desktop_flow(core, actor, env, flow)
+
+
+@router.delete("/{flow}", status_code=204)
+def delete_desktop_flow(env: str, flow: str, core: CoreDep, actor: ActorDep) -> Response:
+    desktop_flows.delete_desktop_flow(core, actor, env, flow)
+    return Response(status_code=204)

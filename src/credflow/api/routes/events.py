@@ -1,0 +1,40 @@
+"""The Event Grid / CloudEvents webhook, at ``/events/eventgrid`` (and under ``/api/v1``).
+
+Authenticated by an event key (``?key=`` or the ``aeg-sas-key`` header), not by a user token. Event Grid
+drops events answered 400/401/403 and retries the others, so those three mean a fault of the sender only:
+a bad key, a body that is not events. Everything of ours that fails is a 5xx, and is retried.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from credflow.api.deps import CoreDep
+from credflow.services import rotation
+
+PATH = "/events/eventgrid"
+router = APIRouter(tags=["rotation"])
+api_router = APIRouter(tags=["rotation"], include_in_schema=False)  # the same, under /api/v1
+
+
+async def eventgrid(request: Request, core: CoreDep, key: str | None = None,
+                    aeg_sas_key: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+    body = await request.body()
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    return await run_in_threadpool(rotation.receive, core, key or aeg_sas_key, body,
+                                   headers.get("content-type", ""), headers)
+
+
+def handshake(core: CoreDep, key: str | None = None, aeg_sas_key: Annotated[str | None, Header()] = None,
+              webhook_request_origin: Annotated[str | None, Header()] = None,
+              webhook_request_rate: Annotated[str | None, Header()] = None) -> Response:
+    granted = rotation.webhook_grant(core, key or aeg_sas_key, webhook_request_origin, webhook_request_rate)
+    return Response(status_code=200, headers=granted)
+
+
+for _router in (router, api_router):
+    _router.add_api_route(PATH, eventgrid, methods=["POST"], summary="Event Grid / CloudEvents deliveries")
+    _router.add_api_route(PATH, handshake, methods=["OPTIONS"], summary="CloudEvents webhook handshake")

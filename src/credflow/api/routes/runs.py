@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from credflow.api.deps import ActorDep, CoreDep
+from credflow.api.machine_schemas import RunCreate
+from credflow.api.paging import Limit, page
+from credflow.services import runs
+
+router = APIRouter(prefix="/environments/{env}/runs", tags=["runs"])
+
+
+@router.post("", status_code=201)
+def create_run(env: str, body: RunCreate, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
+    return runs.create_run(core, actor, env, body.desktop_flow, body.connection, body.timeout_seconds)
+
+
+@router.get("")
+def list_runs(env: str, core: CoreDep, actor: ActorDep, limit: Limit = 50, cursor: str | None = None,
+              status: str | None = None, connection: str | None = None, desktop_flow: str | None = None,
+              cloud_flow: str | None = None) -> dict[str, Any]:
+    return page(runs.list_runs(core, actor, env, status=status, connection=connection, desktop_flow=desktop_flow,
+                               cloud_flow=cloud_flow), limit, cursor)
+
+
+@router.get("/{run_id}")
+def get_run(env: str, run_id: str, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
+    return runs.get_run(core, actor, env, run_id)
+
+
+@router.post("/{run_id}/cancel")
+def cancel_run(env: str, run_id: str, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
+    return runs.cancel_run(core, actor, env, run_id)

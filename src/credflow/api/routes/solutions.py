@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from credflow.api.deps import ActorDep, CoreDep
+from credflow.api.paging import Limit, page
+from credflow.api.schemas import Body
+from credflow.domain.errors import Malformed
+from credflow.services import solution_import, solutions
+from credflow.solutions.package import MAX_ARCHIVE_BYTES
+
+router = APIRouter(prefix="/environments/{env}/solutions", tags=["solutions"])
+MAX_SETTINGS_BYTES = 1024 * 1024
+_UPLOAD = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"], "properties": {
+        "file": {"type": "string", "format": "binary", "description": "the solution zip"},
+        "settings": {"type": "string", "format": "binary",
+                     "description": "deployment settings JSON for the target environment (optional)"}}}}}}}
+
+
+class SolutionCreate(Body):
+    unique_name: str
+    display_name: str
+    version: str
+    publisher: str | None = None
+
+
+class SolutionUpdate(Body):
+    display_name: str | None = None
+    version: str | None = None
+    publisher: str | None = None
+
+
+class ComponentAdd(Body):
+    type: str
+    id: str
+    add_required: bool = True
+
+
+@router.post("", status_code=201)
+def create_solution(env: str, body: SolutionCreate, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
+    return solutions.create_solution(core, actor, env, body.unique_name, body.display_name, body.version,
+                                     body.publisher)
+
+
+@router.get("")
+def list_solutions(env: str, core: CoreDep, actor: ActorDep, limit: Limit = 50, cursor: str | None = None
+                   ) -> dict[str, Any]:
+    return page(solutions.list_solutions(core, actor, env), limit, cursor)
+
+
+async def _field(form: Any, name: str, limit: int) -> bytes | None:
+    value = form.get(name)
+    if value is None:
+        return None
+    data = await value.read(limit + 1) if isinstance(value, UploadFile) else str(value).encode()
+    if len(data) > limit:
+        raise Malformed(f"the field {name} is larger than {limit} bytes", code="zip_too_large")
+    return bytes(data)
+
+
+@router.post("/import", openapi_extra=_UPLOAD)
+async def import_solution(env: str, request: Request, core: CoreDep, actor: ActorDep, dry_run: bool = False
+                          ) -> dict[str, Any]:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_ARCHIVE_BYTES + MAX_SETTINGS_BYTES + 64 * 1024:
+        raise Malformed("the upload is larger than a solution may be", code="zip_too_large")
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise Malformed("send the zip as the multipart form field 'file'", code="missing_file")
+    async with request.form(max_files=2, max_fields=2) as form:
+        data = await _field(form, "file", MAX_ARCHIVE_BYTES)
+        settings = await _field(form, "settings", MAX_SETTINGS_BYTES)
+    if not data:
+        raise Malformed("send the zip as the multipart form field 'file'", code="missing_file")
+    result: dict[str, Any] = await run_in_threadpool(solution_import.import_solution, core, actor, env, data,
+                                                     settings, dry_run)
+    return result
+
+
+@router.get("/{name}")
+def get_solution(env: str, name: str, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
+    return solutions.get_solution(core, actor, env, name)
+
+
+@router.patch("/{name}")
+def update_solution(env: str, name: str, body: SolutionUpdate, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
+    return solutions.update_solution(core, actor, env, name, body.model_dump(exclude_unset=True))
+
+
+@router.post("/{name}/components")
+def add_component(env: str, name: str, body: ComponentAdd, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
+    return solutions.add_component(core, actor, env, name, body.type, body.id, body.add_required)
+
+
+@router.get("/{name}/export", response_class=Response,
+            responses={200: {"content": {"application/zip": {}}, "description": "the solution zip"}})
+def export_solution(env: str, name: str, core: CoreDep, actor: ActorDep) -> Response:
+    filename, data = solutions.export_solution(core, actor, env, name)
+    return Response(data, media_type="application/zip",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})

@@ -1,0 +1,191 @@
+"""The rotation worker: applies the durable ``secret_version_changed`` events (SecretEvent rows).
+
+For each event: find the names unpinned variables use for the secret, decide the version to move to (a
+builtin event's version, else the vault's current version), put that version in the cache with one vault
+read (single-flight), then in one transaction move the heads forward only and every affected connection with
+set-based updates, and mark the event processed. A crash at any point leaves the row unprocessed, so the
+work is done again after restart; doing it twice changes nothing.
+
+On SQLite one in-process thread does this, woken as soon as an event is committed. On PostgreSQL every
+server process runs one and they share the rows with ``FOR UPDATE SKIP LOCKED``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from credflow.persistence.tables import SecretEvent, SecretHead, SecretStore, utcnow
+from credflow.services import connection_state, rotation, secrets
+from credflow.services.core import Core
+from credflow.stores.base import StoreError, Throttled
+
+log = logging.getLogger(__name__)
+IDLE_SECONDS = 1.0  # also how soon an event left by a stopped process is taken up
+MAX_RETRY_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Pending:
+    id: str
+    store_id: str
+    secret_name: str
+    version: str | None
+    source: str
+    scope_user_id: str | None
+
+    @classmethod
+    def of(cls, row: SecretEvent) -> Pending:
+        return cls(row.id, row.store_id, row.secret_name, row.version, row.source, row.scope_user_id)
+
+
+@dataclass
+class Plan:
+    store: SecretStore | None
+    names: list[str] = field(default_factory=list)
+    target: str | None = None
+    checked: bool = False
+    error: StoreError | None = None
+
+
+def prepare(core: Core, ev: Pending) -> Plan:
+    """The vault work of an event, done outside the transaction that applies it."""
+    with core.db.read() as s:
+        store = s.get(SecretStore, ev.store_id)
+        if store is None:
+            return Plan(None)
+        s.expunge(store)
+        names = connection_state.referenced_names(s, store.id, ev.secret_name)
+        heads = {h.name: (h.current_version, h.error_code) for h in s.scalars(select(SecretHead).where(
+            SecretHead.store_id == store.id, SecretHead.name.in_(names)))}
+    if not names:
+        return Plan(store)
+    current = {n: heads.get(n, (None, None)) for n in names}
+    try:
+        if store.kind == "builtin":
+            target = ev.version or secrets.vault_version(core, store, ev.secret_name)
+            if not any(connection_state.newer("builtin", target, v) or err for v, err in current.values()):
+                return Plan(store, names, target)  # an older or repeated version: nothing to read
+        elif ev.version and all(v == ev.version and err is None for v, err in current.values()):
+            return Plan(store, names, ev.version)  # a repeat of what credflow holds
+        else:
+            target = secrets.vault_version(core, store, ev.secret_name)
+        for name in names:
+            secrets.ensure_cached(core, store, name, target)
+        return Plan(store, names, target, checked=True)
+    except StoreError as exc:
+        return Plan(store, names, error=exc)
+
+
+def apply(core: Core, s: Session, row: SecretEvent, plan: Plan) -> float | None:
+    """Apply a prepared event in ``s``; returns seconds to wait before a retry, or None when done."""
+    if plan.store is not None and plan.names:
+        if plan.error is None:
+            connection_state.advance(s, plan.store, plan.names, plan.target, checked=plan.checked,
+                                     source=row.source, owner_id=row.scope_user_id)
+        elif plan.error.code in secrets.HARD_ERRORS:
+            connection_state.unreadable(s, plan.store, plan.names, plan.error.code, row.scope_user_id)
+        else:
+            connection_state.failing(core, s, plan.store, plan.names, plan.error.code)
+            retry = plan.error.retry_after if isinstance(plan.error, Throttled) else None
+            return retry if retry is not None else 1.0
+    row.processed_at = utcnow()
+    return None
+
+
+def _next(s: Session, skip: list[str], lock: bool) -> SecretEvent | None:
+    q = select(SecretEvent).where(SecretEvent.processed_at.is_(None))
+    if skip:
+        q = q.where(SecretEvent.id.not_in(skip))
+    q = q.order_by(SecretEvent.received_at, SecretEvent.id).limit(1)
+    return s.scalar(q.with_for_update(skip_locked=True) if lock else q)
+
+
+class Worker:
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        self.retry_at: dict[str, float] = {}
+        self.failures: dict[str, int] = {}
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            self.wake.clear()
+            try:
+                busy = self.step()
+            except Exception as exc:  # noqa: BLE001 - a database hiccup: wait, then carry on
+                log.error("rotation worker: %s", type(exc).__name__)
+                busy = False
+            if not busy:
+                self.wake.wait(IDLE_SECONDS)
+
+    def step(self) -> bool:
+        """Apply the oldest event due; False when there is none."""
+        now = time.monotonic()
+        skip = [eid for eid, at in self.retry_at.items() if at > now]
+        if self.core.db.is_sqlite:
+            with self.core.db.read() as s:
+                row = _next(s, skip, lock=False)
+                ev = Pending.of(row) if row is not None else None
+            if ev is None:
+                return False
+            found = ev
+            return self._guarded(found.id, lambda: self._apply_sqlite(found))
+        with self.core.db.transaction() as s:
+            row = _next(s, skip, lock=True)
+            if row is None:
+                return False
+            ev = Pending.of(row)
+            return self._guarded(ev.id, lambda: self._done(ev.id, apply(self.core, s, row, prepare(self.core, ev))))
+
+    def _apply_sqlite(self, ev: Pending) -> bool:
+        plan = prepare(self.core, ev)
+        with self.core.db.transaction() as s:
+            row = s.get(SecretEvent, ev.id)
+            if row is None or row.processed_at is not None:
+                return True
+            return self._done(ev.id, apply(self.core, s, row, plan))
+
+    def _guarded(self, event_id: str, fn: Callable[[], bool]) -> bool:
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001 - this event failed on our side: back off, keep the others moving
+            log.error("rotation worker: event %s failed: %s", event_id, type(exc).__name__)
+            self._done(event_id, None, failed=True)
+            return True
+
+    def _done(self, event_id: str, retry: float | None, failed: bool = False) -> bool:
+        if retry is None and not failed:
+            self.retry_at.pop(event_id, None)
+            self.failures.pop(event_id, None)
+            return True
+        n = self.failures[event_id] = self.failures.get(event_id, 0) + 1
+        delay = retry if retry is not None else min(2.0 ** n, MAX_RETRY_SECONDS)
+        self.retry_at[event_id] = time.monotonic() + delay
+        return True
+
+
+def start(core: Core) -> Callable[[], None]:
+    """Start the worker thread; returns ``stop``."""
+    rotation.install(core)
+    worker = Worker(core)
+    thread = threading.Thread(target=worker.run, name="credflow-rotation-worker", daemon=True)
+    core.on(rotation.ENQUEUED, worker.wake.set)
+    thread.start()
+
+    def stop() -> None:
+        worker.stopping.set()
+        worker.wake.set()
+        thread.join(timeout=15)
+        hooks = core.hooks.get(rotation.ENQUEUED, [])
+        if worker.wake.set in hooks:
+            hooks.remove(worker.wake.set)
+
+    return stop

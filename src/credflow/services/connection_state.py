@@ -1,0 +1,202 @@
+"""How connections follow their secret. Connections keep only a status and the version their next run
+receives; these set-based updates move all of a secret's connections at once, whatever their number.
+
+- a new version: heads move forward only (builtin versions compare as integers; for other stores the
+  vault's current version is the truth), then every connection on the secret gets that version;
+- deleted or disabled (the vault says not found / denied): ``secret_unreadable`` at once;
+- an outage: the last good version keeps serving, its age visible, until ``stale_if_error_seconds`` have
+  passed; then ``secret_unreadable``;
+- readable again: back to ``connected``.
+Only unpinned references follow the head; a pinned version stays what it is.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Select, and_, case, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, object_session
+
+from credflow.audit.chain import record
+from credflow.persistence.tables import (
+    Connection,
+    Credential,
+    EnvironmentVariable,
+    SecretHead,
+    SecretStore,
+    utcnow,
+)
+from credflow.services import secrets
+from credflow.services.core import Core
+
+CONNECTED, UNREADABLE = "connected", "secret_unreadable"
+SYSTEM = "system:rotation"
+
+
+def credentials_using(store_id: str, names: list[str]) -> Select[tuple[str]]:
+    """The credentials whose password variable follows (store, name) unpinned."""
+    return (select(Credential.id)
+            .join(EnvironmentVariable, EnvironmentVariable.id == Credential.password_variable_id)
+            .where(EnvironmentVariable.store_id == store_id, EnvironmentVariable.secret_name.in_(names),
+                   EnvironmentVariable.secret_version.is_(None)))
+
+
+def referenced_names(s: Session, store_id: str, base: str) -> list[str]:
+    """The names that unpinned secret variables use for secret ``base``: ``base`` and ``base#FIELD``."""
+    rows = s.scalars(select(EnvironmentVariable.secret_name).distinct().where(
+        EnvironmentVariable.store_id == store_id, EnvironmentVariable.secret_version.is_(None),
+        or_(EnvironmentVariable.secret_name == base,
+            EnvironmentVariable.secret_name.startswith(base + "#", autoescape=True)))).all()
+    return sorted(n for n in rows if n)
+
+
+def set_connections_version(s: Session, creds: Select[tuple[str]], version: str | None,
+                            owner_id: str | None = None) -> int:
+    stmt = update(Connection).where(Connection.credential_id.in_(creds))
+    if owner_id is not None:
+        stmt = stmt.where(Connection.owner_id == owner_id)
+    stale = or_(Connection.status == UNREADABLE, Connection.secret_version.is_(None)) if version is None else or_(
+        Connection.status == UNREADABLE, Connection.secret_version.is_(None), Connection.secret_version != version)
+    stmt = stmt.where(stale).values(
+        secret_version=version, updated_at=utcnow(),
+        status=case((Connection.status == UNREADABLE, CONNECTED), else_=Connection.status))
+    return s.execute(stmt.execution_options(synchronize_session=False)).rowcount or 0  # type: ignore[attr-defined]
+
+
+def _set_status(s: Session, creds: Select[tuple[str]], from_status: str, to_status: str,
+                owner_id: str | None = None) -> int:
+    stmt = update(Connection).where(Connection.credential_id.in_(creds), Connection.status == from_status)
+    if owner_id is not None:
+        stmt = stmt.where(Connection.owner_id == owner_id)
+    stmt = stmt.values(status=to_status, updated_at=utcnow()).execution_options(synchronize_session=False)
+    return s.execute(stmt).rowcount or 0  # type: ignore[attr-defined]
+
+
+def lock_head(s: Session, store_id: str, name: str) -> SecretHead:
+    """The head row, locked against concurrent workers (PostgreSQL), made if missing."""
+    q = select(SecretHead).where(SecretHead.store_id == store_id, SecretHead.name == name).with_for_update()
+    row = s.scalar(q)
+    if row is None:
+        try:
+            with s.begin_nested():
+                row = SecretHead(store_id=store_id, name=name, version_seq=0)
+                s.add(row)
+        except IntegrityError:
+            row = s.scalar(q)
+    assert row is not None
+    return row
+
+
+def newer(kind: str, candidate: str, current: str | None) -> bool:
+    if current is None:
+        return True
+    if kind == "builtin":
+        try:
+            return int(candidate) > int(current)
+        except ValueError:
+            return candidate != current
+    return candidate != current
+
+
+def advance(s: Session, store: SecretStore, names: list[str], target: str | None, *, checked: bool,
+            source: str, owner_id: str | None = None) -> int:
+    """Environment reach (``owner_id`` None): move the heads to ``target`` where it is newer, then every
+    connection to the head. One caller's reach: only that caller's connections move, to ``target``; the heads
+    and everyone else's connections stay. ``checked``: the vault confirmed ``target`` just now."""
+    now, moved_total = utcnow(), 0
+    for name in names:
+        h = lock_head(s, store.id, name)
+        previous, recovered = h.current_version, owner_id is None and checked and h.error_code is not None
+        version = h.current_version
+        if owner_id is None:
+            if target is not None and newer(store.kind, target, previous):
+                h.current_version, h.version_seq = target, h.version_seq + 1
+            if checked:
+                h.checked_at, h.error_code, h.error_since = now, None, None
+            version = h.current_version
+        elif checked and target is not None:
+            version = target
+        moved = set_connections_version(s, credentials_using(store.id, [name]), version, owner_id)
+        moved_total += moved
+        if moved or previous != h.current_version or recovered:
+            record(s, actor=SYSTEM, action="secret.version_changed", env_id=store.env_id, object_type="secret",
+                   object_id=store.id, detail={"store": store.id, "name": name, "from_version": previous,
+                                               "to_version": version, "source": source,
+                                               "connections_updated": moved, "reach": owner_id or "environment"})
+    return moved_total
+
+
+def unreadable(s: Session, store: SecretStore, names: list[str], code: str, owner_id: str | None = None) -> int:
+    """The vault says the secret is gone or closed to us: its connections stop at once."""
+    now, total = utcnow(), 0
+    for name in names:
+        h = lock_head(s, store.id, name)
+        if h.error_code != code:
+            h.error_code, h.error_since = code, now
+        changed = _set_status(s, credentials_using(store.id, [name]), CONNECTED, UNREADABLE, owner_id)
+        total += changed
+        if changed:
+            record(s, actor=SYSTEM, action="secret.unreadable", env_id=store.env_id, object_type="secret",
+                   object_id=store.id, detail={"store": store.id, "name": name, "reason": code,
+                                               "connections_updated": changed})
+    return total
+
+
+def failing(core: Core, s: Session, store: SecretStore, names: list[str], code: str) -> None:
+    """The vault fails (outage, throttling): keep serving the last good version, and say since when."""
+    now = utcnow()
+    for name in names:
+        h = lock_head(s, store.id, name)
+        if h.error_code is None or h.error_code in secrets.HARD_ERRORS:
+            h.error_code, h.error_since = code, now
+            record(s, actor=SYSTEM, action="secret.stale", env_id=store.env_id, object_type="secret",
+                   object_id=store.id, detail={"store": store.id, "name": name, "reason": code,
+                                               "serving_version": h.current_version,
+                                               **secrets.freshness(h, now)})
+        elif h.error_code != code:
+            h.error_code = code
+    s.flush()
+    enforce_stale_bound(core, s, store.id)
+
+
+def enforce_stale_bound(core: Core, s: Session, store_id: str | None = None) -> int:
+    """Past ``stale_if_error_seconds`` of failure, a secret's connections turn secret_unreadable."""
+    cutoff = utcnow() - timedelta(seconds=core.settings.stale_if_error_seconds)
+    q = select(SecretHead).where(SecretHead.error_code.is_not(None), SecretHead.error_since < cutoff,
+                                 SecretHead.error_code.not_in(list(secrets.HARD_ERRORS)))
+    if store_id is not None:
+        q = q.where(SecretHead.store_id == store_id)
+    total = 0
+    for h in s.scalars(q).all():
+        changed = _set_status(s, credentials_using(h.store_id, [h.name]), CONNECTED, UNREADABLE)
+        total += changed
+        if changed:
+            store = s.get(SecretStore, h.store_id)
+            record(s, actor=SYSTEM, action="secret.unreadable", env_id=store.env_id if store else None,
+                   object_type="secret", object_id=h.store_id,
+                   detail={"store": h.store_id, "name": h.name, "reason": "stale_bound_exceeded",
+                           "vault_error": h.error_code, "serving_version": h.current_version,
+                           "connections_updated": changed, **secrets.freshness(h)})
+    return total
+
+
+def freshness_of(conn: Connection) -> dict[str, Any]:
+    """The freshness of the secret a connection's runs receive, for its view. The first call in a session
+    reads the whole environment's secrets in one query, so a list of thousands of connections stays cheap."""
+    s = object_session(conn)
+    if s is None or conn.credential_id is None:
+        return secrets.freshness(None)
+    memo: dict[str, dict[str, Any]] | None = s.info.get("credflow_freshness", {}).get(conn.env_id)
+    if memo is None:
+        rows = s.execute(
+            select(Credential.id, SecretHead)
+            .join(EnvironmentVariable, EnvironmentVariable.id == Credential.password_variable_id)
+            .join(SecretHead, and_(SecretHead.store_id == EnvironmentVariable.store_id,
+                                   SecretHead.name == EnvironmentVariable.secret_name))
+            .where(Credential.env_id == conn.env_id)).all()
+        now = utcnow()
+        memo = {cred_id: secrets.freshness(h, now) for cred_id, h in rows}
+        s.info.setdefault("credflow_freshness", {})[conn.env_id] = memo
+    return memo.get(conn.credential_id) or secrets.freshness(None)

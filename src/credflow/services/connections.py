@@ -1,0 +1,144 @@
+"""Desktop flow connections: a machine or machine group, and either a credential (the seed's "Switch to
+credentials") or a username and password typed in, kept under the barrier.
+
+``status`` is ``connected`` or the reason runs cannot get the values (``access_revoked``,
+``credential_deleted``, ``secret_unreadable``); ``secret_version`` is the version the next run receives.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from credflow.audit.chain import record
+from credflow.domain.errors import Conflict, NotFound, RuleViolation
+from credflow.domain.roles import EnvironmentRole
+from credflow.persistence.tables import Connection, Run
+from credflow.services import authz, connection_state, delivery
+from credflow.services.core import Actor, Core
+from credflow.services.machines import find_group, find_machine
+from credflow.services.views import ts
+
+MAX_USERNAME = 1000
+MAX_PASSWORD = 10_000
+
+
+def connection_view(conn: Connection) -> dict[str, Any]:
+    """How a connection is shown (never a value). Other services reuse this."""
+    if conn.machine_id:
+        target: dict[str, str] | None = {"machine": conn.machine_id}
+    elif conn.machine_group_id:
+        target = {"machine_group": conn.machine_group_id}
+    else:
+        target = None
+    return {"id": conn.id, "name": conn.name, "target": target, "credential": conn.credential_id,
+            "auth": "username_password" if conn.sealed_password is not None else "credential",
+            "owner": conn.owner_id, "status": conn.status, "secret_version": conn.secret_version,
+            "environment": conn.env_id, "created_at": ts(conn.created_at), "updated_at": ts(conn.updated_at),
+            **connection_state.freshness_of(conn)}  # the secret's age, and since when its vault fails
+
+
+def may_manage(actor: Actor, role: EnvironmentRole, conn: Connection) -> bool:
+    return conn.owner_id == actor.id or authz.env_allows(role, "connection.admin")
+
+
+def find_connection(s: Session, actor: Actor, env_id: str, role: EnvironmentRole, ref: str) -> Connection:
+    """A connection the caller owns (any, for system administrators), by id or name; 404 otherwise."""
+    conn = s.get(Connection, ref)
+    if conn is None or conn.env_id != env_id or not may_manage(actor, role, conn):
+        named = [c for c in s.scalars(select(Connection).where(Connection.env_id == env_id, Connection.name == ref)
+                                      .order_by(Connection.id)).all() if may_manage(actor, role, c)]
+        if len(named) > 1:
+            raise Conflict(f"several connections are named {ref!r}; use the id", code="ambiguous_name")
+        conn = named[0] if named else None
+    if conn is None:
+        raise NotFound(f"connection {ref!r} not found", code="connection_not_found")
+    return conn
+
+
+def _target(s: Session, env_id: str, target: Any) -> tuple[str | None, str | None]:
+    if not isinstance(target, dict) or len(target) != 1 or not set(target) <= {"machine", "machine_group"}:
+        raise RuleViolation('target is {"machine": id} or {"machine_group": id}', code="invalid_target")
+    if "machine" in target:
+        return find_machine(s, env_id, str(target["machine"])).id, None
+    return None, find_group(s, env_id, str(target["machine_group"])).id
+
+
+def _check_fields(credential: str | None, username: str | None, password: str | None) -> None:
+    typed = username is not None or password is not None
+    if credential is not None and typed:
+        raise RuleViolation("a connection uses either a credential or a username and password, not both",
+                            code="wrong_fields")
+    if credential is None and not typed:
+        raise RuleViolation("a connection needs a credential, or a username and password", code="missing_credential")
+    if typed and (not username or not password):
+        raise RuleViolation("a connection without a credential needs both username and password",
+                            code="missing_credential")
+    if typed and (len(username or "") > MAX_USERNAME or len(password or "") > MAX_PASSWORD):
+        raise RuleViolation("the username or password is too long", code="value_too_large")
+
+
+def create_connection(core: Core, actor: Actor, env_id: str, name: str, target: Any, credential: str | None,
+                      username: str | None = None, password: str | None = None) -> dict[str, Any]:
+    if not isinstance(name, str) or not name.strip() or len(name) > 200:
+        raise RuleViolation("a connection needs a name of 1 to 200 characters", code="empty_name")
+    _check_fields(credential, username, password)
+    with core.db.transaction() as s:
+        env, _ = authz.require_env(s, actor, env_id, "connection.create")
+        machine_id, group_id = _target(s, env.id, target)
+        conn = Connection(env_id=env.id, name=name.strip(), owner_id=actor.id, machine_id=machine_id,
+                          machine_group_id=group_id, status="connected")
+        if credential is not None:
+            cred, _ = authz.credential(s, actor, env.id, credential, "use")
+            conn.credential_id = cred.id
+            try:
+                conn.secret_version = delivery.credential_version(core, s, cred)
+            except delivery.Undeliverable as exc:
+                conn.status = exc.reason
+        s.add(conn)
+        s.flush()
+        if credential is None:
+            conn.sealed_username = core.barrier.seal(s, username or "", delivery.username_aad(conn.id))
+            conn.sealed_password = core.barrier.seal(s, password or "", delivery.password_aad(conn.id))
+        record(s, actor=actor.label, action="connection.create", env_id=env.id, object_type="connection",
+               object_id=conn.id, detail={"name": conn.name, "machine": machine_id, "machine_group": group_id,
+                                          "credential": conn.credential_id, "status": conn.status,
+                                          "secret_version": conn.secret_version})
+        return connection_view(conn)
+
+
+def list_connections(core: Core, actor: Actor, env_id: str, credential: str | None = None) -> list[dict[str, Any]]:
+    with core.db.read() as s:
+        env, role = authz.require_env(s, actor, env_id, "connection.list")
+        q = select(Connection).where(Connection.env_id == env.id)
+        if not authz.env_allows(role, "connection.admin"):
+            q = q.where(Connection.owner_id == actor.id)
+        if credential is not None:
+            q = q.where(Connection.credential_id == credential)
+        return [connection_view(c) for c in s.scalars(q.order_by(Connection.id)).all()]
+
+
+def get_connection(core: Core, actor: Actor, env_id: str, ref: str) -> dict[str, Any]:
+    with core.db.read() as s:
+        env, role = authz.environment(s, actor, env_id)
+        return connection_view(find_connection(s, actor, env.id, role, ref))
+
+
+def delete_connection(core: Core, actor: Actor, env_id: str, ref: str) -> None:
+    """Refused while a run of it is queued or running; its finished runs go with it."""
+    with core.db.transaction() as s:
+        env, role = authz.environment(s, actor, env_id)
+        conn = find_connection(s, actor, env.id, role, ref)
+        active = s.scalars(select(Run.id).where(Run.connection_id == conn.id,
+                                                Run.status.in_(("queued", "running")))).all()
+        if active:
+            raise Conflict("runs of this connection are queued or running; cancel them first", code="in_use",
+                           dependents={"runs": list(active)})
+        for run in s.scalars(select(Run).where(Run.connection_id == conn.id)).all():
+            s.delete(run)
+        s.flush()
+        record(s, actor=actor.label, action="connection.delete", env_id=env.id, object_type="connection",
+               object_id=conn.id, detail={"name": conn.name})
+        s.delete(conn)

@@ -1,0 +1,117 @@
+"""What a run receives: the connection's username and password, resolved at claim time.
+
+A credential's username is its text environment variable's value and its password the secret variable's
+secret, read through the version cache (the vault is asked only for a version credflow lacks). A connection
+without a credential carries both values sealed under the barrier. Nothing here is ever logged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from credflow.domain.roles import credential_allows
+from credflow.persistence.tables import Connection, Credential, EnvironmentVariable, SecretStore
+from credflow.services import authz, secrets
+from credflow.services.core import Actor, Core
+from credflow.stores.base import StoreError
+
+
+class Undeliverable(Exception):
+    """The run cannot receive its credential; ``reason`` is the connection status that says why."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Delivered:
+    username: str
+    password: str
+    version: str | None
+    credential_id: str | None
+
+    def __repr__(self) -> str:  # never show the values
+        return f"Delivered(version={self.version!r}, credential_id={self.credential_id!r})"
+
+
+def username_aad(conn_id: str) -> str:
+    return f"connection:{conn_id}:username"
+
+
+def password_aad(conn_id: str) -> str:
+    return f"connection:{conn_id}:password"
+
+
+def owner_may_use(s: Session, conn: Connection, cred: Credential) -> bool:
+    owner = Actor(kind="user", id=conn.owner_id, org_id="")
+    role = authz.credential_role(s, owner, cred, authz.env_role(s, owner, conn.env_id))
+    return credential_allows(role, "use")
+
+
+def _password_variable(s: Session, cred: Credential) -> tuple[EnvironmentVariable, SecretStore]:
+    var = s.get(EnvironmentVariable, cred.password_variable_id)
+    store = s.get(SecretStore, var.store_id) if var is not None and var.store_id else None
+    if var is None or store is None or not var.secret_name:
+        raise Undeliverable("secret_unreadable", "the credential's secret variable names no readable secret")
+    return var, store
+
+
+def credential_version(core: Core, s: Session, cred: Credential) -> str:
+    """The version the next run of a connection on ``cred`` receives (raises Undeliverable)."""
+    var, store = _password_variable(s, cred)
+    try:
+        return secrets.resolve(core, s, store, var.secret_name or "", var.secret_version).version
+    except StoreError as exc:
+        raise Undeliverable("secret_unreadable", f"the secret cannot be read ({exc.code})") from None
+
+
+def resolve(core: Core, s: Session, conn: Connection) -> Delivered:
+    """The values a run of ``conn`` receives now, or Undeliverable with the reason."""
+    if conn.status != "connected":
+        raise Undeliverable(conn.status, f"the connection's status is {conn.status}")
+    if conn.credential_id is None:
+        if conn.sealed_username is None or conn.sealed_password is None:
+            raise Undeliverable("credential_deleted", "the connection's credential was deleted")
+        return Delivered(core.barrier.open(s, conn.sealed_username, username_aad(conn.id)),
+                         core.barrier.open(s, conn.sealed_password, password_aad(conn.id)), None, None)
+    cred = s.get(Credential, conn.credential_id)
+    if cred is None:
+        raise Undeliverable("credential_deleted", "the connection's credential was deleted")
+    if not owner_may_use(s, conn, cred):
+        raise Undeliverable("access_revoked", "the connection's owner may no longer use the credential")
+    user_var = s.get(EnvironmentVariable, cred.username_variable_id)
+    var, store = _password_variable(s, cred)
+    try:
+        # The connection's version: rotation moves it (for a non-administrator's notice, only on their own).
+        got = secrets.resolve(core, s, store, var.secret_name or "", var.secret_version or conn.secret_version)
+    except StoreError as exc:
+        raise Undeliverable("secret_unreadable", f"the secret cannot be read ({exc.code})") from None
+    username = (user_var.value or "") if user_var is not None else ""
+    return Delivered(username, got.value, got.version, cred.id)
+
+
+def values_for_scrub(core: Core, s: Session, conn: Connection, version: str | None) -> list[str]:
+    """The values a finished run may have printed, read without asking any vault (best effort)."""
+    try:
+        if conn.credential_id is None:
+            if conn.sealed_username is None or conn.sealed_password is None:
+                return []
+            return [core.barrier.open(s, conn.sealed_username, username_aad(conn.id)),
+                    core.barrier.open(s, conn.sealed_password, password_aad(conn.id))]
+        cred = s.get(Credential, conn.credential_id)
+        if cred is None:
+            return []
+        user_var = s.get(EnvironmentVariable, cred.username_variable_id)
+        out = [user_var.value or ""] if user_var is not None else []
+        var = s.get(EnvironmentVariable, cred.password_variable_id)
+        if var is not None and var.store_id and var.secret_name and version:
+            hit = secrets.cached(core, s, var.store_id, var.secret_name, version)
+            if hit is not None:
+                out.append(hit.value)
+        return out
+    except Exception:  # noqa: BLE001 - scrubbing is a second line of defence; the agent masks first
+        return []

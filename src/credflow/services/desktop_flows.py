@@ -1,0 +1,93 @@
+"""Desktop flows: the command line a machine runs, with the credential in its environment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from credflow.audit.chain import record
+from credflow.domain.errors import Conflict, NotFound, RuleViolation
+from credflow.persistence.tables import CloudFlow, DesktopFlow, Run
+from credflow.services import authz
+from credflow.services.core import Actor, Core
+from credflow.services.solutions import attach_to_solution
+from credflow.services.views import ts
+
+MAX_ARGS = 200
+MAX_ARG_LENGTH = 8192
+
+
+def desktop_flow_view(f: DesktopFlow) -> dict[str, Any]:
+    return {"id": f.id, "name": f.name, "command": list(f.command), "environment": f.env_id,
+            "created_by": f.created_by, "created_at": ts(f.created_at)}
+
+
+def find_desktop_flow(s: Session, env_id: str, ref: str) -> DesktopFlow:
+    f = s.get(DesktopFlow, ref)
+    if f is None or f.env_id != env_id:
+        f = s.scalar(select(DesktopFlow).where(DesktopFlow.env_id == env_id, DesktopFlow.name == ref))
+    if f is None:
+        raise NotFound(f"desktop flow {ref!r} not found", code="desktop_flow_not_found")
+    return f
+
+
+def _check(name: Any, command: Any) -> tuple[str, list[str]]:
+    if not isinstance(name, str) or not name.strip() or len(name) > 200:
+        raise RuleViolation("a desktop flow needs a name of 1 to 200 characters", code="empty_name")
+    if (not isinstance(command, list) or not command or len(command) > MAX_ARGS
+            or not all(isinstance(a, str) and len(a) <= MAX_ARG_LENGTH for a in command) or not command[0]):
+        raise RuleViolation(f"command is a list of 1 to {MAX_ARGS} strings (argv), the first naming the program",
+                            code="invalid_command")
+    return name.strip(), list(command)
+
+
+def create_desktop_flow(core: Core, actor: Actor, env_id: str, name: str, command: list[str],
+                        solution: str | None = None) -> dict[str, Any]:
+    name, command = _check(name, command)
+    with core.db.transaction() as s:
+        env, _ = authz.require_env(s, actor, env_id, "desktop_flow.create")
+        if s.scalar(select(DesktopFlow.id).where(DesktopFlow.env_id == env.id, DesktopFlow.name == name)):
+            raise Conflict(f"a desktop flow named {name!r} exists", code="duplicate_name")
+        f = DesktopFlow(env_id=env.id, name=name, command=command, created_by=actor.id)
+        s.add(f)
+        s.flush()
+        record(s, actor=actor.label, action="desktop_flow.create", env_id=env.id, object_type="desktop_flow",
+               object_id=f.id, detail={"name": name})
+        if solution:
+            attach_to_solution(s, env.id, solution, "desktop_flow", f.id)
+        return desktop_flow_view(f)
+
+
+def list_desktop_flows(core: Core, actor: Actor, env_id: str) -> list[dict[str, Any]]:
+    with core.db.read() as s:
+        env, _ = authz.require_env(s, actor, env_id, "desktop_flow.read")
+        rows = s.scalars(select(DesktopFlow).where(DesktopFlow.env_id == env.id).order_by(DesktopFlow.id)).all()
+        return [desktop_flow_view(f) for f in rows]
+
+
+def get_desktop_flow(core: Core, actor: Actor, env_id: str, ref: str) -> dict[str, Any]:
+    with core.db.read() as s:
+        env, _ = authz.require_env(s, actor, env_id, "desktop_flow.read")
+        return desktop_flow_view(find_desktop_flow(s, env.id, ref))
+
+
+def delete_desktop_flow(core: Core, actor: Actor, env_id: str, ref: str) -> None:
+    """Refused while a cloud flow uses it or a run of it is queued or running; finished runs go with it."""
+    with core.db.transaction() as s:
+        env, _ = authz.require_env(s, actor, env_id, "desktop_flow.create")
+        f = find_desktop_flow(s, env.id, ref)
+        flows = [{"id": c.id, "name": c.name} for c in s.scalars(select(CloudFlow).where(CloudFlow.env_id == env.id))
+                 if any(a.get("desktop_flow") == f.id for a in c.actions)]
+        active = s.scalars(select(Run.id).where(Run.desktop_flow_id == f.id,
+                                                Run.status.in_(("queued", "running")))).all()
+        if flows or active:
+            raise Conflict("cloud flows or active runs use this desktop flow", code="in_use",
+                           dependents={"cloud_flows": flows, "runs": list(active)})
+        for run in s.scalars(select(Run).where(Run.desktop_flow_id == f.id)).all():
+            s.delete(run)
+        s.flush()
+        record(s, actor=actor.label, action="desktop_flow.delete", env_id=env.id, object_type="desktop_flow",
+               object_id=f.id, detail={"name": f.name})
+        s.delete(f)

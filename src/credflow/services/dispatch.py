@@ -1,0 +1,142 @@
+"""The machine side of runs: heartbeats, claiming the next job, and reporting its result.
+
+A claim picks the oldest queued run whose connection targets the machine or one of its groups (``FOR UPDATE
+SKIP LOCKED`` on PostgreSQL; SQLite's write transaction already serializes), resolves the credential through
+the version cache and seals it to that machine's public key. A machine holding a running job gets nothing.
+Every delivery is audited: machine, run, credential and version, never a value.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final
+
+from sqlalchemy import exists, or_, select, update
+from sqlalchemy.orm import Session
+
+from credflow.audit.chain import record
+from credflow.crypto import sealing
+from credflow.domain.errors import Conflict, DomainError, NotFound, RuleViolation, Unauthenticated
+from credflow.domain.masking import mask
+from credflow.persistence.tables import Connection, DesktopFlow, Machine, MachineGroupMember, Run, utcnow
+from credflow.services import authz, delivery
+from credflow.services.core import Actor, Core
+from credflow.services.runs import fail, run_view
+from credflow.services.views import ts
+
+BUSY: Final = "busy"
+MAX_SKIPPED = 50  # undeliverable runs failed in one claim before answering
+
+
+class LogTooLarge(DomainError):
+    status, code, title = 413, "log_too_large", "The log is too large"
+
+
+def _my_runs(machine_id: str):  # type: ignore[no-untyped-def]
+    groups = select(MachineGroupMember.group_id).where(MachineGroupMember.machine_id == machine_id)
+    conns = select(Connection.id).where(or_(Connection.machine_id == machine_id,
+                                            Connection.machine_group_id.in_(groups)))
+    return select(Run).where(Run.status == "queued", Run.connection_id.in_(conns))
+
+
+def heartbeat(core: Core, actor: Actor, running: list[str] | None = None) -> dict[str, Any]:
+    """Mark the machine seen. With ``running`` (the runs the agent is executing), runs the server thinks the
+    machine holds but the agent does not run turn failed, and ``cancel`` names the runs the agent should stop."""
+    authz.require_machine(actor)
+    now = utcnow()
+    cancel: list[str] = []
+    with core.db.transaction() as s:
+        s.execute(update(Machine).where(Machine.id == actor.id).values(last_seen=now))
+        if running is not None:
+            held = s.scalars(select(Run).where(Run.machine_id == actor.id, Run.status == "running")
+                             .with_for_update()).all()
+            for run in held:
+                if run.id not in running:
+                    fail(run, "machine_lost (the machine no longer runs it)", now)
+                    record(s, actor=actor.label, action="run.lost", env_id=run.env_id, object_type="run",
+                           object_id=run.id, detail={"machine": actor.id})
+            cancel = [r for r in running if r not in {run.id for run in held}]
+    return {"machine_id": actor.id, "status": "online", "last_seen": ts(now), "cancel": cancel}
+
+
+def has_work(core: Core, machine_id: str) -> bool:
+    """A cheap read: is a run waiting that this machine may take?"""
+    with core.db.read() as s:
+        return bool(s.scalar(select(exists(_my_runs(machine_id)))))
+
+
+def claim(core: Core, actor: Actor) -> dict[str, Any] | str | None:
+    """The next job for the calling machine, None when there is none, or BUSY while it holds one."""
+    authz.require_machine(actor)
+    with core.db.transaction() as s:
+        machine = s.scalar(select(Machine).where(Machine.id == actor.id).with_for_update())
+        if machine is None:
+            raise Unauthenticated("the machine no longer exists", code="machine_not_found")
+        machine.last_seen = utcnow()
+        if s.scalar(select(exists().where(Run.machine_id == machine.id, Run.status == "running"))):
+            return BUSY
+        for _ in range(MAX_SKIPPED):
+            run = s.scalar(_my_runs(machine.id).order_by(Run.queued_at, Run.id).limit(1)
+                           .with_for_update(skip_locked=True))
+            if run is None:
+                return None
+            job = _deliver(core, s, machine, run)
+            if job is not None:
+                return job
+        return None
+
+
+def _deliver(core: Core, s: Session, machine: Machine, run: Run) -> dict[str, Any] | None:
+    conn = s.get(Connection, run.connection_id)
+    flow = s.get(DesktopFlow, run.desktop_flow_id)
+    if conn is None or flow is None:
+        fail(run, "the connection or desktop flow is gone")
+        return None
+    try:
+        got = delivery.resolve(core, s, conn)
+    except delivery.Undeliverable as exc:
+        fail(run, f"{exc.reason}: {exc.detail}; the credential was not delivered")
+        record(s, actor=f"machine:{machine.id}", action="run.undeliverable", env_id=run.env_id,
+               object_type="run", object_id=run.id,
+               detail={"reason": exc.reason, "connection": conn.id, "credential": conn.credential_id})
+        return None
+    payload = json.dumps({"username": got.username, "password": got.password, "version": got.version})
+    sealed = sealing.seal(machine.public_key, payload.encode())
+    now = utcnow()
+    run.status, run.machine_id, run.started_at, run.secret_version = "running", machine.id, now, got.version
+    if got.version is not None and conn.secret_version != got.version:
+        conn.secret_version = got.version
+    record(s, actor=f"machine:{machine.id}", action="credential.deliver", env_id=run.env_id, object_type="run",
+           object_id=run.id, detail={"machine": machine.id, "run": run.id, "connection": conn.id,
+                                     "credential": got.credential_id, "version": got.version})
+    return {"run_id": run.id, "command": list(flow.command), "sealed_credential": sealed,
+            "desktop_flow": flow.id, "connection": conn.id, "secret_version": got.version,
+            "timeout_seconds": run.timeout_seconds, "max_log_bytes": core.settings.max_log_bytes,
+            "started_at": ts(now)}
+
+
+def finish(core: Core, actor: Actor, run_id: str, exit_code: int, log: str) -> dict[str, Any]:
+    """Record the result of a run the machine holds. An oversize log or a run it does not hold changes nothing."""
+    authz.require_machine(actor)
+    size = len(log.encode("utf-8", "surrogatepass"))
+    if size > core.settings.max_log_bytes:
+        raise LogTooLarge(f"the log has {size} bytes; at most {core.settings.max_log_bytes} are kept",
+                          max_log_bytes=core.settings.max_log_bytes)
+    if not -(2**31) <= exit_code < 2**31:
+        raise RuleViolation("exit_code is a 32-bit integer", code="invalid_exit_code")
+    with core.db.transaction() as s:
+        run = s.scalar(select(Run).where(Run.id == run_id).with_for_update())
+        if run is None or run.machine_id != actor.id:
+            raise NotFound(f"this machine does not hold run {run_id!r}", code="run_not_held")
+        if run.status != "running":
+            raise Conflict(f"the run is no longer running (it has {run.status})", code="run_not_running",
+                           status_now=run.status)
+        conn = s.get(Connection, run.connection_id)
+        values = delivery.values_for_scrub(core, s, conn, run.secret_version) if conn is not None else []
+        run.log = mask(log.replace("\x00", ""), values)
+        run.exit_code = exit_code
+        run.status = "succeeded" if exit_code == 0 else "failed"
+        run.finished_at = utcnow()
+        record(s, actor=actor.label, action="run.finish", env_id=run.env_id, object_type="run", object_id=run.id,
+               detail={"machine": actor.id, "exit_code": exit_code, "status": run.status})
+        return run_view(run, include_log=False)

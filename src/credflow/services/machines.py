@@ -1,0 +1,253 @@
+"""Machines: expiring single-use registration tokens, the machines they register, and machine groups.
+
+A machine proves who it is with its own token and holds an X25519 key pair; credflow keeps only the public
+key, so only that machine can open what is sealed to it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from credflow.audit.chain import record
+from credflow.crypto.sealing import BadPublicKey, parse_public_key
+from credflow.domain.errors import Conflict, NotFound, RuleViolation, Unauthenticated
+from credflow.persistence.tables import (
+    Connection,
+    Machine,
+    MachineGroup,
+    MachineGroupMember,
+    MachineRegistration,
+    Run,
+    utcnow,
+)
+from credflow.services import authz
+from credflow.services.core import Actor, Core, new_token
+from credflow.services.views import ts
+
+MAX_REGISTRATION_TTL = 7 * 24 * 3600
+
+
+def _name(name: Any, what: str) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise RuleViolation(f"a {what} needs a non-empty name", code="empty_name")
+    if len(name) > 200:
+        raise RuleViolation(f"a {what} name has at most 200 characters", code="name_too_long")
+    return name.strip()
+
+
+def is_online(core: Core, m: Machine, now: datetime | None = None) -> bool:
+    limit = timedelta(seconds=core.settings.machine_offline_after_seconds)
+    return m.last_seen is not None and (now or utcnow()) - m.last_seen < limit
+
+
+def groups_of(s: Session, machine_ids: list[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {m: [] for m in machine_ids}
+    if machine_ids:
+        rows = s.execute(select(MachineGroupMember.machine_id, MachineGroupMember.group_id)
+                         .where(MachineGroupMember.machine_id.in_(machine_ids))
+                         .order_by(MachineGroupMember.group_id)).all()
+        for machine_id, group_id in rows:
+            out[machine_id].append(group_id)
+    return out
+
+
+def machine_view(core: Core, m: Machine, groups: list[str]) -> dict[str, Any]:
+    return {"id": m.id, "name": m.name, "environment": m.env_id, "public_key": m.public_key,
+            "status": "online" if is_online(core, m) else "offline", "last_seen": ts(m.last_seen),
+            "groups": groups, "created_at": ts(m.created_at)}
+
+
+def group_view(g: MachineGroup, members: list[str]) -> dict[str, Any]:
+    return {"id": g.id, "name": g.name, "environment": g.env_id, "machines": members,
+            "created_at": ts(g.created_at)}
+
+
+def find_machine(s: Session, env_id: str, ref: str) -> Machine:
+    m = s.get(Machine, ref)
+    if m is None or m.env_id != env_id:
+        m = s.scalar(select(Machine).where(Machine.env_id == env_id, Machine.name == ref))
+    if m is None:
+        raise NotFound(f"machine {ref!r} not found", code="machine_not_found")
+    return m
+
+
+def find_group(s: Session, env_id: str, ref: str) -> MachineGroup:
+    g = s.get(MachineGroup, ref)
+    if g is None or g.env_id != env_id:
+        g = s.scalar(select(MachineGroup).where(MachineGroup.env_id == env_id, MachineGroup.name == ref))
+    if g is None:
+        raise NotFound(f"machine group {ref!r} not found", code="machine_group_not_found")
+    return g
+
+
+def members(s: Session, group_id: str) -> list[str]:
+    return list(s.scalars(select(MachineGroupMember.machine_id).where(MachineGroupMember.group_id == group_id)
+                          .order_by(MachineGroupMember.machine_id)).all())
+
+
+# --- registration ------------------------------------------------------------------------------------------
+def create_registration(core: Core, actor: Actor, env_id: str, expires_in_seconds: int | None = None
+                        ) -> dict[str, Any]:
+    ttl = expires_in_seconds or core.settings.registration_token_ttl_seconds
+    if not 1 <= ttl <= MAX_REGISTRATION_TTL:
+        raise RuleViolation(f"expires_in_seconds is between 1 and {MAX_REGISTRATION_TTL}", code="invalid_ttl")
+    with core.db.transaction() as s:
+        env, _ = authz.require_env(s, actor, env_id, "machine.register")
+        token = new_token("cfr")
+        reg = MachineRegistration(env_id=env.id, token_hash=authz.token_hash(token),
+                                  expires_at=utcnow() + timedelta(seconds=ttl), created_by=actor.id)
+        s.add(reg)
+        s.flush()
+        record(s, actor=actor.label, action="machine_registration.create", env_id=env.id,
+               object_type="machine_registration", object_id=reg.id, detail={"expires_at": ts(reg.expires_at)})
+        return {"id": reg.id, "registration_token": token, "expires_at": ts(reg.expires_at),
+                "environment": env.id}
+
+
+def register_machine(core: Core, registration_token: str, name: str, public_key: str) -> dict[str, Any]:
+    """Exchange a registration token (once, before it expires) for a machine and its token."""
+    name = _name(name, "machine")
+    try:
+        parse_public_key(public_key)
+    except BadPublicKey as exc:
+        raise RuleViolation(str(exc), code="bad_public_key") from None
+    now = utcnow()
+    with core.db.transaction() as s:
+        reg = s.scalar(select(MachineRegistration)
+                       .where(MachineRegistration.token_hash == authz.token_hash(registration_token)))
+        if reg is None:
+            raise Unauthenticated("the registration token is not valid", code="registration_token_invalid")
+        if reg.used_at is not None:
+            raise Unauthenticated("the registration token was already used", code="registration_token_used")
+        if reg.expires_at <= now:
+            raise Unauthenticated("the registration token has expired", code="registration_token_expired")
+        if s.scalar(select(Machine.id).where(Machine.env_id == reg.env_id, Machine.name == name)):
+            raise Conflict(f"a machine named {name!r} exists in this environment", code="duplicate_name")
+        taken = s.execute(update(MachineRegistration)
+                          .where(MachineRegistration.id == reg.id, MachineRegistration.used_at.is_(None))
+                          .values(used_at=now))
+        if taken.rowcount != 1:  # type: ignore[attr-defined]
+            raise Unauthenticated("the registration token was already used", code="registration_token_used")
+        token = new_token("cfm")
+        m = Machine(env_id=reg.env_id, name=name, public_key=public_key, token_hash=authz.token_hash(token),
+                    last_seen=now)
+        s.add(m)
+        s.flush()
+        record(s, actor=f"machine:{m.id}", action="machine.register", env_id=reg.env_id, object_type="machine",
+               object_id=m.id, detail={"name": name, "registration": reg.id, "registered_by": reg.created_by})
+        return {"machine_id": m.id, "machine_token": token, "environment": reg.env_id, "name": name}
+
+
+# --- machines ------------------------------------------------------------------------------------------------
+def list_machines(core: Core, actor: Actor, env_id: str) -> list[dict[str, Any]]:
+    with core.db.read() as s:
+        env, _ = authz.require_env(s, actor, env_id, "machine.read")
+        rows = s.scalars(select(Machine).where(Machine.env_id == env.id).order_by(Machine.id)).all()
+        groups = groups_of(s, [m.id for m in rows])
+        return [machine_view(core, m, groups[m.id]) for m in rows]
+
+
+def get_machine(core: Core, actor: Actor, env_id: str, ref: str) -> dict[str, Any]:
+    with core.db.read() as s:
+        env, _ = authz.require_env(s, actor, env_id, "machine.read")
+        m = find_machine(s, env.id, ref)
+        return machine_view(core, m, groups_of(s, [m.id])[m.id])
+
+
+def fail_runs_of_targets(s: Session, machine_id: str | None, group_id: str | None, why: str) -> int:
+    """Queued runs that can no longer reach a machine, and runs a deleted machine holds, turn failed."""
+    count = 0
+    conns = select(Connection.id).where(
+        Connection.machine_id == machine_id if machine_id else Connection.machine_group_id == group_id)
+    queued = s.scalars(select(Run).where(Run.status == "queued", Run.connection_id.in_(conns))).all()
+    held = s.scalars(select(Run).where(Run.status == "running", Run.machine_id == machine_id)).all() \
+        if machine_id else []
+    for run in [*queued, *held]:
+        run.status, run.finished_at = "failed", utcnow()
+        run.log = (run.log or "") + f"[credflow] the run failed: {why}\n"
+        count += 1
+    return count
+
+
+def delete_machine(core: Core, actor: Actor, env_id: str, ref: str) -> None:
+    with core.db.transaction() as s:
+        env, _ = authz.require_env(s, actor, env_id, "machine.delete")
+        m = find_machine(s, env.id, ref)
+        failed = fail_runs_of_targets(s, m.id, None, "machine_deleted")
+        record(s, actor=actor.label, action="machine.delete", env_id=env.id, object_type="machine",
+               object_id=m.id, detail={"name": m.name, "runs_failed": failed})
+        s.delete(m)  # its connections lose their target; its token stops working
+
+
+# --- machine groups ------------------------------------------------------------------------------------------
+def _set_members(s: Session, env_id: str, group: MachineGroup, machines: list[str]) -> list[str]:
+    ids = sorted({find_machine(s, env_id, ref).id for ref in machines})
+    current = set(members(s, group.id))
+    for gone in current - set(ids):
+        s.delete(s.get(MachineGroupMember, (group.id, gone)))
+    for new in set(ids) - current:
+        s.add(MachineGroupMember(group_id=group.id, machine_id=new))
+    s.flush()
+    return ids
+
+
+def _unique_group(s: Session, env_id: str, name: str, except_id: str | None = None) -> None:
+    other = s.scalar(select(MachineGroup.id).where(MachineGroup.env_id == env_id, MachineGroup.name == name))
+    if other is not None and other != except_id:
+        raise Conflict(f"a machine group named {name!r} exists", code="duplicate_name")
+
+
+def create_group(core: Core, actor: Actor, env_id: str, name: str, machines: list[str]) -> dict[str, Any]:
+    name = _name(name, "machine group")
+    with core.db.transaction() as s:
+        env, _ = authz.require_env(s, actor, env_id, "machine_group.write")
+        _unique_group(s, env.id, name)
+        g = MachineGroup(env_id=env.id, name=name)
+        s.add(g)
+        s.flush()
+        ids = _set_members(s, env.id, g, machines)
+        record(s, actor=actor.label, action="machine_group.create", env_id=env.id, object_type="machine_group",
+               object_id=g.id, detail={"name": name, "machines": ids})
+        return group_view(g, ids)
+
+
+def list_groups(core: Core, actor: Actor, env_id: str) -> list[dict[str, Any]]:
+    with core.db.read() as s:
+        env, _ = authz.require_env(s, actor, env_id, "machine_group.read")
+        rows = s.scalars(select(MachineGroup).where(MachineGroup.env_id == env.id).order_by(MachineGroup.id)).all()
+        return [group_view(g, members(s, g.id)) for g in rows]
+
+
+def get_group(core: Core, actor: Actor, env_id: str, ref: str) -> dict[str, Any]:
+    with core.db.read() as s:
+        env, _ = authz.require_env(s, actor, env_id, "machine_group.read")
+        g = find_group(s, env.id, ref)
+        return group_view(g, members(s, g.id))
+
+
+def update_group(core: Core, actor: Actor, env_id: str, ref: str, name: str | None,
+                 machines: list[str] | None) -> dict[str, Any]:
+    with core.db.transaction() as s:
+        env, _ = authz.require_env(s, actor, env_id, "machine_group.write")
+        g = find_group(s, env.id, ref)
+        if name is not None:
+            g.name = _name(name, "machine group")
+            _unique_group(s, env.id, g.name, except_id=g.id)
+        ids = _set_members(s, env.id, g, machines) if machines is not None else members(s, g.id)
+        record(s, actor=actor.label, action="machine_group.update", env_id=env.id, object_type="machine_group",
+               object_id=g.id, detail={"name": g.name, "machines": ids})
+        return group_view(g, ids)
+
+
+def delete_group(core: Core, actor: Actor, env_id: str, ref: str) -> None:
+    with core.db.transaction() as s:
+        env, _ = authz.require_env(s, actor, env_id, "machine_group.write")
+        g = find_group(s, env.id, ref)
+        failed = fail_runs_of_targets(s, None, g.id, "machine_group_deleted")
+        record(s, actor=actor.label, action="machine_group.delete", env_id=env.id, object_type="machine_group",
+               object_id=g.id, detail={"name": g.name, "runs_failed": failed})
+        s.delete(g)

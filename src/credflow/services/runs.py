@@ -1,0 +1,177 @@
+"""Runs of desktop flows: queued per target, handed to one machine, timed out and cancelled.
+
+A run waits in its target's queue (a machine, or a machine group whose free members take runs in FIFO
+order) until a machine claims it (see ``dispatch``). It fails when it is cancelled, when it waits or runs
+longer than its timeout (default 3 h, at most 24 h), or when its machine stops being seen.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from credflow.audit.chain import record
+from credflow.domain.errors import Conflict, NotFound, RuleViolation
+from credflow.domain.roles import EnvironmentRole
+from credflow.persistence.tables import Connection, DesktopFlow, Machine, Run, utcnow
+from credflow.services import authz
+from credflow.services.connections import find_connection
+from credflow.services.core import Actor, Core
+from credflow.services.desktop_flows import find_desktop_flow
+from credflow.services.machines import members
+from credflow.services.views import ts
+
+ACTIVE = ("queued", "running")
+DEFAULT_TIMEOUT = 3 * 3600
+MAX_TIMEOUT = 24 * 3600
+
+
+def run_view(r: Run, include_log: bool = True) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": r.id, "status": r.status, "desktop_flow": r.desktop_flow_id, "connection": r.connection_id,
+        "cloud_flow": r.cloud_flow_id, "machine": r.machine_id, "exit_code": r.exit_code,
+        "secret_version": r.secret_version, "timeout_seconds": r.timeout_seconds, "created_by": r.created_by,
+        "environment": r.env_id, "queued_at": ts(r.queued_at), "started_at": ts(r.started_at),
+        "finished_at": ts(r.finished_at)}
+    if include_log:
+        out["log"] = r.log or ""
+    return out
+
+
+def fail(r: Run, reason: str, now: datetime | None = None) -> None:
+    r.status, r.finished_at = "failed", now or utcnow()
+    r.log = (r.log or "") + f"[credflow] the run failed: {reason}\n"
+
+
+def candidates(s: Session, conn: Connection) -> list[str]:
+    """The machines that may take runs of ``conn``."""
+    if conn.machine_id:
+        return [conn.machine_id]
+    return members(s, conn.machine_group_id) if conn.machine_group_id else []
+
+
+def check_timeout(timeout_seconds: int | None) -> int:
+    if timeout_seconds is None:
+        return DEFAULT_TIMEOUT
+    if not 1 <= timeout_seconds <= MAX_TIMEOUT:
+        raise RuleViolation(f"timeout_seconds is between 1 and {MAX_TIMEOUT} (24 h)", code="invalid_timeout")
+    return timeout_seconds
+
+
+def queue_run(s: Session, actor_label: str, flow: DesktopFlow, conn: Connection, created_by: str | None,
+              timeout_seconds: int, cloud_flow_id: str | None = None) -> tuple[Run, list[str]]:
+    if not conn.machine_id and not conn.machine_group_id:
+        raise RuleViolation(f"connection {conn.name!r} has no machine or machine group any more",
+                            code="connection_has_no_target")
+    run = Run(env_id=conn.env_id, desktop_flow_id=flow.id, connection_id=conn.id, cloud_flow_id=cloud_flow_id,
+              status="queued", timeout_seconds=timeout_seconds, created_by=created_by, queued_at=utcnow())
+    s.add(run)
+    s.flush()
+    record(s, actor=actor_label, action="run.queue", env_id=conn.env_id, object_type="run", object_id=run.id,
+           detail={"desktop_flow": flow.id, "connection": conn.id, "cloud_flow": cloud_flow_id})
+    return run, candidates(s, conn)
+
+
+def signal_queued(core: Core, machine_ids: list[str], count: int = 1) -> None:
+    """Wake up to ``count`` machines among ``machine_ids`` that wait for a job (after the commit)."""
+    if machine_ids and count:
+        core.emit("runs_queued", machine_ids, count)
+
+
+def create_run(core: Core, actor: Actor, env_id: str, desktop_flow: str, connection: str,
+               timeout_seconds: int | None = None) -> dict[str, Any]:
+    timeout = check_timeout(timeout_seconds)
+    with core.db.transaction() as s:
+        env, role = authz.require_env(s, actor, env_id, "run.create")
+        authz.require_env(s, actor, env.id, "desktop_flow.read")
+        flow = find_desktop_flow(s, env.id, desktop_flow)
+        conn = find_connection(s, actor, env.id, role, connection)
+        run, machines = queue_run(s, actor.label, flow, conn, actor.id, timeout)
+        view = run_view(run)
+    signal_queued(core, machines)
+    return view
+
+
+def _visible(actor: Actor, role: EnvironmentRole):  # type: ignore[no-untyped-def]
+    if authz.env_allows(role, "connection.admin"):
+        return None
+    own = select(Connection.id).where(Connection.owner_id == actor.id)
+    return or_(Run.created_by == actor.id, Run.connection_id.in_(own))
+
+
+def _find(s: Session, actor: Actor, env_id: str, run_id: str, lock: bool = False) -> Run:
+    env, role = authz.require_env(s, actor, env_id, "run.read")
+    q = select(Run).where(Run.id == run_id, Run.env_id == env.id)
+    clause = _visible(actor, role)
+    if clause is not None:
+        q = q.where(clause)
+    run = s.scalar(q.with_for_update() if lock else q)
+    if run is None:
+        raise NotFound(f"run {run_id!r} not found", code="run_not_found")
+    return run
+
+
+def get_run(core: Core, actor: Actor, env_id: str, run_id: str) -> dict[str, Any]:
+    with core.db.read() as s:
+        return run_view(_find(s, actor, env_id, run_id))
+
+
+def list_runs(core: Core, actor: Actor, env_id: str, status: str | None = None, connection: str | None = None,
+              desktop_flow: str | None = None, cloud_flow: str | None = None) -> list[dict[str, Any]]:
+    with core.db.read() as s:
+        env, role = authz.require_env(s, actor, env_id, "run.read")
+        q = select(Run).where(Run.env_id == env.id)
+        clause = _visible(actor, role)
+        if clause is not None:
+            q = q.where(clause)
+        for column, value in ((Run.status, status), (Run.connection_id, connection),
+                              (Run.desktop_flow_id, desktop_flow), (Run.cloud_flow_id, cloud_flow)):
+            if value is not None:
+                q = q.where(column == value)
+        return [run_view(r, include_log=False) for r in s.scalars(q.order_by(Run.id)).all()]
+
+
+def cancel_run(core: Core, actor: Actor, env_id: str, run_id: str) -> dict[str, Any]:
+    """A queued run never starts; a running one fails now and its machine is told to stop the flow."""
+    with core.db.transaction() as s:
+        run = _find(s, actor, env_id, run_id, lock=True)
+        if run.status not in ACTIVE:
+            raise Conflict(f"the run has already {run.status}", code="run_finished", status_now=run.status)
+        was = run.status
+        fail(run, f"cancelled by {actor.label}")
+        record(s, actor=actor.label, action="run.cancel", env_id=run.env_id, object_type="run", object_id=run.id,
+               detail={"was": was, "machine": run.machine_id})
+        return run_view(run)
+
+
+def expire_overdue(core: Core, now: datetime | None = None) -> int:
+    """Fail runs past their timeout (waiting or running) and runs whose machine has not been seen for long."""
+    now = now or utcnow()
+    lost_after = timedelta(seconds=3 * core.settings.machine_offline_after_seconds)
+    with core.db.read() as s:
+        rows = s.execute(select(Run.id, Run.status, Run.queued_at, Run.started_at, Run.timeout_seconds,
+                                Machine.last_seen).outerjoin(Machine, Machine.id == Run.machine_id)
+                         .where(Run.status.in_(ACTIVE))).all()
+    due: dict[str, str] = {}
+    for rid, status, queued_at, started_at, timeout, last_seen in rows:
+        limit = timedelta(seconds=timeout)
+        if status == "queued" and now - queued_at > limit:
+            due[rid] = "timed_out (no machine took it in time)"
+        elif status == "running" and started_at is not None and now - started_at > limit:
+            due[rid] = "timed_out"
+        elif status == "running" and (last_seen is None or now - last_seen > lost_after):
+            due[rid] = "machine_lost (the machine stopped sending heartbeats)"
+    if not due:
+        return 0
+    with core.db.transaction() as s:
+        for rid, reason in due.items():
+            run = s.scalar(select(Run).where(Run.id == rid, Run.status.in_(ACTIVE)).with_for_update())
+            if run is None:
+                continue
+            fail(run, reason, now)
+            record(s, actor="system:scheduler", action="run.expire", env_id=run.env_id, object_type="run",
+                   object_id=run.id, detail={"reason": reason.split(" ")[0], "machine": run.machine_id})
+        return len(due)

@@ -1,0 +1,141 @@
+"""Teams: named groups of users of one environment that credentials (and secret stores) are shared with.
+
+What a user holds through a team ends the moment the user leaves it: authorization reads membership on every
+request, and the connections that relied on it are re-checked in the same transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from credflow.audit.chain import record
+from credflow.domain.errors import Conflict, NotFound, RuleViolation
+from credflow.persistence.tables import (
+    CredentialShare,
+    Environment,
+    StoreAccess,
+    Team,
+    TeamMember,
+    User,
+    VariableGrant,
+)
+from credflow.services import authz, views
+from credflow.services.core import Actor, Core
+from credflow.services.sharing import refresh_access, refresh_principal
+
+
+def _check_name(name: Any) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise RuleViolation("a team needs a non-empty name", code="empty_name")
+    if len(name.strip()) > 200:
+        raise RuleViolation("a team name has at most 200 characters", code="name_too_long")
+    return name.strip()
+
+
+def find_team(s: Session, env_id: str, ref: str) -> Team:
+    team = s.get(Team, ref)
+    if team is None or team.env_id != env_id:
+        team = s.scalar(select(Team).where(Team.env_id == env_id, Team.name == ref))
+    if team is None:
+        raise NotFound(f"team {ref!r} not found", code="team_not_found")
+    return team
+
+
+def _member(s: Session, env: Environment, ref: str) -> User:
+    """A user of the environment's organization, by id or email, who has a role in the environment."""
+    user = s.get(User, ref)
+    if user is None:
+        user = s.scalar(select(User).where(func.lower(User.email) == ref.lower()))
+    if user is None or user.org_id != env.org_id:
+        raise NotFound(f"user {ref!r} not found", code="user_not_found")
+    if authz.env_role(s, Actor(kind="user", id=user.id, org_id=env.org_id), env.id) is None:
+        raise RuleViolation(f"user {ref!r} has no role in this environment", code="not_in_environment")
+    return user
+
+
+def _view(s: Session, team: Team) -> dict[str, Any]:
+    members = s.scalars(select(User).join(TeamMember, TeamMember.user_id == User.id)
+                        .where(TeamMember.team_id == team.id).order_by(User.id)).all()
+    return {"id": team.id, "name": team.name, "environment": team.env_id,
+            "members": [{"id": u.id, "name": u.name, "email": u.email} for u in members],
+            "created_at": views.ts(team.created_at)}
+
+
+def create_team(core: Core, actor: Actor, env_id: str, name: str, members: list[str]) -> dict[str, Any]:
+    name = _check_name(name)
+    with core.db.transaction() as s:
+        env, _ = authz.require_env(s, actor, env_id, "team.write")
+        if s.scalar(select(Team.id).where(Team.env_id == env.id, Team.name == name)):
+            raise Conflict(f"a team named {name!r} exists in this environment", code="duplicate_name")
+        users = {u.id: u for u in (_member(s, env, ref) for ref in members)}
+        team = Team(env_id=env.id, name=name)
+        s.add(team)
+        s.flush()
+        s.add_all(TeamMember(team_id=team.id, user_id=uid) for uid in users)
+        s.flush()
+        record(s, actor=actor.label, action="team.create", env_id=env.id, object_type="team", object_id=team.id,
+               detail={"name": name, "members": sorted(users)})
+        return _view(s, team)
+
+
+def list_teams(core: Core, actor: Actor, env_id: str) -> list[dict[str, Any]]:
+    with core.db.read() as s:
+        env, _ = authz.require_env(s, actor, env_id, "team.read")
+        teams = s.scalars(select(Team).where(Team.env_id == env.id).order_by(Team.id)).all()
+        return [_view(s, t) for t in teams]
+
+
+def get_team(core: Core, actor: Actor, env_id: str, team_ref: str) -> dict[str, Any]:
+    with core.db.read() as s:
+        env, _ = authz.require_env(s, actor, env_id, "team.read")
+        return _view(s, find_team(s, env.id, team_ref))
+
+
+def add_member(core: Core, actor: Actor, env_id: str, team_ref: str, user_ref: str) -> dict[str, Any]:
+    with core.db.transaction() as s:
+        env, _ = authz.require_env(s, actor, env_id, "team.write")
+        team = find_team(s, env.id, team_ref)
+        user = _member(s, env, user_ref)
+        if s.get(TeamMember, (team.id, user.id)) is None:
+            s.add(TeamMember(team_id=team.id, user_id=user.id))
+            s.flush()
+            changed = refresh_principal(s, team.id)
+            record(s, actor=actor.label, action="team.member_add", env_id=env.id, object_type="team",
+                   object_id=team.id, detail={"user": user.id, "connections_changed": changed})
+        return _view(s, team)
+
+
+def remove_member(core: Core, actor: Actor, env_id: str, team_ref: str, user_ref: str) -> None:
+    with core.db.transaction() as s:
+        env, _ = authz.require_env(s, actor, env_id, "team.write")
+        team = find_team(s, env.id, team_ref)
+        user = s.get(User, user_ref) or s.scalar(select(User).where(func.lower(User.email) == user_ref.lower()))
+        row = s.get(TeamMember, (team.id, user.id)) if user is not None else None
+        if user is None or row is None:
+            raise NotFound(f"user {user_ref!r} is not a member of team {team.name!r}", code="member_not_found")
+        s.delete(row)
+        s.flush()
+        changed = refresh_principal(s, team.id)
+        record(s, actor=actor.label, action="team.member_remove", env_id=env.id, object_type="team",
+               object_id=team.id, detail={"user": user.id, "connections_changed": changed})
+
+
+def delete_team(core: Core, actor: Actor, env_id: str, team_ref: str) -> None:
+    """Delete a team with everything granted to it: its credential shares, store access and variable reads."""
+    with core.db.transaction() as s:
+        env, _ = authz.require_env(s, actor, env_id, "team.write")
+        team = find_team(s, env.id, team_ref)
+        cred_ids = s.scalars(select(CredentialShare.credential_id)
+                             .where(CredentialShare.principal_id == team.id)).all()
+        s.execute(delete(CredentialShare).where(CredentialShare.principal_id == team.id))
+        s.execute(delete(StoreAccess).where(StoreAccess.principal_id == team.id))
+        s.execute(delete(VariableGrant).where(VariableGrant.principal_id == team.id))
+        s.execute(delete(TeamMember).where(TeamMember.team_id == team.id))
+        s.delete(team)
+        s.flush()
+        changed = [conn for cid in cred_ids for conn in refresh_access(s, cid)]
+        record(s, actor=actor.label, action="team.delete", env_id=env.id, object_type="team", object_id=team.id,
+               detail={"name": team.name, "credentials": list(cred_ids), "connections_changed": changed})

@@ -1,0 +1,87 @@
+"""Desktop flow connections: on a machine or a machine group, with a username and password typed in or, after
+"Switch to credentials", with a credential; their status and the secret version the next run receives."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from starlette.responses import Response
+
+from credflow.domain.errors import DomainError, RuleViolation
+from credflow.services import connections, credentials, machines, users
+from credflow.web.auth import CurrentUser, PostedForm, WebUser, core_of
+from credflow.web.render import EnvPage, form_text, load_env, page_router, render, see_other
+
+router = page_router()
+
+
+def _targets(request: Request, user: WebUser, e: EnvPage) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    core = core_of(request)
+    return (sorted(machines.list_machines(core, user.actor, e.id), key=lambda m: m["name"].lower()),
+            sorted(machines.list_groups(core, user.actor, e.id), key=lambda g: g["name"].lower()))
+
+
+@router.get("/env/{env}/connections")
+def list_page(request: Request, env: str, user: CurrentUser) -> Response:
+    e = load_env(request, user, env)
+    core = core_of(request)
+    found = connections.list_connections(core, user.actor, e.id)
+    found_machines, groups = _targets(request, user, e)
+    creds = {c["id"]: c["name"] for c in credentials.list_credentials(core, user.actor, e.id)}
+    return render(request, "connections/list.html", user=user, env=e, connections=found, credentials=creds,
+                  machines={m["id"]: m["name"] for m in found_machines}, groups={g["id"]: g["name"] for g in groups},
+                  people={u["id"]: u for u in users.list_users(core, user.actor)})
+
+
+def _form(request: Request, user: WebUser, e: EnvPage, auth: str, values: dict[str, str],
+          error: DomainError | None = None, switched: bool = False) -> Response:
+    found_machines, groups = _targets(request, user, e)
+    creds = sorted(credentials.list_credentials(core_of(request), user.actor, e.id), key=lambda c: c["name"].lower())
+    return render(request, "connections/new.html", user=user, env=e, auth=auth, values=values,
+                  machines=found_machines, groups=groups, credentials=creds, error=error,
+                  switched=switched)
+
+
+@router.get("/env/{env}/connections/new")
+def new_page(request: Request, env: str, user: CurrentUser, auth: str = "") -> Response:
+    e = load_env(request, user, env)
+    return _form(request, user, e, "credential" if auth == "credential" else "password",
+                 {"name": "", "target": "", "credential": ""}, switched=bool(auth))
+
+
+def _target(value: str) -> dict[str, str]:
+    kind, _, ident = value.partition(":")
+    if kind not in ("machine", "machine_group") or not ident:
+        raise RuleViolation("select the machine or the machine group", code="invalid_target")
+    return {kind: ident}
+
+
+@router.post("/env/{env}/connections/new")
+def create(request: Request, env: str, user: CurrentUser, form: PostedForm) -> Response:
+    e = load_env(request, user, env)
+    auth = "credential" if form_text(form, "auth") == "credential" else "password"
+    values = {k: form_text(form, k) for k in ("name", "target", "credential")}
+    try:
+        target = _target(values["target"])
+        if auth == "credential":
+            made = connections.create_connection(core_of(request), user.actor, e.id, values["name"], target,
+                                                 values["credential"] or "")
+        else:
+            username, password = form.get("username"), form.get("password")
+            made = connections.create_connection(
+                core_of(request), user.actor, e.id, values["name"], target, None,
+                username if isinstance(username, str) else "", password if isinstance(password, str) else "")
+    except DomainError as exc:
+        return _form(request, user, e, auth, values, exc)
+    return see_other(f"{e.base}/connections?done=created#conn-{made['id']}")
+
+
+@router.post("/env/{env}/connections/{conn}/delete")
+def delete(request: Request, env: str, conn: str, user: CurrentUser, form: PostedForm) -> Response:
+    e = load_env(request, user, env)
+    try:
+        connections.delete_connection(core_of(request), user.actor, e.id, conn)
+    except DomainError as exc:
+        return _form(request, user, e, "password", {"name": "", "target": "", "credential": ""}, exc)
+    return see_other(f"{e.base}/connections?done=deleted")

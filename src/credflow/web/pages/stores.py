@@ -1,0 +1,107 @@
+"""Secret stores: list, add (a form derived from the kind's config model), the prerequisite check with its
+fixes, who may use the store, and for the builtin store its secrets (names and versions, never values)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from starlette.datastructures import FormData
+from starlette.responses import Response
+
+from credflow.domain.errors import DomainError
+from credflow.services import secret_stores, store_checks, users
+from credflow.web.auth import CurrentUser, PostedForm, WebUser, core_of
+from credflow.web.pages.store_forms import config_from_form, echo_values, fields_of
+from credflow.web.render import EnvPage, form_text, load_env, page_router, render, see_other
+
+router = page_router()
+KIND_LABELS = {"builtin": "Builtin (credflow's own encrypted store)", "hashicorp-vault": "HashiCorp Vault / OpenBao",
+               "azure-keyvault": "Azure Key Vault", "aws-secretsmanager": "AWS Secrets Manager"}
+CHECK_LABELS = {"reachable": "The vault is reachable", "service_can_read": "credflow can read its secrets",
+                "caller_may_use": "You may use this store", "same_tenant": "The vault is on the same tenant"}
+
+
+@router.get("/env/{env}/stores")
+def list_page(request: Request, env: str, user: CurrentUser) -> Response:
+    e = load_env(request, user, env)
+    found = secret_stores.list_stores(core_of(request), user.actor, e.id)
+    return render(request, "stores/list.html", user=user, env=e, stores=found, kind_labels=KIND_LABELS)
+
+
+def _form(request: Request, user: WebUser, e: EnvPage, kind: str, form: FormData | None = None,
+          error: DomainError | None = None) -> Response:
+    registry = core_of(request).registry
+    plugin = registry.get(kind)
+    fields = fields_of(plugin.Config) if plugin is not None else []
+    values = {"name": form_text(form, "name"), "vault_url": form_text(form, "vault_url")} if form else {}
+    return render(request, "stores/new.html", user=user, env=e, kind=kind, kinds=registry.kinds(),
+                  not_viable=registry.not_viable, kind_labels=KIND_LABELS, fields=fields, values=values,
+                  config_values=echo_values(fields, form), error=error)
+
+
+@router.get("/env/{env}/stores/new")
+def new_page(request: Request, env: str, user: CurrentUser, kind: str = "builtin") -> Response:
+    return _form(request, user, load_env(request, user, env), kind)
+
+
+@router.post("/env/{env}/stores/new")
+def create(request: Request, env: str, user: CurrentUser, form: PostedForm) -> Response:
+    e = load_env(request, user, env)
+    core = core_of(request)
+    kind = form_text(form, "kind")
+    plugin = core.registry.get(kind)
+    config = config_from_form(fields_of(plugin.Config), form) if plugin is not None else {}
+    try:
+        store = secret_stores.create_store(core, user.actor, e.id, form_text(form, "name"), kind,
+                                           form_text(form, "vault_url") or None, config)
+    except DomainError as exc:
+        return _form(request, user, e, kind, form, exc)
+    return see_other(f"{e.base}/stores/{store['id']}?done=created")
+
+
+def _detail(request: Request, user: WebUser, e: EnvPage, store_ref: str, report: dict[str, Any] | None = None,
+            error: DomainError | None = None, access_values: dict[str, str] | None = None) -> Response:
+    core = core_of(request)
+    store = secret_stores.get_store(core, user.actor, e.id, store_ref)
+    found = secret_stores.list_secrets(core, user.actor, e.id, store["id"]) if store["kind"] == "builtin" else []
+    people = [u for u in users.list_users(core, user.actor) if e.id in u["environment_roles"]]
+    return render(request, "stores/detail.html", user=user, env=e, store=store, secrets=found, report=report,
+                  check_labels=CHECK_LABELS, kind_labels=KIND_LABELS, people=people, error=error,
+                  access_values=access_values or {})
+
+
+@router.get("/env/{env}/stores/{store}")
+def detail(request: Request, env: str, store: str, user: CurrentUser) -> Response:
+    return _detail(request, user, load_env(request, user, env), store)
+
+
+@router.post("/env/{env}/stores/{store}/check")
+def check(request: Request, env: str, store: str, user: CurrentUser, form: PostedForm) -> Response:
+    e = load_env(request, user, env)
+    report = store_checks.check_store(core_of(request), user.actor, e.id, store)
+    return _detail(request, user, e, store, report=report)
+
+
+@router.post("/env/{env}/stores/{store}/access")
+def set_access(request: Request, env: str, store: str, user: CurrentUser, form: PostedForm) -> Response:
+    e = load_env(request, user, env)
+    values = {"principal": form_text(form, "principal"), "allowed": form_text(form, "allowed")}
+    try:
+        secret_stores.set_access(core_of(request), user.actor, e.id, store, values["principal"],
+                                 values["allowed"] != "no")
+    except DomainError as exc:
+        return _detail(request, user, e, store, error=exc, access_values=values)
+    return see_other(f"{e.base}/stores/{store}?done=access_set")
+
+
+@router.post("/env/{env}/stores/{store}/secrets")
+def put_secret(request: Request, env: str, store: str, user: CurrentUser, form: PostedForm) -> Response:
+    e = load_env(request, user, env)
+    value = form.get("value")
+    try:
+        secret_stores.put_secret(core_of(request), user.actor, e.id, store, form_text(form, "name"),
+                                 value if isinstance(value, str) else "")
+    except DomainError as exc:
+        return _detail(request, user, e, store, error=exc)
+    return see_other(f"{e.base}/stores/{store}?done=secret_written")

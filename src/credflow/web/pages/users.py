@@ -1,0 +1,54 @@
+"""People, for system administrators: who has a role in this environment, add a person with a first password,
+and set a first password for someone who has none (or has forgotten theirs)."""
+
+from __future__ import annotations
+
+from fastapi import Request
+from starlette.responses import Response
+
+from credflow.domain.errors import DomainError
+from credflow.services import passwords, users
+from credflow.web.auth import CurrentUser, PostedForm, WebUser, core_of
+from credflow.web.render import EnvPage, form_text, load_env, page_router, render, see_other
+
+router = page_router()
+ROLES = [("basic_user", "Basic User"), ("environment_maker", "Environment Maker"),
+         ("system_administrator", "System Administrator")]
+
+
+def _page(request: Request, user: WebUser, e: EnvPage, values: dict[str, str] | None = None,
+          error: DomainError | None = None) -> Response:
+    people = sorted(users.list_users(core_of(request), user.actor), key=lambda u: u["name"].lower())
+    return render(request, "users/list.html", user=user, env=e, people=people, roles=ROLES, error=error,
+                  values=values or {"name": "", "email": "", "role": "environment_maker"})
+
+
+@router.get("/env/{env}/users")
+def list_page(request: Request, env: str, user: CurrentUser) -> Response:
+    return _page(request, user, load_env(request, user, env))
+
+
+@router.post("/env/{env}/users/new")
+def create(request: Request, env: str, user: CurrentUser, form: PostedForm) -> Response:
+    e = load_env(request, user, env)
+    core = core_of(request)
+    values = {k: form_text(form, k) for k in ("name", "email", "role")}
+    first = form.get("password")
+    try:
+        password = passwords.check_strength(first, values["email"])
+        made = users.create_user(core, user.actor, values["name"], values["email"], {e.id: values["role"]})
+        passwords.set_password(core, user.actor, made["id"], password)
+    except DomainError as exc:
+        return _page(request, user, e, values, exc)
+    return see_other(f"{e.base}/users?done=created")
+
+
+@router.post("/env/{env}/users/{user_id}/password")
+def set_password(request: Request, env: str, user_id: str, user: CurrentUser, form: PostedForm) -> Response:
+    e = load_env(request, user, env)
+    password = form.get("password")
+    try:
+        passwords.set_password(core_of(request), user.actor, user_id, password if isinstance(password, str) else "")
+    except DomainError as exc:
+        return _page(request, user, e, None, exc)
+    return see_other(f"{e.base}/users?done=password_set")

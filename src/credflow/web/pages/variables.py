@@ -1,0 +1,92 @@
+"""Environment variables: list, create a text or a secret one (a store and a secret name, or the Azure resource
+id), delete, and Show dependencies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from starlette.responses import Response
+
+from credflow.domain.errors import DomainError
+from credflow.services import dependencies, secret_stores, variables
+from credflow.web.auth import CurrentUser, PostedForm, WebUser, core_of
+from credflow.web.render import EnvPage, form_text, load_env, page_router, render, see_other
+
+router = page_router()
+FIELDS = ("schema_name", "display_name", "value", "store", "secret_name", "version", "azure_id", "back")
+
+
+def _stores(request: Request, user: WebUser, e: EnvPage) -> list[dict[str, Any]]:
+    if not e.can("secret_store.read"):
+        return []
+    return secret_stores.list_stores(core_of(request), user.actor, e.id)
+
+
+@router.get("/env/{env}/variables")
+def list_page(request: Request, env: str, user: CurrentUser) -> Response:
+    e = load_env(request, user, env)
+    found = sorted(variables.list_variables(core_of(request), user.actor, e.id), key=lambda v: v["schema_name"])
+    return render(request, "variables/list.html", user=user, env=e, variables=found)
+
+
+def _form(request: Request, user: WebUser, e: EnvPage, type_: str, values: dict[str, str],
+          error: DomainError | None = None) -> Response:
+    return render(request, "variables/new.html", user=user, env=e, type=type_, values=values,
+                  stores=_stores(request, user, e), error=error)
+
+
+@router.get("/env/{env}/variables/new")
+def new_page(request: Request, env: str, user: CurrentUser, type: str = "text", back: str = "") -> Response:
+    e = load_env(request, user, env)
+    values = dict.fromkeys(FIELDS, "")
+    values["back"] = "credential" if back == "credential" else ""
+    return _form(request, user, e, "secret" if type == "secret" else "text", values)
+
+
+def _reference(values: dict[str, str]) -> Any:
+    if values["azure_id"]:
+        return values["azure_id"]
+    ref: dict[str, Any] = {"store": values["store"], "name": values["secret_name"]}
+    if values["version"]:
+        ref["version"] = values["version"]
+    return ref
+
+
+@router.post("/env/{env}/variables/new")
+def create(request: Request, env: str, user: CurrentUser, form: PostedForm) -> Response:
+    e = load_env(request, user, env)
+    type_ = "secret" if form_text(form, "type") == "secret" else "text"
+    values = {k: form_text(form, k) for k in FIELDS}
+    raw_value = form.get("value")
+    try:
+        var = variables.create_variable(
+            core_of(request), user.actor, e.id, values["schema_name"], values["display_name"] or None, type_,
+            (raw_value if isinstance(raw_value, str) else "") if type_ == "text" else None,
+            _reference(values) if type_ == "secret" else None)
+    except DomainError as exc:
+        return _form(request, user, e, type_, values, exc)
+    if values["back"] == "credential":
+        field = "username_variable" if type_ == "text" else "password_variable"
+        return see_other(f"{e.base}/credentials/new?{field}={var['id']}&done=created")
+    return see_other(f"{e.base}/variables?done=created")
+
+
+@router.get("/env/{env}/variables/{var}/dependencies")
+def dependencies_page(request: Request, env: str, var: str, user: CurrentUser) -> Response:
+    e = load_env(request, user, env)
+    core = core_of(request)
+    got = variables.get_variable(core, user.actor, e.id, var)
+    deps = dependencies.variable_dependencies(core, user.actor, e.id, got["id"], limit=500)
+    return render(request, "variables/dependencies.html", user=user, env=e, var=got, deps=deps)
+
+
+@router.post("/env/{env}/variables/{var}/delete")
+def delete(request: Request, env: str, var: str, user: CurrentUser, form: PostedForm) -> Response:
+    e = load_env(request, user, env)
+    try:
+        variables.delete_variable(core_of(request), user.actor, e.id, var)
+    except DomainError as exc:
+        found = sorted(variables.list_variables(core_of(request), user.actor, e.id), key=lambda v: v["schema_name"])
+        return render(request, "variables/list.html", user=user, env=e, variables=found, error=exc)
+    return see_other(f"{e.base}/variables?done=deleted")

@@ -1,0 +1,187 @@
+"""Rendering pages: the Jinja2 environment, the page context, and the route class that turns what a page raises
+(no session, a rejected CSRF token, a service's DomainError) into what the person sees."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from credflow.domain.errors import DomainError
+from credflow.domain.roles import EnvironmentRole, env_allows
+from credflow.services import users
+from credflow.web.auth import CsrfRejected, PasswordChangeRequired, SignInRequired, WebUser, core_of
+
+log = logging.getLogger("credflow.web")
+
+TEMPLATES = Path(__file__).parent / "templates"
+ROLE_LABELS = {
+    "owner": "Owner",
+    "co_owner": "Co-owner (can edit)",
+    "user": "User (can view only)",
+    "user_share": "User (can view and share)",
+}
+ENV_ROLE_LABELS = {
+    "system_administrator": "System Administrator",
+    "environment_maker": "Environment Maker",
+    "basic_user": "Basic User",
+}
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                               "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+DONE = {
+    "created": "Created.",
+    "saved": "Saved.",
+    "deleted": "Deleted.",
+    "shared": "Shared. The environment variables of the credential are shared as well.",
+    "unshared": "Access removed. The environment variables stay shared.",
+    "password_changed": "Your password is changed.",
+    "password_set": "The password is set; the user chooses their own at the next sign-in.",
+    "secret_written": "A new version of the secret is written.",
+    "access_set": "Access to the store is updated.",
+    "queued": "Queued.",
+    "imported": "Imported.",
+}
+_SLUG = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+
+
+def _when(value: str | None) -> str:
+    if not value:
+        return ""
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except ValueError:
+        return value
+
+
+jinja = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
+                    trim_blocks=True, lstrip_blocks=True)
+jinja.filters["when"] = _when
+jinja.filters["role_label"] = lambda r: ROLE_LABELS.get(r or "", r or "")
+jinja.filters["env_role_label"] = lambda r: ENV_ROLE_LABELS.get(r or "", r or "")
+jinja.filters["q"] = lambda v: quote(str(v), safe="")
+
+# Navigation entries (label, path under the environment, the environment action that shows it); page modules
+# append theirs when they are included.
+NAV: list[tuple[str, str, str]] = []
+
+
+@dataclass
+class EnvPage:
+    id: str
+    name: str
+    role: EnvironmentRole
+    base: str  # "/env/<name or id>"
+
+    def can(self, action: str) -> bool:
+        return env_allows(self.role, action)
+
+
+def env_base(env: dict[str, Any]) -> str:
+    """The path of an environment's pages: by name when the name is URL-safe, else by id."""
+    return f"/env/{env['name'] if _SLUG.match(env['name']) else env['id']}"
+
+
+def load_env(request: Request, user: WebUser, env_ref: str) -> EnvPage:
+    got = users.get_environment(core_of(request), user.actor, env_ref)
+    return EnvPage(id=got["id"], name=got["name"], role=EnvironmentRole(got["my_role"]), base=env_base(got))
+
+
+def render(request: Request, template: str, *, user: WebUser | None = None, env: EnvPage | None = None,
+           status: int = 200, error: DomainError | None = None, headers: dict[str, str] | None = None,
+           csrf: str = "", **ctx: Any) -> HTMLResponse:
+    envs = users.list_environments(core_of(request), user.actor) if user is not None else []
+    nav = [(label, path) for label, path, action in NAV if env is not None and env.can(action)]
+    body = jinja.get_template(template).render(
+        request=request, user=user, env=env, envs=envs, nav=nav, csrf=user.csrf if user else csrf,
+        error=_error_view(error), done_text=DONE.get(request.query_params.get("done", ""), ""),
+        env_base=env_base, **ctx)
+    return HTMLResponse(body, status_code=error.status if error is not None and status == 200 else status,
+                        headers={**SECURITY_HEADERS, **(headers or {})})
+
+
+def _error_view(error: DomainError | None) -> dict[str, Any] | None:
+    if error is None:
+        return None
+    return {"status": error.status, "code": error.code, "title": error.title, "detail": error.detail,
+            "extra": error.extra}
+
+
+def see_other(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+def safe_next(value: str | None, default: str = "/") -> str:
+    """Only a path of this site (never ``//host`` or a URL) may be a redirect target."""
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return default
+
+
+def _error_page(request: Request, error: DomainError) -> HTMLResponse:
+    user: WebUser | None = getattr(request.state, "web_user", None)
+    env = None
+    env_ref = request.path_params.get("env")
+    if user is not None and env_ref:
+        try:
+            env = load_env(request, user, env_ref)
+        except DomainError:
+            env = None
+    return render(request, "error.html", user=user, env=env, error=error)
+
+
+class WebRoute(APIRoute):
+    """A page route: it answers a missing session with the sign-in page and any error with a page saying it."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        original = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            try:
+                return await original(request)
+            except SignInRequired:
+                target = "/sign-in"
+                if request.method == "GET":
+                    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                    target += f"?next={quote(path, safe='')}"
+                return see_other(target)
+            except PasswordChangeRequired:
+                return see_other("/account/password")
+            except CsrfRejected:
+                err = DomainError("the form has expired or did not come from this site; reload the page and try "
+                                  "again", code="csrf_rejected")
+                err.status, err.title = 403, "Form rejected"
+                return await run_in_threadpool(_error_page, request, err)
+            except DomainError as exc:
+                return await run_in_threadpool(_error_page, request, exc)
+            except RequestValidationError:
+                err = DomainError("the request is missing a field this page needs", code="malformed")
+                return await run_in_threadpool(_error_page, request, err)
+
+        return handler
+
+
+def page_router() -> APIRouter:
+    return APIRouter(route_class=WebRoute, include_in_schema=False)
+
+
+def form_text(form: Any, name: str) -> str:
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) else ""

@@ -1,0 +1,157 @@
+"""The web pages at ``/``: sign-in, sign-out, one's own password, the static files, and every page module.
+
+Pages call the same service functions as the API, with an Actor built from the signed-in user, so they offer no
+rule the API lacks; what a service refuses is shown on the page.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import FastAPI, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import FileResponse, Response
+
+from credflow.domain.errors import DomainError, NotFound, RuleViolation, TooManyRequests, Unauthenticated
+from credflow.services import passwords, users
+from credflow.web import auth
+from credflow.web.auth import AnyUser, CurrentUser, PostedForm
+from credflow.web.pages import (
+    audit,
+    cloud_flows,
+    connections,
+    credentials,
+    machines,
+    runs,
+    sharing,
+    solutions,
+    stores,
+    variables,
+)
+from credflow.web.pages import users as user_pages
+from credflow.web.render import NAV, env_base, form_text, load_env, page_router, render, safe_next, see_other
+
+STATIC = Path(__file__).parent / "static"
+_STATIC_FILES = {"htmx.min.js": "text/javascript", "htmx.LICENSE": "text/plain", "app.css": "text/css",
+                 "app.js": "text/javascript"}
+
+router = page_router()
+
+
+@router.get("/")
+def home(request: Request, user: CurrentUser, done: str = "") -> Response:
+    envs = users.list_environments(auth.core_of(request), user.actor)
+    if not envs:
+        return render(request, "no_environment.html", user=user)
+    return see_other(f"{env_base(envs[0])}/credentials" + (f"?done={quote(done)}" if done else ""))
+
+
+@router.get("/switch")
+def switch_environment(request: Request, user: CurrentUser, env: str = "") -> Response:
+    return see_other(f"{load_env(request, user, env).base}/credentials")
+
+
+@router.get("/static/{name}")
+def static(name: str) -> Response:
+    if name not in _STATIC_FILES:
+        raise NotFound("no such file", code="not_found")
+    return FileResponse(STATIC / name, media_type=_STATIC_FILES[name],
+                        headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"})
+
+
+def _sign_in_page(request: Request, next_: str, email: str = "", error: DomainError | None = None,
+                  status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    value, token, fresh = auth.presession(request)
+    resp = render(request, "sign_in.html", csrf=token, next=next_, email=email, error=error, status=status,
+                  headers=headers)
+    if fresh:
+        auth.set_cookie(request, resp, auth.PRESESSION_COOKIE, value, 3600)
+    return resp
+
+
+@router.get("/sign-in")
+def sign_in_page(request: Request, next: Annotated[str, Query()] = "/") -> Response:
+    if auth.session_user(request) is not None:
+        return see_other(safe_next(next))
+    return _sign_in_page(request, safe_next(next))
+
+
+@router.post("/sign-in")
+async def sign_in(request: Request) -> Response:
+    form = await request.form()
+    auth.check_presession(request, form)
+    password = form.get("password")
+    return await run_in_threadpool(_sign_in, request, form_text(form, "email"),
+                                   password if isinstance(password, str) else "",
+                                   safe_next(form_text(form, "next")))
+
+
+def _sign_in(request: Request, email: str, password: str, next_: str) -> Response:
+    web = auth.state(request)
+    client = auth.client_address(request)
+    account = f"{email.lower()}|{client}"
+    wait = max(web.per_account.retry_after(account), web.per_client.retry_after(client))
+    if wait:
+        err = TooManyRequests(f"too many failed sign-ins; try again in {wait} seconds", code="sign_in_throttled")
+        return _sign_in_page(request, next_, email, err, headers={"Retry-After": str(wait)})
+    try:
+        actor = passwords.sign_in(auth.core_of(request), email, password, client)
+    except Unauthenticated as exc:
+        web.per_account.fail(account)
+        web.per_client.fail(client)
+        return _sign_in_page(request, next_, email, exc)
+    web.per_account.clear(account)
+    resp = see_other(next_)
+    auth.start_session(request, resp, actor.id)
+    resp.delete_cookie(auth.PRESESSION_COOKIE, path="/")
+    return resp
+
+
+@router.post("/sign-out")
+def sign_out(request: Request, user: AnyUser, form: PostedForm) -> Response:
+    resp = see_other("/sign-in")
+    auth.end_session(request, resp)
+    return resp
+
+
+@router.get("/account/password")
+def password_page(request: Request, user: AnyUser) -> Response:
+    return render(request, "account_password.html", user=user)
+
+
+@router.post("/account/password")
+def change_password(request: Request, user: AnyUser, form: PostedForm) -> Response:
+    current, new, confirm = (str(form.get(k) or "") for k in ("current", "new", "confirm"))
+    try:
+        if new != confirm:
+            raise RuleViolation("the new password and its confirmation differ", code="password_mismatch")
+        passwords.change_password(auth.core_of(request), user.actor, current, new)
+    except DomainError as exc:
+        return render(request, "account_password.html", user=user, error=exc)
+    resp = see_other("/?done=password_changed")
+    auth.end_session(request, resp)
+    auth.start_session(request, resp, user.actor.id)
+    return resp
+
+
+for _module in (credentials, sharing, variables, stores, machines, connections, runs, cloud_flows, solutions,
+                user_pages, audit):
+    router.include_router(_module.router)
+NAV[:] = [("Credentials", "/credentials", "environment.read"),
+          ("Environment variables", "/variables", "environment.read"),
+          ("Secret stores", "/stores", "secret_store.read"),
+          ("Machines", "/machines", "machine.read"),
+          ("Connections", "/connections", "connection.list"),
+          ("Runs", "/runs", "run.read"),
+          ("Cloud flows", "/cloud-flows", "cloud_flow.read"),
+          ("Solutions", "/solutions", "solution.read"),
+          ("People", "/users", "user.admin"),
+          ("Audit", "/audit", "audit.read")]
+
+
+def install(app: FastAPI) -> None:
+    """Serve the pages from ``app`` (called by ``create_app``)."""
+    app.state.web = auth.WebState(codec=auth.SessionCodec(app.state.core.keyring))
+    app.include_router(router)

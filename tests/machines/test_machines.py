@@ -1,0 +1,112 @@
+"""Machines: single-use expiring registration tokens, online/offline, groups, and what machine tokens reach."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from credflow.crypto.sealing import new_key_pair
+from tests.conftest import Api
+from tests.machines.conftest import Machine, problem, register, registration
+
+
+def _register(api: Api, token: str, name: str = "pc") -> Any:
+    return api.post("/machines/register", {"registration_token": token, "name": name,
+                                           "public_key": new_key_pair()[1]})
+
+
+def _machines(admin: Api) -> list[dict[str, Any]]:
+    return admin.ok(admin.get(admin.e("/machines")))["items"]  # type: ignore[no-any-return]
+
+
+def test_a_registration_token_registers_one_machine_once(admin: Api) -> None:
+    reg = registration(admin)
+    assert reg["registration_token"] and reg["expires_at"]
+    made = admin.ok(_register(admin, reg["registration_token"], "pc-1"), 201)
+    assert made["machine_id"] and made["machine_token"]
+    problem(_register(admin, reg["registration_token"], "pc-2"), 401, "registration_token_used")
+    assert [m["name"] for m in _machines(admin)] == ["pc-1"]
+
+
+def test_a_bad_or_expired_registration_token_changes_nothing(admin: Api) -> None:
+    problem(_register(admin, "cfr_not-a-token"), 401, "registration_token_invalid")
+    reg = registration(admin, expires_in_seconds=1)
+    time.sleep(1.1)
+    problem(_register(admin, reg["registration_token"]), 401, "registration_token_expired")
+    assert _machines(admin) == []
+
+
+def test_a_bad_public_key_or_taken_name_keeps_the_token_usable(admin: Api) -> None:
+    register(admin, "pc-1")
+    token = registration(admin)["registration_token"]
+    bad = admin.post("/machines/register", {"registration_token": token, "name": "pc-2", "public_key": "short"})
+    problem(bad, 422, "bad_public_key")
+    problem(_register(admin, token, "pc-1"), 409, "duplicate_name")
+    assert admin.ok(_register(admin, token, "pc-2"), 201)["machine_id"]
+
+
+def test_only_makers_and_administrators_hand_out_registration_tokens(admin: Api) -> None:
+    basic = admin.user("bob", "basic_user")
+    problem(basic.post(basic.e("/machine-registrations"), {}), 403, "forbidden")
+    maker = admin.user("mia", "environment_maker")
+    assert registration(maker)["registration_token"]
+
+
+def test_machines_are_online_while_they_send_heartbeats(admin: Api, machine: Machine) -> None:
+    listed = _machines(admin)
+    assert [(m["id"], m["status"]) for m in listed] == [(machine.id, "online")]
+    assert listed[0]["last_seen"]
+    beat = machine.api.ok(machine.api.post("/machines/me/heartbeat"))
+    assert beat["machine_id"] == machine.id and beat["status"] == "online"
+
+
+def test_a_machine_not_seen_for_a_while_is_offline(admin: Api, machine: Machine, core: Any) -> None:
+    core.settings.machine_offline_after_seconds = 1
+    time.sleep(1.1)
+    assert _machines(admin)[0]["status"] == "offline"
+    machine.api.ok(machine.api.post("/machines/me/heartbeat"))
+    assert _machines(admin)[0]["status"] == "online"
+
+
+def test_machine_tokens_reach_only_machine_endpoints(admin: Api, machine: Machine) -> None:
+    for path in ("/environments", admin.e("/machines"), admin.e("/credentials"), admin.e("/runs"), "/users"):
+        problem(machine.api.get(path), 403, "machine_token_not_allowed")
+    problem(machine.api.post(admin.e("/machine-registrations"), {}), 403, "machine_token_not_allowed")
+    assert machine.api.ok(machine.api.get("/me"))["kind"] == "machine"
+
+
+def test_user_tokens_do_not_reach_machine_endpoints(admin: Api) -> None:
+    problem(admin.post("/machines/me/heartbeat"), 403, "user_token_not_allowed")
+    problem(admin.post("/machines/me/jobs/claim"), 403, "user_token_not_allowed")
+    problem(admin.post("/machines/me/jobs/x/result", {"exit_code": 0, "log": ""}), 403, "user_token_not_allowed")
+
+
+def test_a_deleted_machine_token_stops_working(admin: Api, machine: Machine) -> None:
+    problem(admin.user("mia").delete(admin.e(f"/machines/{machine.id}")), 403, "forbidden")
+    assert admin.delete(admin.e(f"/machines/{machine.id}")).status_code == 204
+    problem(machine.api.post("/machines/me/heartbeat"), 401, "unauthenticated")
+    assert _machines(admin) == []
+
+
+def test_machine_groups_hold_machines_of_their_environment(admin: Api) -> None:
+    a, b = register(admin, "pc-a"), register(admin, "pc-b")
+    group = admin.ok(admin.post(admin.e("/machine-groups"), {"name": "robots", "machines": [a.id]}), 201)
+    assert group["machines"] == [a.id]
+    changed = admin.ok(admin.patch(admin.e(f"/machine-groups/{group['id']}"), {"machines": [a.id, "pc-b"]}))
+    assert changed["machines"] == sorted([a.id, b.id])
+    problem(admin.post(admin.e("/machine-groups"), {"name": "robots"}), 409, "duplicate_name")
+    problem(admin.post(admin.e("/machine-groups"), {"name": "x", "machines": ["nope"]}), 404, "machine_not_found")
+    listed = {m["name"]: m["groups"] for m in _machines(admin)}
+    assert listed == {"pc-a": [group["id"]], "pc-b": [group["id"]]}
+    assert admin.delete(admin.e("/machine-groups/robots")).status_code == 204
+    problem(admin.get(admin.e(f"/machine-groups/{group['id']}")), 404, "machine_group_not_found")
+    assert len(_machines(admin)) == 2
+
+
+def test_machines_of_another_environment_are_not_visible(admin: Api, machine: Machine) -> None:
+    other = admin.ok(admin.post("/environments", {"name": "prod"}), 201)
+    other_api = Api(admin.http, admin.token, other["id"])
+    assert _machines(other_api) == []
+    problem(other_api.get(other_api.e(f"/machines/{machine.id}")), 404, "machine_not_found")
+    problem(other_api.post(other_api.e("/machine-groups"), {"name": "g", "machines": [machine.id]}), 404,
+            "machine_not_found")
