@@ -178,16 +178,15 @@ def test_runs_past_their_timeout_fail(admin: Api, setup: dict[str, Any], core: A
     for bad in (0, 24 * 3600 + 1):
         problem(admin.post(admin.e("/runs"), {"desktop_flow": flow, "connection": conn, "timeout_seconds": bad}),
                 422, "invalid_timeout")
-    assert queue(admin, flow, conn)["timeout_seconds"] == 3 * 3600
-    running = queue(admin, flow, conn, timeout_seconds=60)
-    waiting = queue(admin, flow, conn, timeout_seconds=60)
-    assert setup["machine"].job() is not None  # the default-timeout run
-    setup["machine"].api.ok(setup["machine"].finish(setup["machine"].job() and "" or "x")) if False else None
+    held = queue(admin, flow, conn)
+    assert held["timeout_seconds"] == 3 * 3600
+    assert setup["machine"].job() is not None  # the machine now runs it; the next two wait
+    first, second = queue(admin, flow, conn, timeout_seconds=60), queue(admin, flow, conn, timeout_seconds=60)
     runs_service.expire_overdue(core, now=utcnow() + timedelta(seconds=30))
-    assert run(admin, running["id"])["status"] == "queued"
+    assert [run(admin, r["id"])["status"] for r in (held, first, second)] == ["running", "queued", "queued"]
     runs_service.expire_overdue(core, now=utcnow() + timedelta(seconds=61))
-    assert [run(admin, r["id"])["status"] for r in (running, waiting)] == ["failed", "failed"]
-    assert "timed_out" in run(admin, waiting["id"])["log"]
+    assert [run(admin, r["id"])["status"] for r in (held, first, second)] == ["running", "failed", "failed"]
+    assert "timed_out" in run(admin, second["id"])["log"]
 
 
 def test_a_running_run_past_its_timeout_fails(admin: Api, setup: dict[str, Any], core: Any) -> None:

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 import pytest
 from nacl.public import PrivateKey
+from tests.conftest import Api
 
 from credflow.crypto.sealing import new_key_pair, open_sealed
 from credflow.services.core import Core
@@ -23,7 +24,6 @@ from credflow.stores.base import (
     StoreContext,
     StoreError,
 )
-from tests.conftest import Api
 
 VAULTS: dict[str, CountingVault] = {}
 

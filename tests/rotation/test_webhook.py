@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from tests.conftest import ADMIN_TOKEN, Api
+from tests.rotation.conftest import CountingVault, audit, connect, connection, register_machine, vault_store, wait_for
 
 from credflow.api.app import create_app
 from credflow.services import rotation
 from credflow.services.core import Core
 from credflow.settings import Settings
-from tests.conftest import ADMIN_TOKEN, Api
-from tests.rotation.conftest import CountingVault, audit, connect, connection, register_machine, vault_store, wait_for
 
 HOOK = "/events/eventgrid"
 CE = "application/cloudevents+json"

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.web.helpers import Admin, csrf_of, path_of, shot, sign_in, sign_in_admin
 
@@ -31,8 +32,8 @@ def test_the_seeds_credential_procedures(new_page: Callable, admin_api: Admin) -
     admin.get_by_role("button", name="Add").click()
     admin.get_by_role("button", name="Check prerequisites").click()
     report = admin.locator("#check-report")
-    assert "Every prerequisite is met." in report.inner_text()
-    assert report.locator("tr.check-ok").count() == 4
+    expect(report).to_contain_text("Every prerequisite is met.")
+    expect(report.locator("tr.check-ok")).to_have_count(4)
     admin.get_by_label("Secret name").fill("robot-password")
     admin.get_by_label("Value").fill(SECRET)
     admin.get_by_role("button", name="Write").click()
@@ -94,10 +95,11 @@ def test_the_seeds_credential_procedures(new_page: Callable, admin_api: Admin) -
     admin.keyboard.press("Tab")
     while admin.evaluate("document.activeElement.id") != "role-user_share":
         admin.keyboard.press("ArrowDown")
-    admin.keyboard.press("Enter")
+    with admin.expect_navigation():
+        admin.keyboard.press("Enter")
     assert "Shared." in admin.inner_text("main")
     table = admin.locator("table").inner_text()
-    assert all(f"{n}@example.com" in table for n in shares)
+    assert all(f"{n}@example.com" in table for n in shares), table
     assert "User (can view and share)" in table and "Co-owner (can edit)" in table
     shot(admin, "credential-share")
 
@@ -154,8 +156,9 @@ def test_the_seeds_credential_procedures(new_page: Callable, admin_api: Admin) -
     for command in ("Edit", "Share", "Delete"):
         assert carol.get_by_role("link", name=command, exact=True).count() == 1
     carol.goto("/env/default/variables")
-    carol.locator("tr", has_text="robot_pass").get_by_role("link", name="Show dependencies").click()
-    deps = carol.locator("#deps-" + carol.locator("tr", has_text="robot_pass").get_attribute("id")[4:])
+    row = carol.locator("tr[id^=var-]", has_text="robot_pass")
+    deps = carol.locator(f"#deps-{str(row.get_attribute('id'))[4:]}")
+    row.get_by_role("link", name="Show dependencies").click()
     deps.get_by_text("Invoice robot on robot-pc").wait_for()
     assert "Robot login" in deps.inner_text()
     shot(carol, "variable-dependencies")

@@ -15,7 +15,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 
 from credflow.services import dispatch
@@ -69,9 +69,10 @@ def waiters_for(app: FastAPI, core: Core) -> Waiters:
     return waiters
 
 
-async def claim(app: FastAPI, core: Core, actor: Actor, wait: float) -> dict[str, Any] | None:
-    """The next job for the machine, waiting up to ``wait`` seconds for one; None when there is none."""
-    waiters = waiters_for(app, core)
+async def claim(request: Request, core: Core, actor: Actor, wait: float) -> dict[str, Any] | None:
+    """The next job for the machine, waiting up to ``wait`` seconds for one; None when there is none. A machine
+    that hung up is handed nothing (the job would be lost on the way)."""
+    waiters = waiters_for(request.app, core)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     check = True  # the first attempt and every wake-up go straight to a claim; timed re-checks read first
@@ -79,6 +80,8 @@ async def claim(app: FastAPI, core: Core, actor: Actor, wait: float) -> dict[str
         key, waiter = waiters.add(actor.id)
         try:
             result: Any = None
+            if await request.is_disconnected():
+                return None
             if check or await run_in_threadpool(dispatch.has_work, core, actor.id):
                 result = await run_in_threadpool(dispatch.claim, core, actor)
             if result == dispatch.BUSY:

@@ -6,6 +6,9 @@ import typer
 
 from credflow.cli import resources, server, sharing
 from credflow.cli import agent, automation
+from credflow.cli import solutions
+from credflow.cli import rotation
+from credflow.cli import passwords
 
 app = typer.Typer(help="credflow: credentials for automation.", no_args_is_help=True)
 server.register(app)
@@ -13,3 +16,6 @@ resources.register(app)
 sharing.register(app)
 agent.register(app)
 automation.register(app)
+solutions.register(app)
+rotation.register(app)
+passwords.register(app)

@@ -12,6 +12,8 @@ Only unpinned references follow the head; a pinned version stays what it is.
 
 from __future__ import annotations
 
+import os
+import socket
 from datetime import timedelta
 from typing import Any
 
@@ -33,6 +35,7 @@ from credflow.services.core import Core
 
 CONNECTED, UNREADABLE = "connected", "secret_unreadable"
 SYSTEM = "system:rotation"
+WORKER = f"{socket.gethostname()}/{os.getpid()}"  # which server process applied a change (audit detail)
 
 
 def credentials_using(store_id: str, names: list[str]) -> Select[tuple[str]]:
@@ -124,7 +127,8 @@ def advance(s: Session, store: SecretStore, names: list[str], target: str | None
             record(s, actor=SYSTEM, action="secret.version_changed", env_id=store.env_id, object_type="secret",
                    object_id=store.id, detail={"store": store.id, "name": name, "from_version": previous,
                                                "to_version": version, "source": source,
-                                               "connections_updated": moved, "reach": owner_id or "environment"})
+                                               "connections_updated": moved, "reach": owner_id or "environment",
+                                               "worker": WORKER})
     return moved_total
 
 

@@ -47,6 +47,8 @@ def password_aad(conn_id: str) -> str:
 
 
 def owner_may_use(s: Session, conn: Connection, cred: Credential) -> bool:
+    if cred.owner_id == conn.owner_id:
+        return True
     owner = Actor(kind="user", id=conn.owner_id, org_id="")
     role = authz.credential_role(s, owner, cred, authz.env_role(s, owner, conn.env_id))
     return credential_allows(role, "use")

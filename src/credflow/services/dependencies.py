@@ -75,13 +75,16 @@ def _connections_page(s: Session, credential_ids: Sequence[str], owner_id: str |
     return items, (f"{rows[-1].credential_id}.{rows[-1].id}" if more else None)
 
 
-def _count_connections(s: Session, credential_ids: Sequence[str], owner_id: str | None) -> int:
-    if not credential_ids:
-        return 0
-    q = select(func.count()).select_from(Connection).where(Connection.credential_id.in_(credential_ids))
-    if owner_id is not None:
-        q = q.where(Connection.owner_id == owner_id)
-    return int(s.scalar(q) or 0)
+def _count_connections(s: Session, credential_ids: Sequence[str], owner_id: str | None) -> dict[str, int]:
+    # One count per credential: each is an index-only range, where one count over all of them may turn into a
+    # (parallel) scan of the whole table once they hold most of it.
+    counts = {}
+    for cred_id in credential_ids:
+        q = select(func.count()).select_from(Connection).where(Connection.credential_id == cred_id)
+        if owner_id is not None:
+            q = q.where(Connection.owner_id == owner_id)
+        counts[cred_id] = int(s.scalar(q) or 0)
+    return counts
 
 
 def _cloud_flows(s: Session, env_id: str, credential_ids: Sequence[str]) -> list[dict[str, Any]]:
@@ -102,11 +105,12 @@ def _cloud_flows(s: Session, env_id: str, credential_ids: Sequence[str]) -> list
 
 
 def _result(s: Session, env_id: str, credential_ids: list[str], owner_id: str | None, limit: int,
-            cursor: str | None) -> dict[str, Any]:
+            cursor: str | None) -> tuple[dict[str, Any], dict[str, int]]:
     connections, next_cursor = _connections_page(s, credential_ids, owner_id, _limit(limit), _cursor(cursor))
     flows = _cloud_flows(s, env_id, credential_ids)
+    per_credential = _count_connections(s, credential_ids, owner_id)
     return {"connections": connections, "cloud_flows": flows, "next_cursor": next_cursor,
-            "counts": {"connections": _count_connections(s, credential_ids, owner_id), "cloud_flows": len(flows)}}
+            "counts": {"connections": sum(per_credential.values()), "cloud_flows": len(flows)}}, per_credential
 
 
 def of_variable(s: Session, var: EnvironmentVariable, *, owner_id: str | None = None,
@@ -114,15 +118,15 @@ def of_variable(s: Session, var: EnvironmentVariable, *, owner_id: str | None = 
     creds = s.execute(select(Credential.id, Credential.name).where(
         or_(Credential.username_variable_id == var.id, Credential.password_variable_id == var.id))
         .order_by(Credential.id)).all()
-    out = _result(s, var.env_id, [c.id for c in creds], owner_id, limit, cursor)
-    out["credentials"] = [{"id": c.id, "name": c.name} for c in creds]
+    out, per_credential = _result(s, var.env_id, [c.id for c in creds], owner_id, limit, cursor)
+    out["credentials"] = [{"id": c.id, "name": c.name, "connections": per_credential[c.id]} for c in creds]
     out["counts"]["credentials"] = len(creds)
     return out
 
 
 def of_credential(s: Session, cred: Credential, *, owner_id: str | None = None,
                   limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> dict[str, Any]:
-    return _result(s, cred.env_id, [cred.id], owner_id, limit, cursor)
+    return _result(s, cred.env_id, [cred.id], owner_id, limit, cursor)[0]
 
 
 def _owner_filter(actor: Actor, role: EnvironmentRole) -> str | None:

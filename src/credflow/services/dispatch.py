@@ -9,6 +9,9 @@ Every delivery is audited: machine, run, credential and version, never a value.
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Final
 
 from sqlalchemy import exists, or_, select, update
@@ -32,6 +35,23 @@ class LogTooLarge(DomainError):
     status, code, title = 413, "log_too_large", "The log is too large"
 
 
+_GUARD = threading.Lock()
+
+
+@contextmanager
+def _writing(core: Core) -> Iterator[Session]:
+    """A write transaction. SQLite admits one writer and makes the others sleep and retry; queueing the machines'
+    writes on a lock instead keeps claims quick and even when many agents call at once."""
+    if not core.db.is_sqlite:
+        with core.db.transaction() as s:
+            yield s
+        return
+    with _GUARD:
+        lock: threading.Lock = core.__dict__.setdefault("_dispatch_write_lock", threading.Lock())
+    with lock, core.db.transaction() as s:
+        yield s
+
+
 def _my_runs(machine_id: str):  # type: ignore[no-untyped-def]
     groups = select(MachineGroupMember.group_id).where(MachineGroupMember.machine_id == machine_id)
     conns = select(Connection.id).where(or_(Connection.machine_id == machine_id,
@@ -45,7 +65,7 @@ def heartbeat(core: Core, actor: Actor, running: list[str] | None = None) -> dic
     authz.require_machine(actor)
     now = utcnow()
     cancel: list[str] = []
-    with core.db.transaction() as s:
+    with _writing(core) as s:
         s.execute(update(Machine).where(Machine.id == actor.id).values(last_seen=now))
         if running is not None:
             held = s.scalars(select(Run).where(Run.machine_id == actor.id, Run.status == "running")
@@ -68,7 +88,7 @@ def has_work(core: Core, machine_id: str) -> bool:
 def claim(core: Core, actor: Actor) -> dict[str, Any] | str | None:
     """The next job for the calling machine, None when there is none, or BUSY while it holds one."""
     authz.require_machine(actor)
-    with core.db.transaction() as s:
+    with _writing(core) as s:
         machine = s.scalar(select(Machine).where(Machine.id == actor.id).with_for_update())
         if machine is None:
             raise Unauthenticated("the machine no longer exists", code="machine_not_found")
@@ -124,7 +144,7 @@ def finish(core: Core, actor: Actor, run_id: str, exit_code: int, log: str) -> d
                           max_log_bytes=core.settings.max_log_bytes)
     if not -(2**31) <= exit_code < 2**31:
         raise RuleViolation("exit_code is a 32-bit integer", code="invalid_exit_code")
-    with core.db.transaction() as s:
+    with _writing(core) as s:
         run = s.scalar(select(Run).where(Run.id == run_id).with_for_update())
         if run is None or run.machine_id != actor.id:
             raise NotFound(f"this machine does not hold run {run_id!r}", code="run_not_held")

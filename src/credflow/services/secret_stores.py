@@ -186,6 +186,7 @@ def put_secret(core: Core, actor: Actor, env_id: str, store_id: str, name: str, 
         if store.kind != "builtin":
             raise RuleViolation("only builtin stores take secret writes; write to the vault itself",
                                 code="store_not_writable")
+        s.execute(select(SecretStore.id).where(SecretStore.id == store.id).with_for_update())  # one writer numbers
         last = s.scalar(select(func.max(BuiltinSecret.version)).where(
             BuiltinSecret.store_id == store.id, BuiltinSecret.name == name)) or 0
         row = BuiltinSecret(store_id=store.id, name=name, version=last + 1, sealed_value="")

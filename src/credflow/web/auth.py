@@ -88,8 +88,10 @@ class SessionCodec:
             return False
         return hmac.compare_digest(expected, mac)
 
-    def csrf(self, nonce: str) -> str:
-        return _b64(hmac.new(self._key(self.keyring.active_id), f"csrf|{nonce}".encode(), hashlib.sha256).digest())
+    def csrf(self, nonce: str, kid: str | None = None) -> str:
+        """A session's CSRF token, keyed like the session itself (so a master key rotation keeps it)."""
+        return _b64(hmac.new(self._key(kid or self.keyring.active_id), f"csrf|{nonce}".encode(),
+                             hashlib.sha256).digest())
 
     def revoke(self, nonce: str) -> None:
         now = time.time()
@@ -196,7 +198,8 @@ def session_user(request: Request) -> WebUser | None:
         return None
     actor = Actor(kind="user", id=info["id"], org_id=info["org_id"], name=info["name"])
     return WebUser(actor=actor, name=info["name"], email=info["email"],
-                   must_change_password=info["must_change_password"], nonce=parsed[2], csrf=codec.csrf(parsed[2]))
+                   must_change_password=info["must_change_password"], nonce=parsed[2],
+                   csrf=codec.csrf(parsed[2], parsed[0]))
 
 
 def _signed_in(request: Request) -> WebUser:

@@ -147,6 +147,13 @@ def _error_page(request: Request, error: DomainError) -> HTMLResponse:
     return render(request, "error.html", user=user, env=env, error=error)
 
 
+def _redirect(request: Request, target: str) -> Response:
+    """A redirect of the whole page, also when htmx asked for a fragment of it."""
+    if request.headers.get("hx-request"):
+        return Response(status_code=200, headers={"HX-Redirect": target})
+    return see_other(target)
+
+
 class WebRoute(APIRoute):
     """A page route: it answers a missing session with the sign-in page and any error with a page saying it."""
 
@@ -158,12 +165,12 @@ class WebRoute(APIRoute):
                 return await original(request)
             except SignInRequired:
                 target = "/sign-in"
-                if request.method == "GET":
+                if request.method == "GET" and not request.headers.get("hx-request"):
                     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                     target += f"?next={quote(path, safe='')}"
-                return see_other(target)
+                return _redirect(request, target)
             except PasswordChangeRequired:
-                return see_other("/account/password")
+                return _redirect(request, "/account/password")
             except CsrfRejected:
                 err = DomainError("the form has expired or did not come from this site; reload the page and try "
                                   "again", code="csrf_rejected")

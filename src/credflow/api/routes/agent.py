@@ -28,7 +28,7 @@ def heartbeat(core: CoreDep, actor: ActorDep, body: Heartbeat | None = None) -> 
 @router.post("/me/jobs/claim", responses={204: {"description": "no job for this machine (or it holds one)"}})
 async def claim(request: Request, core: CoreDep, actor: ActorDep,
                 wait: float = Query(0, ge=0, le=120, description="seconds to wait for a job")) -> Response:
-    job = await wakeup.claim(request.app, core, actor, wait)
+    job = await wakeup.claim(request, core, actor, wait)
     return JSONResponse(job) if job is not None else Response(status_code=204)
 
 

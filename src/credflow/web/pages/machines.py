@@ -63,9 +63,10 @@ def delete_machine(request: Request, env: str, machine: str, user: CurrentUser, 
 @router.post("/env/{env}/machine-groups/new")
 def create_group(request: Request, env: str, user: CurrentUser, form: PostedForm) -> Response:
     e = load_env(request, user, env)
-    values = {"name": form_text(form, "name"), "machines": [str(m) for m in form.getlist("machines")]}
+    name, members = form_text(form, "name"), [str(m) for m in form.getlist("machines")]
+    values: dict[str, Any] = {"name": name, "machines": members}
     try:
-        machines.create_group(core_of(request), user.actor, e.id, values["name"], values["machines"])
+        machines.create_group(core_of(request), user.actor, e.id, name, members)
     except DomainError as exc:
         return _page(request, user, e, exc, group_values=values)
     return see_other(f"{e.base}/machines?done=created")

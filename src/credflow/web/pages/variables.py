@@ -4,6 +4,7 @@ id), delete, and Show dependencies."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import Request
 from starlette.responses import Response
@@ -14,7 +15,8 @@ from credflow.web.auth import CurrentUser, PostedForm, WebUser, core_of
 from credflow.web.render import EnvPage, form_text, load_env, page_router, render, see_other
 
 router = page_router()
-FIELDS = ("schema_name", "display_name", "value", "store", "secret_name", "version", "azure_id", "back")
+FIELDS = ("schema_name", "display_name", "value", "store", "secret_name", "version", "azure_id", "back",
+          "username_variable", "password_variable")  # the last two: a credential form's choices, kept
 
 
 def _stores(request: Request, user: WebUser, e: EnvPage) -> list[dict[str, Any]]:
@@ -37,10 +39,12 @@ def _form(request: Request, user: WebUser, e: EnvPage, type_: str, values: dict[
 
 
 @router.get("/env/{env}/variables/new")
-def new_page(request: Request, env: str, user: CurrentUser, type: str = "text", back: str = "") -> Response:
+def new_page(request: Request, env: str, user: CurrentUser, type: str = "text", back: str = "",
+             username_variable: str = "", password_variable: str = "") -> Response:
     e = load_env(request, user, env)
     values = dict.fromkeys(FIELDS, "")
-    values["back"] = "credential" if back == "credential" else ""
+    if back == "credential":
+        values.update(back=back, username_variable=username_variable, password_variable=password_variable)
     return _form(request, user, e, "secret" if type == "secret" else "text", values)
 
 
@@ -67,8 +71,9 @@ def create(request: Request, env: str, user: CurrentUser, form: PostedForm) -> R
     except DomainError as exc:
         return _form(request, user, e, type_, values, exc)
     if values["back"] == "credential":
-        field = "username_variable" if type_ == "text" else "password_variable"
-        return see_other(f"{e.base}/credentials/new?{field}={var['id']}&done=created")
+        chosen = {k: values[k] for k in ("username_variable", "password_variable")}
+        chosen["username_variable" if type_ == "text" else "password_variable"] = var["id"]
+        return see_other(f"{e.base}/credentials/new?{urlencode(chosen)}&done=created")
     return see_other(f"{e.base}/variables?done=created")
 
 

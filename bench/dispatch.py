@@ -1,0 +1,230 @@
+"""Dispatch benchmark: 50 concurrent simulated agents claim and finish jobs on a real credflow server.
+
+    python bench/dispatch.py [--quick] [--agents 50] [--jobs N] [--database-url URL]
+
+Starts ``credflow serve`` (SQLite in a temporary data dir unless --database-url), registers the simulated
+machines (each with its own X25519 key, all in one machine group), queues the jobs, then lets every agent
+claim (long poll), open its sealed credential and report a result until the queue is empty. In the same run it
+measures a bare authenticated no-op (``GET /api/v1/me`` with a machine token) at the same concurrency, and the
+memory of the server and of one real, idle ``credflow agent run`` process. Progress goes to stderr; the last
+line of stdout is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from credflow.crypto.sealing import new_key_pair, open_sealed
+
+TOKEN = "cfu_bench-admin-token-0123456789"
+PASSWORD = "Bench-Pa55word!"
+CREDFLOW = str(Path(sys.executable).parent / "credflow")
+
+
+def say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CREDFLOW_")}
+    return {**env, **extra}
+
+
+def start_server(data_dir: Path, database_url: str | None) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = clean_env(CREDFLOW_BOOTSTRAP_TOKEN=TOKEN, **({"CREDFLOW_DATABASE_URL": database_url} if database_url else {}))
+    proc = subprocess.Popen([CREDFLOW, "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir",
+                             str(data_dir)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("the server did not start")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+async def setup(http: httpx.AsyncClient, agents: int, jobs: int) -> tuple[str, list[tuple[str, Any]]]:
+    async def call(method: str, path: str, body: Any = None, token: str | None = TOKEN) -> Any:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        resp = await http.request(method, f"/api/v1{path}", json=body, headers=headers)
+        resp.raise_for_status()
+        return resp.json() if resp.content else None
+
+    env = (await call("GET", "/environments"))["items"][0]["id"]
+    e = f"/environments/{env}"
+    await call("POST", f"{e}/secret-stores", {"name": "vault", "kind": "builtin"})
+    await call("PUT", f"{e}/secret-stores/vault/secrets/robot", {"value": PASSWORD})
+    await call("POST", f"{e}/environment-variables", {"schema_name": "u", "type": "text", "value": "robot"})
+    await call("POST", f"{e}/environment-variables", {"schema_name": "p", "type": "secret",
+                                                      "secret_reference": {"store": "vault", "name": "robot"}})
+    cred = await call("POST", f"{e}/credentials", {"name": "c", "username_variable": "u", "password_variable": "p"})
+    flow = await call("POST", f"{e}/desktop-flows", {"name": "noop", "command": ["true"]})
+    machines: list[tuple[str, Any]] = []
+    for i in range(agents):
+        reg = await call("POST", f"{e}/machine-registrations", {})
+        key, public = new_key_pair()
+        made = await call("POST", "/machines/register", {"registration_token": reg["registration_token"],
+                                                         "name": f"sim-{i}", "public_key": public}, token=None)
+        machines.append((made["machine_token"], key))
+    ids = [m["id"] for m in (await call("GET", f"{e}/machines?limit=500"))["items"]]
+    group = await call("POST", f"{e}/machine-groups", {"name": "pool", "machines": ids})
+    conn = await call("POST", f"{e}/connections", {"name": "pool", "target": {"machine_group": group["id"]},
+                                                   "credential": cred["id"]})
+    queue = iter(range(jobs))
+
+    async def producer() -> None:
+        for _ in queue:
+            await call("POST", f"{e}/runs", {"desktop_flow": flow["id"], "connection": conn["id"]})
+
+    await asyncio.gather(*(producer() for _ in range(8)))
+    return env, machines
+
+
+async def claims(http: httpx.AsyncClient, machines: list[tuple[str, Any]], jobs: int) -> dict[str, Any]:
+    latencies: list[float] = []
+    done = 0
+
+    async def agent(token: str, key: Any) -> None:
+        nonlocal done
+        headers = {"Authorization": f"Bearer {token}"}
+        while done < jobs:
+            t0 = time.perf_counter()
+            resp = await http.post("/api/v1/machines/me/jobs/claim", params={"wait": 2}, headers=headers)
+            if resp.status_code == 204:
+                continue
+            resp.raise_for_status()
+            latencies.append(time.perf_counter() - t0)
+            job = resp.json()
+            assert json.loads(open_sealed(key, job["sealed_credential"]))["password"] == PASSWORD
+            res = await http.post(f"/api/v1/machines/me/jobs/{job['run_id']}/result",
+                                  json={"exit_code": 0, "log": "ok\n"}, headers=headers)
+            res.raise_for_status()
+            done += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(agent(t, k) for t, k in machines))
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {"claims": done, "seconds": elapsed, "claims_per_s": done / elapsed,
+            "claim_p50_ms": statistics.median(latencies) * 1000,
+            "claim_p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000}
+
+
+async def noop(http: httpx.AsyncClient, machines: list[tuple[str, Any]], seconds: float) -> float:
+    count = 0
+    stop_at = time.perf_counter() + seconds
+
+    async def client(token: str) -> None:
+        nonlocal count
+        headers = {"Authorization": f"Bearer {token}"}
+        while time.perf_counter() < stop_at:
+            (await http.get("/api/v1/me", headers=headers)).raise_for_status()
+            count += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(t) for t, _ in machines))
+    return count / (time.perf_counter() - started)
+
+
+def idle_agent_rss(url: str, root: Path, seconds: float) -> float:
+    """Register and start one real ``credflow agent run``; its resident memory after idling a while."""
+    http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"})
+    env_id = http.get("/api/v1/environments").json()["items"][0]["id"]
+    token = http.post(f"/api/v1/environments/{env_id}/machine-registrations", json={}).json()["registration_token"]
+    state = root / "agent-state"
+    subprocess.run([CREDFLOW, "agent", "register", "--server", url, "--registration-token", token, "--name",
+                    "real-agent", "--state-dir", str(state)], env=clean_env(), check=True, capture_output=True)
+    agent = subprocess.Popen([CREDFLOW, "agent", "run", "--state-dir", str(state)], env=clean_env(),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(seconds)
+        return rss_mb(agent.pid)
+    finally:
+        stop(agent)
+        http.close()
+
+
+async def bench(url: str, agents: int, jobs: int, noop_seconds: float) -> dict[str, Any]:
+    limits = httpx.Limits(max_connections=agents + 10, max_keepalive_connections=agents + 10)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as http:
+        say(f"setting up {agents} machines and queueing {jobs} jobs ...")
+        _, machines = await setup(http, agents, jobs)
+        say("claiming ...")
+        result = await claims(http, machines, jobs)
+        say(f"  {result['claims']} jobs in {result['seconds']:.1f} s")
+        say(f"no-op for {noop_seconds:.0f} s ...")
+        result["noop_per_s"] = await noop(http, machines, noop_seconds)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer jobs; ends within a minute")
+    parser.add_argument("--agents", type=int, default=50)
+    parser.add_argument("--jobs", type=int)
+    parser.add_argument("--database-url", help="a PostgreSQL URL (default: SQLite in a temporary data dir)")
+    args = parser.parse_args()
+    jobs = args.jobs or (600 if args.quick else 5000)
+    noop_seconds = 4.0 if args.quick else 15.0
+    with tempfile.TemporaryDirectory(prefix="credflow-bench-") as tmp:
+        root = Path(tmp)
+        server, url = start_server(root / "data", args.database_url)
+        try:
+            result = asyncio.run(bench(url, args.agents, jobs, noop_seconds))
+            say("one real agent, idle ...")
+            agent_rss = idle_agent_rss(url, root, 3.0)
+            server_rss, server_peak = rss_mb(server.pid), rss_mb(server.pid, "VmHWM")
+        finally:
+            stop(server)
+    out = {"claims_per_s": round(result["claims_per_s"], 1), "claim_p50_ms": round(result["claim_p50_ms"], 2),
+           "claim_p99_ms": round(result["claim_p99_ms"], 2), "noop_per_s": round(result["noop_per_s"], 1),
+           "ratio_to_noop": round(result["claims_per_s"] / result["noop_per_s"], 3),
+           "server_rss_mb": server_peak, "server_rss_now_mb": server_rss, "agent_rss_mb": agent_rss,
+           "noop_endpoint": "GET /api/v1/me (machine token)", "agents": args.agents, "jobs": result["claims"],
+           "database": "postgresql" if args.database_url else "sqlite", "quick": args.quick,
+           "claim_counts": "each claimed job is opened (sealed box) and finished with a result call"}
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
