@@ -83,3 +83,29 @@ def setup(admin: Api, cred_setup: dict[str, Any], machine: Machine) -> dict[str,
     flow = desktop_flow(admin)
     conn = connection(admin, "robot on pc-1", {"machine": machine.id}, credential=cred_setup["credential"]["id"])
     return {**cred_setup, "machine": machine, "flow": flow, "connection": conn}
+
+
+@pytest.fixture
+def cli(client: Any, admin: Api, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Run ``credflow ...`` commands against the test server, signed in as the administrator."""
+    from fastapi.testclient import TestClient
+    from typer.testing import CliRunner
+
+    from credflow.cli import common
+    from credflow.cli.main import app
+    from credflow.client.http import Client
+
+    def make() -> Client:
+        c = Client.__new__(Client)
+        c.http = TestClient(client.app, headers={"Authorization": f"Bearer {admin.token}"})
+        return c
+
+    monkeypatch.setattr(common, "client", make)
+    monkeypatch.setenv("CREDFLOW_ENVIRONMENT", admin.env)
+
+    def invoke(*args: str, input: str | None = None) -> Any:
+        result = CliRunner().invoke(app, list(args), input=input)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout) if "--json" in args else result.stdout
+
+    return invoke

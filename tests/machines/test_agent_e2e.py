@@ -165,3 +165,31 @@ def test_three_agents_on_a_group_run_thirty_runs_each_exactly_once(live: Live) -
         assert all(prev[1] <= nxt[0] for prev, nxt in itertools.pairwise(spans)), spans
         served = sorted((r["started_at"], r["finished_at"]) for r in done if r["machine"] == m)
         assert all(prev[1] <= nxt[0] for prev, nxt in itertools.pairwise(served)), served
+
+
+def test_cancelling_a_run_stops_the_flow_on_the_machine(live: Live) -> None:
+    admin = Admin(live, "e2e-cancel")
+    [machine] = admin.machines(["pc-cancel"])
+    pid_file = live.root / "flow.pid"
+    sleeper = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(120)"
+    flow = admin.call("POST", "/ENV/desktop-flows", {"name": "slow", "command": [sys.executable, "-c", sleeper]})
+    conn = admin.call("POST", "/ENV/connections", {"name": "c", "target": {"machine": machine},
+                                                   "credential": admin.credential("slow-user", "Slow-Pa55!")})
+    with agents([live.root / "pc-cancel"], live.logs):
+        run_id = admin.call("POST", "/ENV/runs", {"desktop_flow": flow["id"], "connection": conn["id"]})["id"]
+        deadline = time.monotonic() + 30
+        while not pid_file.exists() or not pid_file.read_text():
+            assert time.monotonic() < deadline, "the flow never started"
+            time.sleep(0.1)
+        pid = int(pid_file.read_text())
+        admin.call("POST", f"/ENV/runs/{run_id}/cancel")
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not Path(f"/proc/{pid}").exists(), "the flow process still runs"
+        nxt = admin.call("POST", "/ENV/runs", {"desktop_flow": flow["id"], "connection": conn["id"]})["id"]
+        while admin.call("GET", f"/ENV/runs/{nxt}")["status"] == "queued" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert admin.call("GET", f"/ENV/runs/{nxt}")["status"] == "running"  # the machine is free again
+        admin.call("POST", f"/ENV/runs/{nxt}/cancel")
+    got = admin.call("GET", f"/ENV/runs/{run_id}")
+    assert got["status"] == "failed" and "cancelled" in got["log"]

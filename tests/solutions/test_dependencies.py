@@ -21,7 +21,7 @@ def test_a_secret_variable_shows_its_credentials_connections_and_cloud_flows(adm
                                                                              ) -> None:
     me = admin.ok(admin.get("/me"))
     got = admin.ok(admin.get(admin.e("/environment-variables/robot_pass/dependencies")))
-    assert got["credentials"] == [{"id": seeded["credential"]["id"], "name": "Robot login"}]
+    assert got["credentials"] == [{"id": seeded["credential"]["id"], "name": "Robot login", "connections": 1}]
     [conn] = got["connections"]
     assert (conn["id"], conn["name"], conn["owner"]) == (seeded["connection"]["id"], "Robot conn", me["id"])
     assert conn["owner_email"] == me["email"] and conn["credential"] == seeded["credential"]["id"]

@@ -207,3 +207,12 @@ def _contents(data: bytes) -> dict[str, Any]:
     files = {k: json.loads(v) for k, v in unzip(data).items()}
     files["manifest.json"].pop("exported_at")
     return files
+
+
+def test_settings_may_come_as_a_text_field(admin: Api, seeded: dict[str, Any]) -> None:
+    prod = target_env(admin)
+    settings = json.dumps({"environment_variables": {"robot_user": {"value": "field@corp.example"}}})
+    resp = prod.post(prod.e("/solutions/import"), files={"file": ("s.zip", export(admin, "CredentialSolution"))},
+                     data={"settings": settings})
+    prod.ok(resp)
+    assert prod.ok(prod.get(prod.e("/environment-variables/robot_user")))["value"] == "field@corp.example"

@@ -40,13 +40,19 @@ def browser(server: str) -> Iterator[Browser]:
 def new_page(browser: Browser, server: str) -> Iterator[Callable[[], Page]]:
     """Pages in separate browser contexts: one person each, with their own cookies."""
     contexts: list[BrowserContext] = []
+    problems: list[str] = []  # script errors and Content-Security-Policy violations
 
     def make() -> Page:
         context = browser.new_context(base_url=server, viewport={"width": 1280, "height": 900})
         context.set_default_timeout(10_000)
         contexts.append(context)
-        return context.new_page()
+        page = context.new_page()
+        page.on("pageerror", lambda exc: problems.append(str(exc)))
+        page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error"
+                and not msg.text.startswith("Failed to load resource") else None)
+        return page
 
     yield make
     for context in contexts:
         context.close()
+    assert problems == [], "the pages logged errors"

@@ -138,3 +138,11 @@ def test_a_refused_form_shows_the_error_and_never_echoes_a_secret(admin: Api, cl
                                                                  "value": "Secret-Never-Echoed"})
     assert resp.status_code == 422 and "malformed_secret_name" in resp.text
     assert "Secret-Never-Echoed" not in resp.text
+
+
+def test_without_a_session_pages_send_the_person_to_sign_in(client: TestClient) -> None:
+    resp = client.get("/env/default/runs?x=1", follow_redirects=False)
+    assert resp.status_code == 303 and resp.headers["location"] == "/sign-in?next=%2Fenv%2Fdefault%2Fruns%3Fx%3D1"
+    fragment = client.get("/env/default/runs/some-run", headers={"HX-Request": "true"}, follow_redirects=False)
+    assert fragment.headers["hx-redirect"] == "/sign-in"  # htmx reloads the whole page rather than a fragment
+    assert client.post("/env/default/credentials/new", follow_redirects=False).headers["location"] == "/sign-in"
