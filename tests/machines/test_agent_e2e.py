@@ -46,7 +46,7 @@ class Live:
     root: Path
     data: Path
     logs: Path
-    postgres: bool
+    database_url: str | None  # None: SQLite in the data dir
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -57,14 +57,15 @@ def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     (root / "logs").mkdir()
     if request.param == "sqlite":
         with server(root / "data", root / "logs" / "server.log", TOKEN) as url:
-            yield Live(url, root, root / "data", root / "logs", False)
+            yield Live(url, root, root / "data", root / "logs", None)
         return
     if not pg_available:
         pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
     schema = pg_schema_url()
     try:
-        with server(root / "data", root / "logs" / "server.log", TOKEN, next(schema)) as url:
-            yield Live(url, root, root / "data", root / "logs", True)
+        database_url = next(schema)
+        with server(root / "data", root / "logs" / "server.log", TOKEN, database_url) as url:
+            yield Live(url, root, root / "data", root / "logs", database_url)
     finally:
         schema.close()
 
@@ -80,6 +81,13 @@ class Admin:
         resp = self.http.request(method, path.replace("ENV", f"environments/{getattr(self, 'env', '')}"), json=body)
         assert resp.status_code < 400, resp.text
         return resp.json() if resp.content else None
+
+    def on(self, url: str) -> Admin:
+        """The same caller, talking to another server process."""
+        other = Admin.__new__(Admin)
+        other.live, other.env = self.live, self.env
+        other.http = httpx.Client(base_url=f"{url}/api/v1", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
+        return other
 
     def machines(self, names: list[str]) -> list[str]:
         regs = [(self.call("POST", "/ENV/machine-registrations", {})["registration_token"], name,
@@ -137,7 +145,7 @@ def test_the_agent_runs_the_flow_with_the_credential_and_no_value_is_kept(live: 
     # The credential's username is a text environment variable: its value is data of the server's database
     # (the API shows it to makers), so on SQLite it sits in the database file and nowhere else.
     holding = files_holding(everywhere, username.encode())
-    assert holding == [] if live.postgres else {f.name for f in holding} <= {"credflow.db", "credflow.db-wal"}
+    assert holding == [] if live.database_url else {f.name for f in holding} <= {"credflow.db", "credflow.db-wal"}
     assert sorted(f.name for f in state.iterdir()) == ["machine.json", "private.key"]
     assert all(f.stat().st_mode & 0o077 == 0 for f in state.iterdir())
 
@@ -193,3 +201,21 @@ def test_cancelling_a_run_stops_the_flow_on_the_machine(live: Live) -> None:
         admin.call("POST", f"/ENV/runs/{nxt}/cancel")
     got = admin.call("GET", f"/ENV/runs/{run_id}")
     assert got["status"] == "failed" and "cancelled" in got["log"]
+
+
+def test_a_run_queued_on_another_server_process_reaches_a_waiting_machine(live: Live) -> None:
+    admin = Admin(live, "e2e-two-servers")
+    [machine] = admin.machines(["pc-two"])
+    flow = admin.call("POST", "/ENV/desktop-flows", {"name": "hello", "command": [sys.executable, "-c", "print(1)"]})
+    conn = admin.call("POST", "/ENV/connections", {"name": "c", "target": {"machine": machine},
+                                                   "username": "two-user", "password": "Two-Pa55!"})
+    with server(live.data, live.logs / "server-2.log", TOKEN, live.database_url) as second_url, \
+            agents([live.root / "pc-two"], live.logs):
+        other = admin.on(second_url)
+        time.sleep(2)  # the agent now waits in a 10 s long-poll claim on the first server
+        queued_at = time.monotonic()
+        run_id = other.call("POST", "/ENV/runs", {"desktop_flow": flow["id"], "connection": conn["id"]})["id"]
+        [got] = other.wait_for([run_id], timeout=30)
+        took = time.monotonic() - queued_at
+    assert got["status"] == "succeeded" and got["machine"] == machine
+    assert took < 5, took  # found by the first server's periodic re-check, long before the poll ends

@@ -244,3 +244,13 @@ def test_unknown_flows_and_connections_are_refused(admin: Api, setup: dict[str, 
             404, "connection_not_found")
     problem(admin.get(admin.e("/runs/nope")), 404, "run_not_found")
     assert admin.ok(admin.get(admin.e("/runs")))["items"] == []
+
+
+def test_a_log_with_nul_bytes_or_broken_unicode_is_kept_readable(admin: Api, setup: dict[str, Any]) -> None:
+    queued = queue(admin, setup["flow"]["id"], setup["connection"]["id"])
+    assert setup["machine"].job() is not None
+    machine: Machine = setup["machine"]
+    body = '{"exit_code": 0, "log": "a\\u0000b \\ud800 c\\n"}'  # JSON may carry both
+    machine.api.ok(machine.api.http.post(f"/api/v1/machines/me/jobs/{queued['id']}/result", content=body,
+                                         headers={**machine.api._h(), "content-type": "application/json"}))
+    assert run(admin, queued["id"])["log"] == "ab \ufffd\ufffd\ufffd c\n"

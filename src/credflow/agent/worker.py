@@ -131,8 +131,11 @@ class Agent:
         backoff = 1.0
         while not self.stopping.is_set():
             try:
+                asked = time.monotonic()
                 job = self.claim()
                 backoff = 1.0
+                if job is None and time.monotonic() - asked < min(1.0, self.wait / 2):
+                    self.stopping.wait(1.0)  # the server holds a run for this machine; the heartbeat sorts it out
             except ApiError as exc:
                 if exc.status in (401, 403):
                     log.error("the server refused this machine: %s", exc.problem.get("detail"))

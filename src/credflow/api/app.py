@@ -16,6 +16,7 @@ from credflow.api.routes import agent, cloud_flows, connections, desktop_flows, 
 from credflow.api.routes import solutions
 from credflow.api.routes import events, rotation
 from credflow.events import poller, worker
+from credflow.services import rotation as rotation_service
 from credflow.services import scheduler
 from credflow.services.core import Core, build_core
 from credflow.settings import Settings
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
     app = FastAPI(title="credflow", version=__version__, lifespan=lifespan,
                   description="Self-hosted credentials service for automation.")
     app.state.core = core
+    rotation_service.install(core)  # a changed secret reference moves its connections, workers or not
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router, prefix=API_PREFIX)

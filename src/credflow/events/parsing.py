@@ -91,7 +91,7 @@ def _event(raw: Any, position: int) -> tuple[VaultEvent, dict[str, Any]]:
     kind = _text(ev.get("type") if cloud else ev.get("eventtype"))
     if kind is None:
         raise Malformed(f"event {position} has no {'type' if cloud else 'eventType'}", code="malformed_event")
-    data = _norm(ev["data"]) if isinstance(ev.get("data"), dict) else {}
+    data = _data(ev.get("data"))
     vaults = tuple(v for v in (_text(ev.get("source" if cloud else "topic")), _vault_of_id(_text(data.get("id"))))
                    if v)
     event = VaultEvent(
@@ -100,6 +100,16 @@ def _event(raw: Any, position: int) -> tuple[VaultEvent, dict[str, Any]]:
         object_type=_text(data.get("objecttype")), not_before=_number(data.get("nbf")),
         expires=_number(data.get("exp")))
     return event, data
+
+
+def _data(raw: Any) -> dict[str, Any]:
+    """``data`` is an object, or (some CloudEvents senders) a JSON string holding one."""
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            return {}
+    return _norm(raw) if isinstance(raw, dict) else {}
 
 
 def _binary(headers: Mapping[str, str], body: Any) -> dict[str, Any] | None:

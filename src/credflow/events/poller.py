@@ -25,6 +25,7 @@ from credflow.stores.base import StoreError, split_field
 
 log = logging.getLogger(__name__)
 TICK_SECONDS = 1.0
+PRUNE_EVERY_SECONDS = 3600.0
 
 
 def polled_secrets(s: Session, store_id: str) -> dict[str, list[str]]:
@@ -96,6 +97,7 @@ class Poller:
         self.core = core
         self.stopping = threading.Event()
         self.next_due: dict[str, float] = {}
+        self.next_prune = 0.0
 
     def run(self) -> None:
         while not self.stopping.is_set():
@@ -119,6 +121,9 @@ class Poller:
                     poll_store(self.core, store_id, interval)
                 except Exception as exc:  # noqa: BLE001 - one store's trouble never stops the others
                     log.error("rotation poller: store %s: %s", store_id, type(exc).__name__)
+        if time.monotonic() >= self.next_prune:
+            self.next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
+            rotation.prune_events(self.core)
         if _bound_reached(self.core):
             with self.core.db.transaction() as s:
                 connection_state.enforce_stale_bound(self.core, s)

@@ -69,7 +69,8 @@ def _connections_page(s: Session, credential_ids: Sequence[str], owner_id: str |
             break
     more, rows = len(rows) > limit, rows[:limit]
     owners = {r.owner_id for r in rows}
-    emails = dict(s.execute(select(User.id, User.email).where(User.id.in_(owners))).all()) if owners else {}
+    emails: dict[str, str] = {u.id: u.email for u in s.execute(
+        select(User.id, User.email).where(User.id.in_(owners))).all()} if owners else {}
     items = [{"id": r.id, "name": r.name, "owner": r.owner_id, "owner_email": emails.get(r.owner_id),
               "credential": r.credential_id, "status": r.status} for r in rows]
     return items, (f"{rows[-1].credential_id}.{rows[-1].id}" if more else None)

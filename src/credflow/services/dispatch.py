@@ -138,7 +138,8 @@ def _deliver(core: Core, s: Session, machine: Machine, run: Run) -> dict[str, An
 def finish(core: Core, actor: Actor, run_id: str, exit_code: int, log: str) -> dict[str, Any]:
     """Record the result of a run the machine holds. An oversize log or a run it does not hold changes nothing."""
     authz.require_machine(actor)
-    size = len(log.encode("utf-8", "surrogatepass"))
+    raw = log.encode("utf-8", "surrogatepass")
+    size = len(raw)
     if size > core.settings.max_log_bytes:
         raise LogTooLarge(f"the log has {size} bytes; at most {core.settings.max_log_bytes} are kept",
                           max_log_bytes=core.settings.max_log_bytes)
@@ -153,7 +154,8 @@ def finish(core: Core, actor: Actor, run_id: str, exit_code: int, log: str) -> d
                            status_now=run.status)
         conn = s.get(Connection, run.connection_id)
         values = delivery.values_for_scrub(core, s, conn, run.secret_version) if conn is not None else []
-        run.log = mask(log.replace("\x00", ""), values)
+        text = raw.decode("utf-8", "replace").replace("\x00", "")  # what every database can keep
+        run.log = mask(text, values)
         run.exit_code = exit_code
         run.status = "succeeded" if exit_code == 0 else "failed"
         run.finished_at = utcnow()

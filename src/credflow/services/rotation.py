@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import delete, func, select
 from sqlalchemy import event as sa_event
-from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,6 +31,7 @@ from credflow.persistence.tables import (
     SecretHead,
     SecretStore,
     new_id,
+    utcnow,
 )
 from credflow.services import authz, event_keys, secrets
 from credflow.services.connection_state import set_connections_version
@@ -38,6 +40,7 @@ from credflow.stores.base import split_field
 
 ENQUEUED = "secret_event_enqueued"  # the in-process signal that wakes the worker
 MAX_BODY_BYTES = 1_048_576  # Event Grid delivers at most 1 MB per request
+KEEP_EVENTS_DAYS = 7
 
 
 def _dedupe(*parts: str) -> str:
@@ -138,6 +141,16 @@ def receive(core: Core, key: str | None, body: bytes, content_type: str, headers
             record(s, actor=f"event_key:{key_id}", action="rotation.event", env_id=env_id, object_type="event_key",
                    object_id=key_id, detail={"accepted": accepted, "duplicates": duplicates, "ignored": ignored})
     return {"accepted": accepted, "duplicates": duplicates, "ignored": ignored}
+
+
+def prune_events(core: Core) -> int:
+    """Forget applied events older than a week: far past Event Grid's last retry (24 h), so a late repeat
+    still finds its duplicate; anything later would change nothing anyway (heads move forward only)."""
+    cutoff = utcnow() - timedelta(days=KEEP_EVENTS_DAYS)
+    with core.db.transaction() as s:
+        done = s.execute(delete(SecretEvent).where(SecretEvent.processed_at < cutoff)
+                         .execution_options(synchronize_session=False))
+        return int(done.rowcount or 0)  # type: ignore[attr-defined]
 
 
 # --- a secret reference that changes moves the connections of the credentials using it -------------------

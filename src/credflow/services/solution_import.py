@@ -115,7 +115,7 @@ class _Import:
             "cloud_flow": self._cloud_flow}
 
     def run(self) -> dict[str, Any]:
-        for type_ in {e.type for e, _ in self.package.components}:
+        for type_ in sorted({e.type for e, _ in self.package.components}):
             if not env_allows(self.role, CREATE_ACTIONS[type_]):
                 raise Forbidden(f"your role {self.role.value} may not create {type_} components")
         existing = self.s.scalar(select(Solution).where(Solution.env_id == self.env.id,

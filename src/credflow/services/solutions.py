@@ -7,7 +7,7 @@ needs unless another solution already holds it; then the export names that solut
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -60,14 +60,18 @@ def name_of(row: Row) -> str:
     return row.schema_name if isinstance(row, EnvironmentVariable) else row.name
 
 
+def _get(s: Session, type_: str, component_id: str) -> Row | None:
+    return cast("Row | None", s.get(TABLES[type_], component_id))
+
+
 def by_name(s: Session, env_id: str, type_: str, name: str) -> Row | None:
-    table = TABLES[type_]
-    column = EnvironmentVariable.schema_name if table is EnvironmentVariable else table.name  # type: ignore[union-attr]
-    return s.scalar(select(table).where(table.env_id == env_id, column == name))
+    table: Any = TABLES[type_]
+    column = table.schema_name if table is EnvironmentVariable else table.name
+    return cast("Row | None", s.scalar(select(table).where(table.env_id == env_id, column == name)))
 
 
 def find_component(s: Session, env_id: str, type_: str, ref: str) -> Row | None:
-    row = s.get(TABLES[type_], ref)
+    row = _get(s, type_, ref)
     return row if row is not None and row.env_id == env_id else by_name(s, env_id, type_, ref)
 
 
@@ -93,9 +97,9 @@ def requires(s: Session, env_id: str, row: Row) -> list[tuple[str, Row]]:
 
 def members(s: Session, sol: Solution) -> list[tuple[str, Row]]:
     """The solution's components that still exist, in import order then by name."""
-    out = []
+    out: list[tuple[str, Row]] = []
     for c in s.scalars(select(SolutionComponent).where(SolutionComponent.solution_id == sol.id)).all():
-        row = s.get(TABLES[c.component_type], c.component_id) if c.component_type in TABLES else None
+        row = _get(s, c.component_type, c.component_id) if c.component_type in TABLES else None
         if row is not None:
             out.append((c.component_type, row))
     return sorted(out, key=lambda tr: (m.COMPONENT_TYPES.index(tr[0]), name_of(tr[1])))
