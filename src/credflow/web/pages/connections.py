@@ -24,14 +24,17 @@ def _targets(request: Request, user: WebUser, e: EnvPage) -> tuple[list[dict[str
 
 @router.get("/env/{env}/connections")
 def list_page(request: Request, env: str, user: CurrentUser) -> Response:
-    e = load_env(request, user, env)
+    return _list(request, user, load_env(request, user, env))
+
+
+def _list(request: Request, user: WebUser, e: EnvPage, error: DomainError | None = None) -> Response:
     core = core_of(request)
     found = connections.list_connections(core, user.actor, e.id)
     found_machines, groups = _targets(request, user, e)
     creds = {c["id"]: c["name"] for c in credentials.list_credentials(core, user.actor, e.id)}
     return render(request, "connections/list.html", user=user, env=e, connections=found, credentials=creds,
                   machines={m["id"]: m["name"] for m in found_machines}, groups={g["id"]: g["name"] for g in groups},
-                  people={u["id"]: u for u in users.list_users(core, user.actor)})
+                  people={u["id"]: u for u in users.list_users(core, user.actor)}, error=error)
 
 
 def _form(request: Request, user: WebUser, e: EnvPage, auth: str, values: dict[str, str],
@@ -83,5 +86,5 @@ def delete(request: Request, env: str, conn: str, user: CurrentUser, form: Poste
     try:
         connections.delete_connection(core_of(request), user.actor, e.id, conn)
     except DomainError as exc:
-        return _form(request, user, e, "password", {"name": "", "target": "", "credential": ""}, exc)
+        return _list(request, user, e, exc)
     return see_other(f"{e.base}/connections?done=deleted")
