@@ -82,7 +82,7 @@ async def claim(request: Request, core: Core, actor: Actor, wait: float) -> dict
             result: Any = None
             if await request.is_disconnected():
                 return None
-            if check or await run_in_threadpool(dispatch.has_work, core, actor.id):
+            if check or await run_in_threadpool(dispatch.has_work, core, actor):
                 result = await run_in_threadpool(dispatch.claim, core, actor)
             if result == dispatch.BUSY:
                 return None

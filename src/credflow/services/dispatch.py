@@ -52,11 +52,12 @@ def _writing(core: Core) -> Iterator[Session]:
         yield s
 
 
-def _my_runs(machine_id: str):  # type: ignore[no-untyped-def]
+def _my_runs(machine_id: str, env_id: str | None):  # type: ignore[no-untyped-def]
     groups = select(MachineGroupMember.group_id).where(MachineGroupMember.machine_id == machine_id)
     conns = select(Connection.id).where(or_(Connection.machine_id == machine_id,
                                             Connection.machine_group_id.in_(groups)))
-    return select(Run).where(Run.status == "queued", Run.connection_id.in_(conns))
+    # env_id first: the queue index (env_id, status, queued_at) walks the queued runs in order.
+    return select(Run).where(Run.env_id == env_id, Run.status == "queued", Run.connection_id.in_(conns))
 
 
 def heartbeat(core: Core, actor: Actor, running: list[str] | None = None) -> dict[str, Any]:
@@ -79,10 +80,10 @@ def heartbeat(core: Core, actor: Actor, running: list[str] | None = None) -> dic
     return {"machine_id": actor.id, "status": "online", "last_seen": ts(now), "cancel": cancel}
 
 
-def has_work(core: Core, machine_id: str) -> bool:
+def has_work(core: Core, actor: Actor) -> bool:
     """A cheap read: is a run waiting that this machine may take?"""
     with core.db.read() as s:
-        return bool(s.scalar(select(exists(_my_runs(machine_id)))))
+        return bool(s.scalar(select(exists(_my_runs(actor.id, actor.env_id)))))
 
 
 def claim(core: Core, actor: Actor) -> dict[str, Any] | str | None:
@@ -96,7 +97,7 @@ def claim(core: Core, actor: Actor) -> dict[str, Any] | str | None:
         if s.scalar(select(exists().where(Run.machine_id == machine.id, Run.status == "running"))):
             return BUSY
         for _ in range(MAX_SKIPPED):
-            run = s.scalar(_my_runs(machine.id).order_by(Run.queued_at, Run.id).limit(1)
+            run = s.scalar(_my_runs(machine.id, machine.env_id).order_by(Run.queued_at, Run.id).limit(1)
                            .with_for_update(skip_locked=True))
             if run is None:
                 return None
