@@ -89,7 +89,8 @@ def populate(core: Core, connections: int, credential_count: int) -> dict[str, A
 
     def rows(credential: str, count: int, prefix: str) -> list[dict[str, Any]]:
         return [{"id": new_id(), "env_id": env_id, "name": f"{prefix} {i}", "owner_id": owner,
-                 "credential_id": credential, "status": "connected", "created_at": now, "updated_at": now}
+                 "credential_id": credential, "status": "connected", "secret_version": "1", "created_at": now,
+                 "updated_at": now}  # as the API makes them: connected, on the secret's current version
                 for i in range(count)]
 
     with core.db.transaction() as s:

@@ -53,11 +53,12 @@ def _writing(core: Core) -> Iterator[Session]:
 
 
 def _my_runs(machine_id: str, env_id: str | None):  # type: ignore[no-untyped-def]
+    """Queued runs whose connection targets the machine or one of its groups. The queue index (env_id, status,
+    queued_at) walks the queued runs in order; each run's connection is found by its key."""
     groups = select(MachineGroupMember.group_id).where(MachineGroupMember.machine_id == machine_id)
-    conns = select(Connection.id).where(or_(Connection.machine_id == machine_id,
-                                            Connection.machine_group_id.in_(groups)))
-    # env_id first: the queue index (env_id, status, queued_at) walks the queued runs in order.
-    return select(Run).where(Run.env_id == env_id, Run.status == "queued", Run.connection_id.in_(conns))
+    return (select(Run).join(Connection, Connection.id == Run.connection_id)
+            .where(Run.env_id == env_id, Run.status == "queued",
+                   or_(Connection.machine_id == machine_id, Connection.machine_group_id.in_(groups))))
 
 
 def heartbeat(core: Core, actor: Actor, running: list[str] | None = None) -> dict[str, Any]:
@@ -98,7 +99,7 @@ def claim(core: Core, actor: Actor) -> dict[str, Any] | str | None:
             return BUSY
         for _ in range(MAX_SKIPPED):
             run = s.scalar(_my_runs(machine.id, machine.env_id).order_by(Run.queued_at, Run.id).limit(1)
-                           .with_for_update(skip_locked=True))
+                           .with_for_update(skip_locked=True, of=Run))
             if run is None:
                 return None
             job = _deliver(core, s, machine, run)
