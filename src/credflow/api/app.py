@@ -10,11 +10,25 @@ from fastapi import FastAPI
 
 from credflow import __version__
 from credflow.api import errors
-from credflow.api.routes import audit, credentials, secret_stores, sharing, teams, users, variables
-from credflow.api.routes import passwords
-from credflow.api.routes import agent, cloud_flows, connections, desktop_flows, machines, runs
-from credflow.api.routes import solutions
-from credflow.api.routes import events, rotation
+from credflow.api.routes import (
+    agent,
+    audit,
+    cloud_flows,
+    connections,
+    credentials,
+    desktop_flows,
+    events,
+    machines,
+    passwords,
+    rotation,
+    runs,
+    secret_stores,
+    sharing,
+    solutions,
+    teams,
+    users,
+    variables,
+)
 from credflow.events import poller, worker
 from credflow.services import rotation as rotation_service
 from credflow.services import scheduler
@@ -23,20 +37,16 @@ from credflow.settings import Settings
 from credflow.web import routes as web
 
 API_PREFIX = "/api/v1"
-ROUTERS = [users.router, secret_stores.router, variables.router, credentials.router]
-ROUTERS += [sharing.router, teams.router, audit.router]
-ROUTERS += [passwords.router]
-ROUTERS += [machines.router, agent.router, desktop_flows.router, connections.router, runs.router,
-            cloud_flows.router]
-ROUTERS += [solutions.router]
-ROUTERS += [rotation.router, events.api_router]
+ROUTERS = [
+    users.router, passwords.router, secret_stores.router, variables.router, credentials.router,
+    sharing.router, teams.router, audit.router,
+    machines.router, agent.router, desktop_flows.router, connections.router, runs.router, cloud_flows.router,
+    solutions.router, rotation.router, events.api_router,
+]
 ROOT_ROUTERS = [events.router]  # outside /api/v1: the Event Grid webhook
 
-# Background work started with the app (rotation worker, poller, scheduler); each is
-# ``start(core) -> stop`` and registers itself here from its own module.
-BACKGROUND: list[Callable[[Core], Callable[[], Any]]] = []
-BACKGROUND.append(scheduler.start)
-BACKGROUND += [worker.start, poller.start]
+# Background work started with the app: each is ``start(core) -> stop``.
+BACKGROUND: list[Callable[[Core], Callable[[], Any]]] = [scheduler.start, worker.start, poller.start]
 
 
 def create_app(settings: Settings | None = None, core: Core | None = None) -> FastAPI:

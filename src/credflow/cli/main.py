@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from credflow.cli import resources, server, sharing
-from credflow.cli import agent, automation
-from credflow.cli import solutions
-from credflow.cli import rotation
-from credflow.cli import passwords
+from credflow.cli import agent, automation, passwords, resources, rotation, server, sharing, solutions
 
 app = typer.Typer(help="credflow: credentials for automation.", no_args_is_help=True)
 server.register(app)
