@@ -133,9 +133,10 @@ def test_an_unreadable_secret_turns_connected_again_with_a_new_version(admin: Ap
 def test_rotation_status_shows_what_credflow_holds(admin: Api, cred_setup: dict[str, Any]) -> None:
     connect(admin, register_machine(admin), cred_setup["credential"]["id"], "c")
     admin.secret("vault", "robot-password", "two")
+    # The head moves when the vault is read; the event is done once its connections have moved too.
     got = wait_for(lambda: (st := admin.ok(admin.get(admin.e("/rotation"))))["secrets"][0]["current_version"] == "2"
-                   and st)
-    assert got["pending_events"] == 0 and got["secrets"][0]["connections"] == 1
+                   and st["pending_events"] == 0 and st)
+    assert got["secrets"][0]["connections"] == 1
     assert got["stores"][0]["vault_reads"] >= 1
     assert "value" not in str(got)
     maker = admin.user("basic", "basic_user")
