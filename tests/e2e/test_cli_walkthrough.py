@@ -40,7 +40,31 @@ def test_the_readme_walkthrough_works_end_to_end(tmp_path: Path) -> None:
         made = json.loads(cf("user", "create", "alice", "alice@corp.example", "--role", "default=environment_maker",
                              "--json"))
         assert made["token"].startswith("cfu_")
-        cf("credential", "delete", "Robot login")
+
+        # Share it, and run a flow on a machine with it.
+        cf("credential", "share", "Robot login", "--with", "alice@corp.example", "--role", "user")
+        assert "alice" in cf("credential", "shares", "Robot login")
+        reg = json.loads(cf("machine", "registration-token", "--json"))
+        state = tmp_path / "pc-1"
+        cf("agent", "register", "--server", url, "--registration-token", reg["registration_token"], "--name", "pc-1",
+           "--state-dir", str(state))
+        agent = subprocess.Popen([CREDFLOW, "agent", "run", "--state-dir", str(state)], env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            cf("desktop-flow", "create", "login-check", "--", "sh", "-c",
+               'echo "signed in as $CREDFLOW_USERNAME with $CREDFLOW_PASSWORD"')
+            cf("connection", "create", "robot on pc-1", "--machine", "pc-1", "--credential", "Robot login")
+            log = cf("run", "start", "--flow", "login-check", "--connection", "robot on pc-1", "--wait")
+            assert "signed in as *** with ***" in log and "Walkthrough-Secret-42" not in log  # both masked
+            # Rotate the password: the next run gets the new one.
+            cf("secret", "put", "vault", "robot-password", "--stdin", stdin="Walkthrough-Secret-43\n")
+            cf("desktop-flow", "create", "which-password", "--", "sh", "-c",
+               'test "$CREDFLOW_PASSWORD" = Walkthrough-Secret-43')
+            cf("run", "start", "--flow", "which-password", "--connection", "robot on pc-1", "--wait")
+        finally:
+            agent.terminate()
+            agent.wait(timeout=10)
+        cf("credential", "delete", "Robot login", "--force")
         assert json.loads(cf("credential", "list", "--json")) == []
         assert {v["schema_name"] for v in json.loads(cf("variable", "list", "--json"))} == {"robot_user",
                                                                                             "robot_pass"}
