@@ -17,20 +17,15 @@ import json
 import os
 import random
 import shutil
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, insert, select, text
+from _server import database, log, server
+from sqlalchemy import insert, select, text
 
 from credflow.persistence.tables import CloudFlow, Connection, ConnectionReference, DesktopFlow, User, new_id, utcnow
 from credflow.services import credentials, secret_stores, variables
@@ -39,30 +34,8 @@ from credflow.services.users import bootstrap
 from credflow.settings import Settings
 
 TOKEN = "cfu_bench-admin-token-0123456789abcdef"
-PG_URL = os.environ.get("CREDFLOW_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TARGET_P99_MS = 100.0
 UNRELATED_CONNECTIONS = 20_000
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-@contextmanager
-def database(kind: str, workdir: Path) -> Iterator[str]:
-    if kind == "sqlite":
-        yield f"sqlite:///{workdir / 'bench.db'}"
-        return
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{PG_URL}{'&' if '?' in PG_URL else '?'}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def populate(core: Core, connections: int, credential_count: int) -> dict[str, Any]:
@@ -119,41 +92,6 @@ def populate(core: Core, connections: int, credential_count: int) -> dict[str, A
     return {"env": env_id, "credential": creds[0], "cursors": random.Random(7).sample(cursors, 2000)}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def server(data_dir: Path, url: str) -> Iterator[str]:
-    exe = Path(sys.executable).parent / "credflow"
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-c", "from credflow.cli.main import app; app()"]
-    port = free_port()
-    env = {**os.environ, "CREDFLOW_DATABASE_URL": url, "CREDFLOW_BOOTSTRAP_TOKEN": TOKEN}
-    proc = subprocess.Popen([*cmd, "serve", "--port", str(port), "--data-dir", str(data_dir)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the server did not start")
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def measure(http: httpx.Client, path: str, params: list[dict[str, Any]], expect: int) -> list[float]:
     out = []
     for p in params:
@@ -191,7 +129,8 @@ def main() -> None:
             core.db.engine.dispose()
             setup_s = round(time.monotonic() - started, 1)
             log(f"{args.db}: {args.connections} connections (+{UNRELATED_CONNECTIONS} unrelated) in {setup_s}s")
-            with server(workdir / "data", url) as base, httpx.Client(
+            env = {**os.environ, "CREDFLOW_DATABASE_URL": url, "CREDFLOW_BOOTSTRAP_TOKEN": TOKEN}
+            with server(workdir / "data", env) as (base, _), httpx.Client(
                     base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30) as http:
                 var = f"/api/v1/environments/{made['env']}/environment-variables/robot_pass/dependencies"
                 cred = f"/api/v1/environments/{made['env']}/credentials/{made['credential']}/dependencies"

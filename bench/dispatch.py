@@ -15,72 +15,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import signal
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+from _server import CREDFLOW, clean_env, log, rss_mb, server, stop
 
 from credflow.crypto.sealing import new_key_pair, open_sealed
 
 TOKEN = "cfu_bench-admin-token-0123456789"
 PASSWORD = "Bench-Pa55word!"
-CREDFLOW = str(Path(sys.executable).parent / "credflow")
-
-
-def say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def rss_mb(pid: int, field: str = "VmRSS") -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return float("nan")
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CREDFLOW_")}
-    return {**env, **extra}
-
-
-def start_server(data_dir: Path, database_url: str | None) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = clean_env(CREDFLOW_BOOTSTRAP_TOKEN=TOKEN, **({"CREDFLOW_DATABASE_URL": database_url} if database_url else {}))
-    proc = subprocess.Popen([CREDFLOW, "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir",
-                             str(data_dir)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("the server did not start")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 async def setup(http: httpx.AsyncClient, agents: int, jobs: int) -> tuple[str, list[tuple[str, Any]]]:
@@ -205,12 +153,12 @@ def idle_agent_rss(url: str, root: Path, seconds: float) -> float:
 async def bench(url: str, agents: int, jobs: int, noop_seconds: float) -> dict[str, Any]:
     limits = httpx.Limits(max_connections=agents + 10, max_keepalive_connections=agents + 10)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as http:
-        say(f"setting up {agents} machines and queueing {jobs} jobs ...")
+        log(f"setting up {agents} machines and queueing {jobs} jobs ...")
         _, machines = await setup(http, agents, jobs)
-        say("claiming ...")
+        log("claiming ...")
         result = await claims(http, machines, jobs)
-        say(f"  {result['claims']} jobs in {result['seconds']:.1f} s")
-        say(f"no-op for {noop_seconds:.0f} s ...")
+        log(f"  {result['claims']} jobs in {result['seconds']:.1f} s")
+        log(f"no-op for {noop_seconds:.0f} s ...")
         result["noop_per_s"] = await noop(http, machines, noop_seconds)
     return result
 
@@ -226,14 +174,13 @@ def main() -> None:
     noop_seconds = 4.0 if args.quick else 15.0
     with tempfile.TemporaryDirectory(prefix="credflow-bench-") as tmp:
         root = Path(tmp)
-        server, url = start_server(root / "data", args.database_url)
-        try:
+        env = clean_env(CREDFLOW_BOOTSTRAP_TOKEN=TOKEN,
+                        **({"CREDFLOW_DATABASE_URL": args.database_url} if args.database_url else {}))
+        with server(root / "data", env) as (url, proc):
             result = asyncio.run(bench(url, args.agents, jobs, noop_seconds))
-            say("one real agent, idle ...")
+            log("one real agent, idle ...")
             agent_rss = idle_agent_rss(url, root, 3.0)
-            server_rss, server_peak = rss_mb(server.pid), rss_mb(server.pid, "VmHWM")
-        finally:
-            stop(server)
+            server_rss, server_peak = rss_mb(proc.pid), rss_mb(proc.pid, "VmHWM")
     out = {"claims_per_s": round(result["claims_per_s"], 1), "claim_p50_ms": round(result["claim_p50_ms"], 2),
            "claim_p99_ms": round(result["claim_p99_ms"], 2), "noop_per_s": round(result["noop_per_s"], 1),
            "ratio_to_noop": round(result["claims_per_s"] / result["noop_per_s"], 3),

@@ -23,83 +23,33 @@ import json
 import math
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine, create_engine, func, insert, select, text
+from _server import database, log, rss_mb
+from _server import server as serve
+from sqlalchemy import Engine, create_engine, func, insert, select
 
 from credflow.crypto.sealing import new_key_pair, open_sealed
 from credflow.persistence.tables import Connection, Credential, new_id, utcnow
 
 TOKEN = "cfu_bench-admin-token-0123456789abcdef"
-PG_URL = os.environ.get("CREDFLOW_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-CREDFLOW = str(Path(sys.executable).parent / "credflow")
 POLL_SECONDS = 0.01  # how often the bench looks (connections, runs): fine enough against a 1 s target
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-@contextmanager
-def database(kind: str, workdir: Path) -> Iterator[str]:
-    if kind == "sqlite":
-        yield f"sqlite:///{workdir / 'bench.db'}"
-        return
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{PG_URL}{'&' if '?' in PG_URL else '?'}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @contextmanager
 def server(url: str, workdir: Path) -> Iterator[tuple[httpx.Client, subprocess.Popen[bytes]]]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     env = {**os.environ, "CREDFLOW_DATABASE_URL": url, "CREDFLOW_BOOTSTRAP_TOKEN": TOKEN}
-    with open(workdir / "server.log", "wb") as out:
-        proc = subprocess.Popen([CREDFLOW, "serve", "--port", str(port), "--data-dir", str(workdir / "data")],
-                                env=env, stdout=out, stderr=out)
-        http = httpx.Client(base_url=f"http://127.0.0.1:{port}/api/v1", timeout=60,
-                            headers={"Authorization": f"Bearer {TOKEN}"})
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError("the server exited: see " + str(workdir / "server.log"))
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the server did not start")
-                time.sleep(0.1)
-            yield http, proc
-        finally:
-            http.close()
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    with serve(workdir / "data", env, workdir / "server.log") as (base, proc), httpx.Client(
+            base_url=f"{base}/api/v1", timeout=60, headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+        yield http, proc
 
 
 def ok(resp: httpx.Response, status: int = 200) -> Any:
@@ -163,13 +113,6 @@ def first_run_with(http: httpx.Client, ctx: dict[str, Any], version: str, t0: fl
             return
         time.sleep(POLL_SECONDS)
     raise RuntimeError(f"no run carried version {version} within 30 s")
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def reads(http: httpx.Client) -> int:

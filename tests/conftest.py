@@ -12,9 +12,11 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from nacl.public import PrivateKey
 from sqlalchemy import create_engine, text
 
 from credflow.api.app import create_app
+from credflow.crypto.sealing import new_key_pair
 from credflow.services.core import Core, build_core
 from credflow.services.users import bootstrap
 from credflow.settings import Settings
@@ -143,6 +145,39 @@ class Api:
         body = {"name": name, "email": f"{name}@example.com", "environment_roles": {env or self.env: role}}
         made = self.ok(self.post("/users", body), 201)
         return Api(self.http, made["token"], env or self.env, made)
+
+
+def new_machine(api: Api, name: str) -> tuple[Api, str, PrivateKey]:
+    """Register a machine with a fresh key pair: its API (signed in with its token), its id and its private key."""
+    reg = api.ok(api.post(api.e("/machine-registrations"), {}), 201)
+    key, public = new_key_pair()
+    made = api.ok(api.post("/machines/register", {"registration_token": reg["registration_token"], "name": name,
+                                                  "public_key": public}), 201)
+    return Api(api.http, made["machine_token"], api.env), made["machine_id"], key
+
+
+def problem(resp: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
+    """A problem+json answer with ``status`` and, when given, the error code ``code``: its body."""
+    assert resp.status_code == status, resp.text
+    assert resp.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = resp.json()
+    if code is not None:
+        assert body["code"] == code, body
+    return body
+
+
+def sign_in_cli(monkeypatch: pytest.MonkeyPatch, client: TestClient, api: Api) -> None:
+    """Point the CLI's API client at the test server, signed in as ``api``, in its environment."""
+    from credflow.cli import common
+    from credflow.client.http import Client
+
+    def make() -> Client:
+        c = Client.__new__(Client)
+        c.http = TestClient(client.app, headers={"Authorization": f"Bearer {api.token}"})
+        return c
+
+    monkeypatch.setattr(common, "client", make)
+    monkeypatch.setenv("CREDFLOW_ENVIRONMENT", api.env)
 
 
 def _url(path: str) -> str:

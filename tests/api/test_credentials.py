@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.conftest import Api
+from tests.conftest import Api, problem
 
 
 def _problem(resp: Any, status: int, code: str) -> dict[str, Any]:
-    assert resp.status_code == status, resp.text
-    assert resp.headers["content-type"].startswith("application/problem+json")
-    body = resp.json()
-    assert body["code"] == code and body["status"] == status and body["title"] and body["detail"]
+    body = problem(resp, status, code)
+    assert body["status"] == status and body["title"] and body["detail"]
     return body
 
 

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import select
 
 from credflow.persistence.tables import AuditRecord
 from credflow.services.core import Core
-from tests.conftest import Api
-
-
-def _problem(resp: Any, status: int, code: str) -> None:
-    assert resp.status_code == status, resp.text
-    assert resp.json()["code"] == code
+from tests.conftest import Api, problem
 
 
 def test_an_administrator_sets_a_first_password_the_user_must_change(admin: Api) -> None:
@@ -21,8 +14,8 @@ def test_an_administrator_sets_a_first_password_the_user_must_change(admin: Api)
     got = admin.ok(admin.post(f"/users/{maker.info['id']}/password", {"password": "first-password-1"}))
     assert got == {"id": maker.info["id"], "email": "maria@example.com", "must_change_password": True}
     assert maker.post("/me/password", {"current": "first-password-1", "new": "maria-own-password"}).status_code == 204
-    _problem(maker.post("/me/password", {"current": "first-password-1", "new": "another-password-2"}), 403,
-             "wrong_password")
+    problem(maker.post("/me/password", {"current": "first-password-1", "new": "another-password-2"}), 403,
+            "wrong_password")
 
 
 def test_an_administrator_may_set_their_own_password_without_having_to_change_it(admin: Api) -> None:
@@ -34,19 +27,19 @@ def test_an_administrator_may_set_their_own_password_without_having_to_change_it
 def test_only_system_administrators_set_passwords(admin: Api) -> None:
     maker = admin.user("maria")
     other = admin.user("otto", "basic_user")
-    _problem(maker.post(f"/users/{other.info['id']}/password", {"password": "first-password-1"}), 403, "forbidden")
-    _problem(admin.post("/users/nobody-at-all/password", {"password": "first-password-1"}), 404, "user_not_found")
+    problem(maker.post(f"/users/{other.info['id']}/password", {"password": "first-password-1"}), 403, "forbidden")
+    problem(admin.post("/users/nobody-at-all/password", {"password": "first-password-1"}), 404, "user_not_found")
 
 
 def test_weak_passwords_are_refused(admin: Api) -> None:
     maker = admin.user("maria")
     for weak in ("short", "maria@example.com"):
-        _problem(admin.post(f"/users/{maker.info['id']}/password", {"password": weak}), 422, "weak_password")
+        problem(admin.post(f"/users/{maker.info['id']}/password", {"password": weak}), 422, "weak_password")
     admin.ok(admin.post(f"/users/{maker.info['id']}/password", {"password": "first-password-1"}))
-    _problem(maker.post("/me/password", {"current": "first-password-1", "new": "first-password-1"}), 422,
-             "password_unchanged")
-    _problem(maker.post("/me/password", {"current": "first-password-1", "extra": 1, "new": "x" * 20}), 422,
-             "unknown_field")
+    problem(maker.post("/me/password", {"current": "first-password-1", "new": "first-password-1"}), 422,
+            "password_unchanged")
+    problem(maker.post("/me/password", {"current": "first-password-1", "extra": 1, "new": "x" * 20}), 422,
+            "unknown_field")
 
 
 def test_password_changes_are_audited_without_the_passwords(admin: Api, core: Core) -> None:

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from nacl.public import PrivateKey
 
-from credflow.crypto.sealing import new_key_pair, open_sealed
-from tests.conftest import Api
+from credflow.crypto.sealing import open_sealed
+from tests.conftest import Api, new_machine, sign_in_cli
 
 
 @dataclass
@@ -35,24 +35,12 @@ class Machine:
         return self.api.post(f"/machines/me/jobs/{run_id}/result", {"exit_code": exit_code, "log": log})
 
 
-def problem(resp: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert resp.status_code == status, resp.text
-    assert resp.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = resp.json()
-    assert body["code"] == code, body
-    return body
-
-
 def registration(api: Api, **body: Any) -> dict[str, Any]:
     return api.ok(api.post(api.e("/machine-registrations"), body), 201)  # type: ignore[no-any-return]
 
 
 def register(admin: Api, name: str) -> Machine:
-    token = registration(admin)["registration_token"]
-    key, public = new_key_pair()
-    made = admin.ok(admin.post("/machines/register", {"registration_token": token, "name": name,
-                                                      "public_key": public}), 201)
-    return Machine(Api(admin.http, made["machine_token"], admin.env), made["machine_id"], key)
+    return Machine(*new_machine(admin, name))
 
 
 def desktop_flow(api: Api, name: str = "login-flow", command: list[str] | None = None) -> dict[str, Any]:
@@ -88,20 +76,11 @@ def setup(admin: Api, cred_setup: dict[str, Any], machine: Machine) -> dict[str,
 @pytest.fixture
 def cli(client: Any, admin: Api, monkeypatch: pytest.MonkeyPatch) -> Any:
     """Run ``credflow ...`` commands against the test server, signed in as the administrator."""
-    from fastapi.testclient import TestClient
     from typer.testing import CliRunner
 
-    from credflow.cli import common
     from credflow.cli.main import app
-    from credflow.client.http import Client
 
-    def make() -> Client:
-        c = Client.__new__(Client)
-        c.http = TestClient(client.app, headers={"Authorization": f"Bearer {admin.token}"})
-        return c
-
-    monkeypatch.setattr(common, "client", make)
-    monkeypatch.setenv("CREDFLOW_ENVIRONMENT", admin.env)
+    sign_in_cli(monkeypatch, client, admin)
 
     def invoke(*args: str, input: str | None = None) -> Any:
         result = CliRunner().invoke(app, list(args), input=input)

@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from credflow.services import cloud_flows as cloud_flows_service
-from tests.conftest import Api
-from tests.machines.conftest import desktop_flow, problem, run
+from tests.conftest import Api, problem
+from tests.machines.conftest import desktop_flow, run
 
 
 def _flow(admin: Api, name: str, actions: list[tuple[str, str]], trigger: dict[str, Any] | None = None) -> Any:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import Api
-from tests.machines.conftest import Machine, connection, desktop_flow, problem, queue
+from tests.conftest import Api, problem
+from tests.machines.conftest import Machine, connection, desktop_flow, queue
 
 
 def _share(admin: Api, cred_id: str, who: Api, role: str = "user") -> None:

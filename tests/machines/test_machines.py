@@ -6,8 +6,8 @@ import time
 from typing import Any
 
 from credflow.crypto.sealing import new_key_pair
-from tests.conftest import Api
-from tests.machines.conftest import Machine, problem, register, registration
+from tests.conftest import Api, problem
+from tests.machines.conftest import Machine, register, registration
 
 
 def _register(api: Api, token: str, name: str = "pc") -> Any:

@@ -15,8 +15,8 @@ from credflow.api import wakeup
 from credflow.crypto.sealing import open_sealed
 from credflow.persistence.tables import SecretHead, utcnow
 from credflow.services import runs as runs_service
-from tests.conftest import Api
-from tests.machines.conftest import Machine, connection, problem, queue, register, run
+from tests.conftest import Api, problem
+from tests.machines.conftest import Machine, connection, queue, register, run
 
 
 def test_the_claiming_machine_receives_the_credential_sealed_to_its_key(admin: Api, setup: dict[str, Any]) -> None:

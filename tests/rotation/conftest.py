@@ -12,9 +12,9 @@ from typing import Any, ClassVar
 
 import pytest
 from nacl.public import PrivateKey
-from tests.conftest import Api
+from tests.conftest import Api, new_machine
 
-from credflow.crypto.sealing import new_key_pair, open_sealed
+from credflow.crypto.sealing import open_sealed
 from credflow.services.core import Core
 from credflow.stores.base import (
     PollingConfig,
@@ -137,11 +137,7 @@ class Machine:
 
 
 def register_machine(admin: Api, name: str = "robot-1") -> Machine:
-    reg = admin.ok(admin.post(admin.e("/machine-registrations"), {}), 201)
-    key, public = new_key_pair()
-    made = admin.ok(admin.post("/machines/register", {"registration_token": reg["registration_token"],
-                                                     "name": name, "public_key": public}), 201)
-    return Machine(Api(admin.http, made["machine_token"], admin.env), made["machine_id"], key)
+    return Machine(*new_machine(admin, name))
 
 
 def connect(api: Api, machine: Machine, credential: str, name: str) -> dict[str, Any]:

@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from typing import Any
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from credflow.client.http import Client
 from credflow.persistence.tables import Connection
 from credflow.services.core import Core
-from tests.conftest import Api
-
-
-def problem(resp: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
-    assert resp.status_code == status, resp.text
-    body: dict[str, Any] = resp.json()
-    assert resp.headers["content-type"].startswith("application/problem+json")
-    if code is not None:
-        assert body["code"] == code, body
-    return body
+from tests.conftest import Api, sign_in_cli
 
 
 def add_connection(core: Core, owner: Api, credential_id: str, name: str = "conn") -> str:
@@ -46,15 +35,4 @@ def connection_status(core: Core, conn_id: str) -> str:
 @pytest.fixture
 def cli_as(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> Callable[[Api], None]:
     """Point the CLI's API client at the test server, signed in as the given caller."""
-    from credflow.cli import common
-
-    def sign_in(api: Api) -> None:
-        def make() -> Client:
-            c = Client.__new__(Client)
-            c.http = TestClient(client.app, headers={"Authorization": f"Bearer {api.token}"})
-            return c
-
-        monkeypatch.setattr(common, "client", make)
-        monkeypatch.setenv("CREDFLOW_ENVIRONMENT", api.env)
-
-    return sign_in
+    return functools.partial(sign_in_cli, monkeypatch, client)

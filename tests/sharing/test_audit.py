@@ -14,8 +14,7 @@ from typer.testing import CliRunner, Result
 from credflow.cli.main import app as cli
 from credflow.services.core import Core
 from credflow.settings import Settings
-from tests.conftest import Api
-from tests.sharing.conftest import problem
+from tests.conftest import Api, problem
 
 
 def _audit(api: Api, **params: Any) -> list[dict[str, Any]]:

@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from credflow.cli.main import app as cli
 from credflow.services.core import Core
-from tests.conftest import Api
-from tests.sharing.conftest import add_connection, connection_status, problem
+from tests.conftest import Api, problem
+from tests.sharing.conftest import add_connection, connection_status
 
 
 def _team(admin: Api, name: str, *members: Api) -> dict[str, Any]:

@@ -3,7 +3,6 @@ the desktop flow it runs through a connection reference bound to a connection th
 
 from __future__ import annotations
 
-import base64
 import io
 import zipfile
 from collections.abc import Iterator
@@ -13,13 +12,12 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from nacl.public import PrivateKey
 
 from credflow.api.app import create_app
 from credflow.services.core import build_core
 from credflow.services.users import bootstrap
 from credflow.settings import Settings
-from tests.conftest import Api, pg_schema_url
+from tests.conftest import Api, new_machine, pg_schema_url
 
 PASSWORD = "S3cr3t-Pa55word!"
 TARGET_PASSWORD = "Pr0d-0nly-Pa55!"
@@ -27,11 +25,7 @@ OTHER_TOKEN = "cfu_second-server-admin-token-0123"
 
 
 def machine(api: Api, name: str = "robot-pc") -> str:
-    reg = api.ok(api.post(api.e("/machine-registrations"), {}), 201)
-    key = base64.b64encode(bytes(PrivateKey.generate().public_key)).decode()
-    made = api.ok(api.post("/machines/register", {"registration_token": reg["registration_token"], "name": name,
-                                                  "public_key": key}), 201)
-    return str(made["machine_id"])
+    return str(new_machine(api, name)[1])
 
 
 def connection(api: Api, credential: str, name: str = "Robot conn", target: str | None = None) -> dict[str, Any]:

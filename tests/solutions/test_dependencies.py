@@ -5,16 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.conftest import Api
+from tests.conftest import Api, problem
 from tests.solutions.conftest import connection, machine
-
-
-def _problem(resp: Any, status: int, code: str) -> dict[str, Any]:
-    assert resp.status_code == status, resp.text
-    assert resp.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = resp.json()
-    assert body["code"] == code
-    return body
 
 
 def test_a_secret_variable_shows_its_credentials_connections_and_cloud_flows(admin: Api, seeded: dict[str, Any]
@@ -66,8 +58,8 @@ def test_connections_come_a_page_at_a_time_with_their_total(admin: Api, cred_set
 
 
 def test_a_cursor_the_server_did_not_hand_out_is_refused(admin: Api, cred_setup: dict[str, Any]) -> None:
-    _problem(admin.get(admin.e("/environment-variables/robot_pass/dependencies"), params={"cursor": "x/../y"}),
-             400, "malformed_cursor")
+    problem(admin.get(admin.e("/environment-variables/robot_pass/dependencies"), params={"cursor": "x/../y"}),
+            400, "malformed_cursor")
 
 
 def test_a_basic_user_sees_only_their_own_connections(admin: Api, cred_setup: dict[str, Any]) -> None:
@@ -84,16 +76,16 @@ def test_a_basic_user_sees_only_their_own_connections(admin: Api, cred_setup: di
 
 
 def test_dependencies_of_what_the_caller_cannot_see_are_not_found(admin: Api, cred_setup: dict[str, Any]) -> None:
-    _problem(admin.get(admin.e("/environment-variables/nope/dependencies")), 404, "variable_not_found")
+    problem(admin.get(admin.e("/environment-variables/nope/dependencies")), 404, "variable_not_found")
     outsider = admin.user("eve", "basic_user")
-    _problem(outsider.get(outsider.e("/environment-variables/robot_pass/dependencies")), 404, "variable_not_found")
-    _problem(outsider.get(outsider.e(f"/credentials/{cred_setup['credential']['id']}/dependencies")), 404,
-             "credential_not_found")
+    problem(outsider.get(outsider.e("/environment-variables/robot_pass/dependencies")), 404, "variable_not_found")
+    problem(outsider.get(outsider.e(f"/credentials/{cred_setup['credential']['id']}/dependencies")), 404,
+            "credential_not_found")
 
 
 def test_a_variable_in_use_cannot_be_deleted_and_the_error_names_its_dependents(admin: Api,
                                                                               seeded: dict[str, Any]) -> None:
-    body = _problem(admin.delete(admin.e("/environment-variables/robot_pass")), 409, "in_use")
+    body = problem(admin.delete(admin.e("/environment-variables/robot_pass")), 409, "in_use")
     assert [c["name"] for c in body["dependents"]["credentials"]] == ["Robot login"]
     assert [c["name"] for c in body["dependents"]["connections"]] == ["Robot conn"]
     assert [f["name"] for f in body["dependents"]["cloud_flows"]] == ["Nightly invoices"]
@@ -103,7 +95,7 @@ def test_a_variable_in_use_cannot_be_deleted_and_the_error_names_its_dependents(
 def test_a_credential_in_use_is_deleted_only_by_force_and_its_connections_say_so(admin: Api,
                                                                                  seeded: dict[str, Any]) -> None:
     cred_id, conn_id = seeded["credential"]["id"], seeded["connection"]["id"]
-    body = _problem(admin.delete(admin.e(f"/credentials/{cred_id}")), 409, "in_use")
+    body = problem(admin.delete(admin.e(f"/credentials/{cred_id}")), 409, "in_use")
     assert [c["id"] for c in body["dependents"]["connections"]] == [conn_id]
     assert body["dependents"]["counts"]["connections"] == 1
     assert admin.delete(admin.e(f"/credentials/{cred_id}"), params={"force": "true"}).status_code == 204

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.conftest import Api
+from tests.conftest import Api, problem
 from tests.solutions.conftest import (
     PASSWORD,
     TARGET_PASSWORD,
@@ -23,10 +23,8 @@ EMPTY = {"variables": [], "credentials": [], "desktop_flows": [], "connection_re
 
 
 def _problem(resp: Any, status: int, code: str) -> dict[str, Any]:
-    assert resp.status_code == status, resp.text
-    assert resp.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = resp.json()
-    assert body["code"] == code and body["detail"]
+    body = problem(resp, status, code)
+    assert body["detail"]
     return body
 
 

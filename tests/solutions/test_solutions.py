@@ -7,16 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Api
+from tests.conftest import Api, problem
 from tests.solutions.conftest import PASSWORD, export, unzip
-
-
-def _problem(resp: Any, status: int, code: str) -> dict[str, Any]:
-    assert resp.status_code == status, resp.text
-    assert resp.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = resp.json()
-    assert body["code"] == code
-    return body
 
 
 def _manifest(data: bytes) -> dict[str, Any]:
@@ -34,14 +26,14 @@ def test_a_solution_is_created_whole_and_its_name_is_unique(admin: Api) -> None:
     assert {k: made[k] for k in body} == body and made["components"] == [] and made["id"]
     assert admin.ok(admin.get(admin.e("/solutions/Contoso_Robots")))["id"] == made["id"]
     assert [s["unique_name"] for s in admin.ok(admin.get(admin.e("/solutions")))["items"]] == ["Contoso_Robots"]
-    _problem(admin.post(admin.e("/solutions"), body), 409, "duplicate_name")
+    problem(admin.post(admin.e("/solutions"), body), 409, "duplicate_name")
 
 
 @pytest.mark.parametrize("field,value", [("unique_name", "has space"), ("unique_name", "1abc"),
                                          ("version", "one"), ("version", "1.2.3.4.5"), ("display_name", "")])
 def test_a_solution_needs_a_proper_name_and_version(admin: Api, field: str, value: str) -> None:
     body = {"unique_name": "Good", "display_name": "Good", "version": "1.0", field: value}
-    _problem(admin.post(admin.e("/solutions"), body), 422, "invalid_solution")
+    problem(admin.post(admin.e("/solutions"), body), 422, "invalid_solution")
     assert admin.ok(admin.get(admin.e("/solutions")))["items"] == []
 
 
@@ -75,12 +67,12 @@ def test_without_add_required_the_variables_are_dependencies_no_solution_provide
 
 def test_unknown_component_types_and_components_are_refused(admin: Api, cred_setup: dict[str, Any]) -> None:
     admin.ok(admin.post(admin.e("/solutions"), {"unique_name": "S", "display_name": "S", "version": "1.0"}), 201)
-    _problem(admin.post(admin.e("/solutions/S/components"), {"type": "machine", "id": "x"}), 422,
-             "unknown_component_type")
-    _problem(admin.post(admin.e("/solutions/S/components"), {"type": "credential", "id": "nope"}), 404,
-             "component_not_found")
-    _problem(admin.post(admin.e("/solutions/Nope/components"), {"type": "credential", "id": "Robot login"}), 404,
-             "solution_not_found")
+    problem(admin.post(admin.e("/solutions/S/components"), {"type": "machine", "id": "x"}), 422,
+            "unknown_component_type")
+    problem(admin.post(admin.e("/solutions/S/components"), {"type": "credential", "id": "nope"}), 404,
+            "component_not_found")
+    problem(admin.post(admin.e("/solutions/Nope/components"), {"type": "credential", "id": "Robot login"}), 404,
+            "solution_not_found")
     assert admin.ok(admin.get(admin.e("/solutions/S")))["components"] == []
 
 
@@ -90,12 +82,12 @@ def test_solutions_are_for_makers_and_administrators(admin: Api, cred_setup: dic
     maker.ok(maker.post(maker.e("/solutions/S/components"), {"type": "environment_variable", "id": "robot_user"}))
     assert maker.get(maker.e("/solutions/S/export")).status_code == 200
     basic = admin.user("bob", "basic_user")
-    _problem(basic.get(basic.e("/solutions")), 403, "forbidden")
-    _problem(basic.get(basic.e("/solutions/S/export")), 403, "forbidden")
-    _problem(basic.post(basic.e("/solutions"), {"unique_name": "B", "display_name": "B", "version": "1.0"}),
-             403, "forbidden")
-    _problem(basic.post(basic.e("/solutions/S/components"), {"type": "credential", "id": "Robot login"}),
-             403, "forbidden")
+    problem(basic.get(basic.e("/solutions")), 403, "forbidden")
+    problem(basic.get(basic.e("/solutions/S/export")), 403, "forbidden")
+    problem(basic.post(basic.e("/solutions"), {"unique_name": "B", "display_name": "B", "version": "1.0"}),
+            403, "forbidden")
+    problem(basic.post(basic.e("/solutions/S/components"), {"type": "credential", "id": "Robot login"}),
+            403, "forbidden")
 
 
 def test_the_export_carries_references_and_bindings_never_a_secret_value(admin: Api, seeded: dict[str, Any]
@@ -138,5 +130,5 @@ def test_a_pinned_version_travels_with_the_reference(admin: Api) -> None:
 def test_a_new_version_is_set_with_patch(admin: Api) -> None:
     admin.ok(admin.post(admin.e("/solutions"), {"unique_name": "S", "display_name": "S", "version": "1.0"}), 201)
     assert admin.ok(admin.patch(admin.e("/solutions/S"), {"version": "1.1"}))["version"] == "1.1"
-    _problem(admin.patch(admin.e("/solutions/S"), {"version": "latest"}), 422, "invalid_solution")
-    _problem(admin.patch(admin.e("/solutions/S"), {"unique_name": "T"}), 422, "unknown_field")
+    problem(admin.patch(admin.e("/solutions/S"), {"version": "latest"}), 422, "invalid_solution")
+    problem(admin.patch(admin.e("/solutions/S"), {"unique_name": "T"}), 422, "unknown_field")

@@ -23,15 +23,10 @@ import hvac
 import pytest
 import requests
 
+from tests.e2e.server import free_port
 from tests.stores.akv_wire import KeyVaultWire
 
 AWS_REGION = "eu-west-1"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def tool(name: str) -> str:

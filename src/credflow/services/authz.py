@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select, true
 from sqlalchemy.orm import Session
 
 from credflow.domain.errors import Forbidden, NotFound, Unauthenticated
@@ -27,6 +27,7 @@ from credflow.persistence.tables import (
     User,
     VariableGrant,
 )
+from credflow.services import lookup
 from credflow.services.core import Actor
 
 
@@ -118,10 +119,7 @@ def credential(session: Session, actor: Actor, env_id: str, credential_id: str, 
                ) -> tuple[Credential, CredentialRole]:
     """The credential if the caller may see it (404 otherwise) and do ``action`` on it (403 otherwise)."""
     env, role = environment(session, actor, env_id)
-    cred = session.get(Credential, credential_id)
-    if cred is None or cred.env_id != env.id:
-        cred = session.scalar(select(Credential).where(Credential.env_id == env.id,
-                                                       Credential.name == credential_id))
+    cred = lookup.row_in_env(session, Credential, env.id, credential_id)
     cred_role = credential_role(session, actor, cred, role) if cred is not None else None
     if cred is None or cred_role is None:
         raise NotFound(f"credential {credential_id!r} not found", code="credential_not_found")
@@ -130,9 +128,9 @@ def credential(session: Session, actor: Actor, env_id: str, credential_id: str, 
     return cred, cred_role
 
 
-def visible_credentials_clause(session: Session, actor: Actor, role: EnvironmentRole):  # type: ignore[no-untyped-def]
+def visible_credentials_clause(session: Session, actor: Actor, role: EnvironmentRole) -> ColumnElement[bool]:
     if env_allows(role, "credential.admin"):
-        return None
+        return true()
     shared = select(CredentialShare.credential_id).where(
         CredentialShare.principal_id.in_(principal_ids(session, actor))
     )
@@ -151,9 +149,18 @@ def can_read_variable(session: Session, actor: Actor, variable: EnvironmentVaria
     ) is not None
 
 
-def visible_variables_clause(session: Session, actor: Actor, role: EnvironmentRole):  # type: ignore[no-untyped-def]
+def variable(session: Session, actor: Actor, env_id: str, ref: str) -> tuple[EnvironmentVariable, EnvironmentRole]:
+    """The environment variable, by id or schema name, if the caller may read it (404 otherwise)."""
+    env, role = environment(session, actor, env_id)
+    var = lookup.row_in_env(session, EnvironmentVariable, env.id, ref, EnvironmentVariable.schema_name)
+    if var is None or not can_read_variable(session, actor, var, role):
+        raise NotFound(f"environment variable {ref!r} not found", code="variable_not_found")
+    return var, role
+
+
+def visible_variables_clause(session: Session, actor: Actor, role: EnvironmentRole) -> ColumnElement[bool]:
     if env_allows(role, "variable.read"):
-        return None
+        return true()
     granted = select(VariableGrant.variable_id).where(
         VariableGrant.principal_id.in_(principal_ids(session, actor))
     )

@@ -15,9 +15,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from credflow.audit.chain import record
-from credflow.domain.errors import Conflict, DomainError, NotFound, RuleViolation
+from credflow.domain.errors import Conflict, DomainError, RuleViolation
+from credflow.domain.names import check_name_one_code
 from credflow.persistence.tables import CloudFlow, Connection, ConnectionReference, DesktopFlow, utcnow
-from credflow.services import authz
+from credflow.services import authz, dependencies, lookup
 from credflow.services.connections import find_connection
 from credflow.services.core import Actor, Core
 from credflow.services.desktop_flows import find_desktop_flow
@@ -28,12 +29,6 @@ from credflow.services.views import ts
 MAX_ACTIONS = 50
 
 
-def _name(name: Any, what: str) -> str:
-    if not isinstance(name, str) or not name.strip() or len(name) > 200:
-        raise RuleViolation(f"a {what} needs a name of 1 to 200 characters", code="empty_name")
-    return name.strip()
-
-
 # --- connection references -----------------------------------------------------------------------------------
 def reference_view(r: ConnectionReference) -> dict[str, Any]:
     return {"id": r.id, "name": r.name, "connection": r.connection_id, "environment": r.env_id,
@@ -41,18 +36,13 @@ def reference_view(r: ConnectionReference) -> dict[str, Any]:
 
 
 def find_reference(s: Session, env_id: str, ref: str) -> ConnectionReference:
-    r = s.get(ConnectionReference, ref)
-    if r is None or r.env_id != env_id:
-        r = s.scalar(select(ConnectionReference).where(ConnectionReference.env_id == env_id,
-                                                       ConnectionReference.name == ref))
-    if r is None:
-        raise NotFound(f"connection reference {ref!r} not found", code="connection_reference_not_found")
-    return r
+    return lookup.find_in_env(s, ConnectionReference, env_id, ref, "connection reference",
+                              "connection_reference_not_found")
 
 
 def create_reference(core: Core, actor: Actor, env_id: str, name: str, connection: str | None = None
                      ) -> dict[str, Any]:
-    name = _name(name, "connection reference")
+    name = check_name_one_code(name, "connection reference")
     with core.db.transaction() as s:
         env, role = authz.require_env(s, actor, env_id, "connection_reference.create")
         if s.scalar(select(ConnectionReference.id).where(ConnectionReference.env_id == env.id,
@@ -96,8 +86,7 @@ def delete_reference(core: Core, actor: Actor, env_id: str, ref: str) -> None:
     with core.db.transaction() as s:
         env, _ = authz.require_env(s, actor, env_id, "connection_reference.create")
         r = find_reference(s, env.id, ref)
-        users = [{"id": f.id, "name": f.name} for f in s.scalars(select(CloudFlow).where(CloudFlow.env_id == env.id))
-                 if any(a.get("connection_reference") == r.id for a in f.actions)]
+        users = dependencies.cloud_flows_naming(s, env.id, "connection_reference", r.id)
         if users:
             raise Conflict("cloud flows use this connection reference", code="in_use",
                            dependents={"cloud_flows": users})
@@ -117,7 +106,8 @@ def next_fire(cron: str, after: datetime) -> datetime:
     return nxt
 
 
-def _trigger(trigger: Any) -> dict[str, Any]:
+def check_trigger(trigger: Any) -> dict[str, Any]:
+    """A cloud flow's trigger, checked: manual, or a five-field cron schedule (UTC)."""
     kind = trigger.get("type") if isinstance(trigger, dict) else None
     if kind == "manual" and set(trigger) == {"type"}:
         return {"type": "manual"}
@@ -131,7 +121,14 @@ def _trigger(trigger: Any) -> dict[str, Any]:
                         code="invalid_trigger")
 
 
-def _actions(s: Session, env_id: str, actions: Any) -> list[dict[str, Any]]:
+def first_fire(trigger: dict[str, Any]) -> datetime | None:
+    """When a flow with this (checked) trigger fires first: the next time of its schedule; never, if manual."""
+    return next_fire(trigger["cron"], utcnow()) if trigger["type"] == "schedule" else None
+
+
+def check_actions(s: Session, env_id: str, actions: Any) -> list[dict[str, Any]]:
+    """A cloud flow's actions, checked, with the desktop flows and connection references they name (by id or
+    name) turned into this environment's ids."""
     if not isinstance(actions, list) or not 1 <= len(actions) <= MAX_ACTIONS:
         raise RuleViolation(f"a cloud flow has 1 to {MAX_ACTIONS} actions", code="invalid_actions")
     out = []
@@ -150,25 +147,19 @@ def _actions(s: Session, env_id: str, actions: Any) -> list[dict[str, Any]]:
 
 
 def find_cloud_flow(s: Session, env_id: str, ref: str) -> CloudFlow:
-    f = s.get(CloudFlow, ref)
-    if f is None or f.env_id != env_id:
-        f = s.scalar(select(CloudFlow).where(CloudFlow.env_id == env_id, CloudFlow.name == ref))
-    if f is None:
-        raise NotFound(f"cloud flow {ref!r} not found", code="cloud_flow_not_found")
-    return f
+    return lookup.find_in_env(s, CloudFlow, env_id, ref, "cloud flow", "cloud_flow_not_found")
 
 
 def create_cloud_flow(core: Core, actor: Actor, env_id: str, name: str, trigger: Any, actions: Any,
                       solution: str | None = None) -> dict[str, Any]:
-    name = _name(name, "cloud flow")
-    trig = _trigger(trigger)
+    name = check_name_one_code(name, "cloud flow")
+    trig = check_trigger(trigger)
     with core.db.transaction() as s:
         env, _ = authz.require_env(s, actor, env_id, "cloud_flow.create")
         if s.scalar(select(CloudFlow.id).where(CloudFlow.env_id == env.id, CloudFlow.name == name)):
             raise Conflict(f"a cloud flow named {name!r} exists", code="duplicate_name")
-        f = CloudFlow(env_id=env.id, name=name, trigger=trig, actions=_actions(s, env.id, actions),
-                      owner_id=actor.id,
-                      next_fire_at=next_fire(trig["cron"], utcnow()) if trig["type"] == "schedule" else None)
+        f = CloudFlow(env_id=env.id, name=name, trigger=trig, actions=check_actions(s, env.id, actions),
+                      owner_id=actor.id, next_fire_at=first_fire(trig))
         s.add(f)
         s.flush()
         record(s, actor=actor.label, action="cloud_flow.create", env_id=env.id, object_type="cloud_flow",

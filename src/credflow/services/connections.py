@@ -14,9 +14,10 @@ from sqlalchemy.orm import Session
 
 from credflow.audit.chain import record
 from credflow.domain.errors import Conflict, NotFound, RuleViolation
+from credflow.domain.names import check_name_one_code
 from credflow.domain.roles import EnvironmentRole
 from credflow.persistence.tables import Connection, Run
-from credflow.services import authz, connection_state, delivery
+from credflow.services import authz, connection_state, delivery, run_state
 from credflow.services.core import Actor, Core
 from credflow.services.machines import find_group, find_machine
 from credflow.services.views import ts
@@ -82,13 +83,12 @@ def _check_fields(credential: str | None, username: str | None, password: str | 
 
 def create_connection(core: Core, actor: Actor, env_id: str, name: str, target: Any, credential: str | None,
                       username: str | None = None, password: str | None = None) -> dict[str, Any]:
-    if not isinstance(name, str) or not name.strip() or len(name) > 200:
-        raise RuleViolation("a connection needs a name of 1 to 200 characters", code="empty_name")
+    name = check_name_one_code(name, "connection")
     _check_fields(credential, username, password)
     with core.db.transaction() as s:
         env, _ = authz.require_env(s, actor, env_id, "connection.create")
         machine_id, group_id = _target(s, env.id, target)
-        conn = Connection(env_id=env.id, name=name.strip(), owner_id=actor.id, machine_id=machine_id,
+        conn = Connection(env_id=env.id, name=name, owner_id=actor.id, machine_id=machine_id,
                           machine_group_id=group_id, status="connected")
         if credential is not None:
             cred, _ = authz.credential(s, actor, env.id, credential, "use")
@@ -131,14 +131,11 @@ def delete_connection(core: Core, actor: Actor, env_id: str, ref: str) -> None:
     with core.db.transaction() as s:
         env, role = authz.environment(s, actor, env_id)
         conn = find_connection(s, actor, env.id, role, ref)
-        active = s.scalars(select(Run.id).where(Run.connection_id == conn.id,
-                                                Run.status.in_(("queued", "running")))).all()
+        active = run_state.active_ids(s, Run.connection_id == conn.id)
         if active:
             raise Conflict("runs of this connection are queued or running; cancel them first", code="in_use",
-                           dependents={"runs": list(active)})
-        for run in s.scalars(select(Run).where(Run.connection_id == conn.id)).all():
-            s.delete(run)
-        s.flush()
+                           dependents={"runs": active})
+        run_state.delete_all(s, Run.connection_id == conn.id)
         record(s, actor=actor.label, action="connection.delete", env_id=env.id, object_type="connection",
                object_id=conn.id, detail={"name": conn.name})
         s.delete(conn)

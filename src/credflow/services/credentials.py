@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from credflow.audit.chain import record
 from credflow.domain.errors import Conflict, RuleViolation
+from credflow.domain.names import check_name
 from credflow.persistence.tables import Connection, Credential, utcnow
 from credflow.services import authz, dependencies, views
 from credflow.services.core import Actor, Core
@@ -20,14 +21,6 @@ from credflow.services.solutions import attach_to_solution
 from credflow.services.variables import find_variable
 
 IMMUTABLE = ("username_variable", "password_variable")
-
-
-def _check_name(name: Any) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise RuleViolation("a credential needs a non-empty name", code="empty_name")
-    if len(name) > 200:
-        raise RuleViolation("a credential name has at most 200 characters", code="name_too_long")
-    return name.strip()
 
 
 def _unique(s: Session, env_id: str, name: str, except_id: str | None = None) -> None:
@@ -39,7 +32,7 @@ def _unique(s: Session, env_id: str, name: str, except_id: str | None = None) ->
 def create_credential(core: Core, actor: Actor, env_id: str, name: str, description: str | None,
                       username_variable: str, password_variable: str, solution: str | None = None
                       ) -> dict[str, Any]:
-    name = _check_name(name)
+    name = check_name(name, "credential")
     with core.db.transaction() as s:
         env, _ = authz.require_env(s, actor, env_id, "credential.create")
         user_var = find_variable(s, env.id, username_variable)
@@ -66,10 +59,7 @@ def create_credential(core: Core, actor: Actor, env_id: str, name: str, descript
 def list_credentials(core: Core, actor: Actor, env_id: str) -> list[dict[str, Any]]:
     with core.db.read() as s:
         env, role = authz.environment(s, actor, env_id)
-        q = select(Credential).where(Credential.env_id == env.id)
-        clause = authz.visible_credentials_clause(s, actor, role)
-        if clause is not None:
-            q = q.where(clause)
+        q = select(Credential).where(Credential.env_id == env.id, authz.visible_credentials_clause(s, actor, role))
         out = []
         for cred in s.scalars(q.order_by(Credential.id)).all():
             my_role = authz.credential_role(s, actor, cred, role)
@@ -96,7 +86,7 @@ def update_credential(core: Core, actor: Actor, env_id: str, cred_id: str, chang
     with core.db.transaction() as s:
         cred, role = authz.credential(s, actor, env_id, cred_id, "edit")
         if "name" in changes:
-            name = _check_name(changes["name"])
+            name = check_name(changes["name"], "credential")
             _unique(s, cred.env_id, name, except_id=cred.id)
             cred.name = name
         if "description" in changes:

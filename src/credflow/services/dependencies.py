@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from credflow.domain.errors import Malformed, NotFound
+from credflow.domain.errors import Malformed
 from credflow.domain.roles import EnvironmentRole, env_allows
 from credflow.persistence.tables import (
     CloudFlow,
@@ -105,6 +105,13 @@ def _cloud_flows(s: Session, env_id: str, credential_ids: Sequence[str]) -> list
             if any(isinstance(a, dict) and a.get("connection_reference") in names for a in f.actions or [])]
 
 
+def cloud_flows_naming(s: Session, env_id: str, key: str, row_id: str) -> list[dict[str, Any]]:
+    """The cloud flows of the environment with an action whose ``key`` (``desktop_flow`` or
+    ``connection_reference``) is ``row_id``."""
+    return [{"id": f.id, "name": f.name} for f in s.scalars(select(CloudFlow).where(CloudFlow.env_id == env_id))
+            if any(a.get(key) == row_id for a in f.actions)]
+
+
 def _result(s: Session, env_id: str, credential_ids: list[str], owner_id: str | None, limit: int,
             cursor: str | None) -> tuple[dict[str, Any], dict[str, int]]:
     connections, next_cursor = _connections_page(s, credential_ids, owner_id, _limit(limit), _cursor(cursor))
@@ -138,13 +145,7 @@ def _owner_filter(actor: Actor, role: EnvironmentRole) -> str | None:
 def variable_dependencies(core: Core, actor: Actor, env_id: str, ref: str, limit: int = DEFAULT_LIMIT,
                           cursor: str | None = None) -> dict[str, Any]:
     with core.db.read() as s:
-        env, role = authz.environment(s, actor, env_id)
-        var = s.get(EnvironmentVariable, ref)
-        if var is None or var.env_id != env.id:
-            var = s.scalar(select(EnvironmentVariable).where(EnvironmentVariable.env_id == env.id,
-                                                             EnvironmentVariable.schema_name == ref))
-        if var is None or not authz.can_read_variable(s, actor, var, role):
-            raise NotFound(f"environment variable {ref!r} not found", code="variable_not_found")
+        var, role = authz.variable(s, actor, env_id, ref)
         return of_variable(s, var, owner_id=_owner_filter(actor, role), limit=limit, cursor=cursor)
 
 

@@ -8,9 +8,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from credflow.audit.chain import record
-from credflow.domain.errors import Conflict, NotFound, RuleViolation
-from credflow.persistence.tables import CloudFlow, DesktopFlow, Run
-from credflow.services import authz
+from credflow.domain.errors import Conflict, RuleViolation
+from credflow.domain.names import check_name_one_code
+from credflow.persistence.tables import DesktopFlow, Run
+from credflow.services import authz, dependencies, lookup, run_state
 from credflow.services.core import Actor, Core
 from credflow.services.solutions import attach_to_solution
 from credflow.services.views import ts
@@ -25,27 +26,22 @@ def desktop_flow_view(f: DesktopFlow) -> dict[str, Any]:
 
 
 def find_desktop_flow(s: Session, env_id: str, ref: str) -> DesktopFlow:
-    f = s.get(DesktopFlow, ref)
-    if f is None or f.env_id != env_id:
-        f = s.scalar(select(DesktopFlow).where(DesktopFlow.env_id == env_id, DesktopFlow.name == ref))
-    if f is None:
-        raise NotFound(f"desktop flow {ref!r} not found", code="desktop_flow_not_found")
-    return f
+    return lookup.find_in_env(s, DesktopFlow, env_id, ref, "desktop flow", "desktop_flow_not_found")
 
 
-def _check(name: Any, command: Any) -> tuple[str, list[str]]:
-    if not isinstance(name, str) or not name.strip() or len(name) > 200:
-        raise RuleViolation("a desktop flow needs a name of 1 to 200 characters", code="empty_name")
+def check_desktop_flow(name: Any, command: Any) -> tuple[str, list[str]]:
+    """The name and the command line (argv) of a desktop flow, checked."""
+    name = check_name_one_code(name, "desktop flow")
     if (not isinstance(command, list) or not command or len(command) > MAX_ARGS
             or not all(isinstance(a, str) and len(a) <= MAX_ARG_LENGTH for a in command) or not command[0]):
         raise RuleViolation(f"command is a list of 1 to {MAX_ARGS} strings (argv), the first naming the program",
                             code="invalid_command")
-    return name.strip(), list(command)
+    return name, list(command)
 
 
 def create_desktop_flow(core: Core, actor: Actor, env_id: str, name: str, command: list[str],
                         solution: str | None = None) -> dict[str, Any]:
-    name, command = _check(name, command)
+    name, command = check_desktop_flow(name, command)
     with core.db.transaction() as s:
         env, _ = authz.require_env(s, actor, env_id, "desktop_flow.create")
         if s.scalar(select(DesktopFlow.id).where(DesktopFlow.env_id == env.id, DesktopFlow.name == name)):
@@ -78,16 +74,12 @@ def delete_desktop_flow(core: Core, actor: Actor, env_id: str, ref: str) -> None
     with core.db.transaction() as s:
         env, _ = authz.require_env(s, actor, env_id, "desktop_flow.create")
         f = find_desktop_flow(s, env.id, ref)
-        flows = [{"id": c.id, "name": c.name} for c in s.scalars(select(CloudFlow).where(CloudFlow.env_id == env.id))
-                 if any(a.get("desktop_flow") == f.id for a in c.actions)]
-        active = s.scalars(select(Run.id).where(Run.desktop_flow_id == f.id,
-                                                Run.status.in_(("queued", "running")))).all()
+        flows = dependencies.cloud_flows_naming(s, env.id, "desktop_flow", f.id)
+        active = run_state.active_ids(s, Run.desktop_flow_id == f.id)
         if flows or active:
             raise Conflict("cloud flows or active runs use this desktop flow", code="in_use",
-                           dependents={"cloud_flows": flows, "runs": list(active)})
-        for run in s.scalars(select(Run).where(Run.desktop_flow_id == f.id)).all():
-            s.delete(run)
-        s.flush()
+                           dependents={"cloud_flows": flows, "runs": active})
+        run_state.delete_all(s, Run.desktop_flow_id == f.id)
         record(s, actor=actor.label, action="desktop_flow.delete", env_id=env.id, object_type="desktop_flow",
                object_id=f.id, detail={"name": f.name})
         s.delete(f)

@@ -24,7 +24,8 @@ from credflow.domain.masking import mask
 from credflow.persistence.tables import Connection, DesktopFlow, Machine, MachineGroupMember, Run, utcnow
 from credflow.services import authz, delivery
 from credflow.services.core import Actor, Core
-from credflow.services.runs import fail, run_view
+from credflow.services.run_state import fail
+from credflow.services.runs import run_view
 from credflow.services.views import ts
 
 BUSY: Final = "busy"

@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 
 from credflow.audit.chain import record
 from credflow.crypto.sealing import BadPublicKey, parse_public_key
-from credflow.domain.errors import Conflict, NotFound, RuleViolation, Unauthenticated
+from credflow.domain.errors import Conflict, RuleViolation, Unauthenticated
+from credflow.domain.names import check_name
 from credflow.persistence.tables import (
     Connection,
     Machine,
@@ -24,19 +25,11 @@ from credflow.persistence.tables import (
     Run,
     utcnow,
 )
-from credflow.services import authz
+from credflow.services import authz, lookup, run_state
 from credflow.services.core import Actor, Core, new_token
 from credflow.services.views import ts
 
 MAX_REGISTRATION_TTL = 7 * 24 * 3600
-
-
-def _name(name: Any, what: str) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise RuleViolation(f"a {what} needs a non-empty name", code="empty_name")
-    if len(name) > 200:
-        raise RuleViolation(f"a {what} name has at most 200 characters", code="name_too_long")
-    return name.strip()
 
 
 def is_online(core: Core, m: Machine, now: datetime | None = None) -> bool:
@@ -67,21 +60,11 @@ def group_view(g: MachineGroup, members: list[str]) -> dict[str, Any]:
 
 
 def find_machine(s: Session, env_id: str, ref: str) -> Machine:
-    m = s.get(Machine, ref)
-    if m is None or m.env_id != env_id:
-        m = s.scalar(select(Machine).where(Machine.env_id == env_id, Machine.name == ref))
-    if m is None:
-        raise NotFound(f"machine {ref!r} not found", code="machine_not_found")
-    return m
+    return lookup.find_in_env(s, Machine, env_id, ref, "machine", "machine_not_found")
 
 
 def find_group(s: Session, env_id: str, ref: str) -> MachineGroup:
-    g = s.get(MachineGroup, ref)
-    if g is None or g.env_id != env_id:
-        g = s.scalar(select(MachineGroup).where(MachineGroup.env_id == env_id, MachineGroup.name == ref))
-    if g is None:
-        raise NotFound(f"machine group {ref!r} not found", code="machine_group_not_found")
-    return g
+    return lookup.find_in_env(s, MachineGroup, env_id, ref, "machine group", "machine_group_not_found")
 
 
 def members(s: Session, group_id: str) -> list[str]:
@@ -110,7 +93,7 @@ def create_registration(core: Core, actor: Actor, env_id: str, expires_in_second
 
 def register_machine(core: Core, registration_token: str, name: str, public_key: str) -> dict[str, Any]:
     """Exchange a registration token (once, before it expires) for a machine and its token."""
-    name = _name(name, "machine")
+    name = check_name(name, "machine")
     try:
         parse_public_key(public_key)
     except BadPublicKey as exc:
@@ -167,8 +150,7 @@ def fail_runs_of_targets(s: Session, machine_id: str | None, group_id: str | Non
     held = s.scalars(select(Run).where(Run.status == "running", Run.machine_id == machine_id)).all() \
         if machine_id else []
     for run in [*queued, *held]:
-        run.status, run.finished_at = "failed", utcnow()
-        run.log = (run.log or "") + f"[credflow] the run failed: {why}\n"
+        run_state.fail(run, why)
         count += 1
     return count
 
@@ -202,7 +184,7 @@ def _unique_group(s: Session, env_id: str, name: str, except_id: str | None = No
 
 
 def create_group(core: Core, actor: Actor, env_id: str, name: str, machines: list[str]) -> dict[str, Any]:
-    name = _name(name, "machine group")
+    name = check_name(name, "machine group")
     with core.db.transaction() as s:
         env, _ = authz.require_env(s, actor, env_id, "machine_group.write")
         _unique_group(s, env.id, name)
@@ -235,7 +217,7 @@ def update_group(core: Core, actor: Actor, env_id: str, ref: str, name: str | No
         env, _ = authz.require_env(s, actor, env_id, "machine_group.write")
         g = find_group(s, env.id, ref)
         if name is not None:
-            g.name = _name(name, "machine group")
+            g.name = check_name(name, "machine group")
             _unique_group(s, env.id, g.name, except_id=g.id)
         ids = _set_members(s, env.id, g, machines) if machines is not None else members(s, g.id)
         record(s, actor=actor.label, action="machine_group.update", env_id=env.id, object_type="machine_group",

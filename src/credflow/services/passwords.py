@@ -20,7 +20,7 @@ from credflow.audit.chain import record
 from credflow.domain.errors import Forbidden, NotFound, RuleViolation, Unauthenticated
 from credflow.domain.roles import EnvironmentRole
 from credflow.persistence.tables import EnvironmentRoleGrant, User
-from credflow.services import authz
+from credflow.services import authz, lookup
 from credflow.services.core import Actor, Core
 
 log = logging.getLogger(__name__)
@@ -67,9 +67,7 @@ def set_password(core: Core, actor: Actor, user_id: str, password: str) -> dict[
             EnvironmentRoleGrant.role == EnvironmentRole.SYSTEM_ADMINISTRATOR.value).limit(1))
         if admin is None:
             raise Forbidden("only system administrators set passwords for users")
-        user = s.get(User, user_id)
-        if user is None:
-            user = s.scalar(select(User).where(func.lower(User.email) == user_id.lower()))
+        user = lookup.user_by_id_or_email(s, user_id)
         if user is None or user.org_id != actor.org_id:
             raise NotFound(f"user {user_id!r} not found", code="user_not_found")
         check_strength(password, user.email)

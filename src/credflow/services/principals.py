@@ -3,18 +3,17 @@ environment."""
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from credflow.domain.errors import NotFound
-from credflow.persistence.tables import Team, User
+from credflow.persistence.tables import Team
+from credflow.services import lookup
 from credflow.services.core import Actor
 
 
 def resolve_principal(s: Session, actor: Actor, env_id: str, principal: str) -> tuple[str, str]:
-    user = s.get(User, principal)
-    if user is None:
-        user = s.scalar(select(User).where(func.lower(User.email) == principal.lower()))
+    user = lookup.user_by_id_or_email(s, principal)
     if user is not None and user.org_id == actor.org_id:
         return user.id, "user"
     team = s.get(Team, principal)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select, true
 from sqlalchemy.orm import Session
 
 from credflow.audit.chain import record
@@ -22,9 +22,9 @@ from credflow.services.connections import find_connection
 from credflow.services.core import Actor, Core
 from credflow.services.desktop_flows import find_desktop_flow
 from credflow.services.machines import members
+from credflow.services.run_state import ACTIVE, fail
 from credflow.services.views import ts
 
-ACTIVE = ("queued", "running")
 DEFAULT_TIMEOUT = 3 * 3600
 MAX_TIMEOUT = 24 * 3600
 
@@ -39,11 +39,6 @@ def run_view(r: Run, include_log: bool = True) -> dict[str, Any]:
     if include_log:
         out["log"] = r.log or ""
     return out
-
-
-def fail(r: Run, reason: str, now: datetime | None = None) -> None:
-    r.status, r.finished_at = "failed", now or utcnow()
-    r.log = (r.log or "") + f"[credflow] the run failed: {reason}\n"
 
 
 def candidates(s: Session, conn: Connection) -> list[str]:
@@ -95,19 +90,16 @@ def create_run(core: Core, actor: Actor, env_id: str, desktop_flow: str, connect
     return view
 
 
-def _visible(actor: Actor, role: EnvironmentRole):  # type: ignore[no-untyped-def]
+def _visible(actor: Actor, role: EnvironmentRole) -> ColumnElement[bool]:
     if authz.env_allows(role, "connection.admin"):
-        return None
+        return true()
     own = select(Connection.id).where(Connection.owner_id == actor.id)
     return or_(Run.created_by == actor.id, Run.connection_id.in_(own))
 
 
 def _find(s: Session, actor: Actor, env_id: str, run_id: str, lock: bool = False) -> Run:
     env, role = authz.require_env(s, actor, env_id, "run.read")
-    q = select(Run).where(Run.id == run_id, Run.env_id == env.id)
-    clause = _visible(actor, role)
-    if clause is not None:
-        q = q.where(clause)
+    q = select(Run).where(Run.id == run_id, Run.env_id == env.id, _visible(actor, role))
     run = s.scalar(q.with_for_update() if lock else q)
     if run is None:
         raise NotFound(f"run {run_id!r} not found", code="run_not_found")
@@ -123,10 +115,7 @@ def list_runs(core: Core, actor: Actor, env_id: str, status: str | None = None, 
               desktop_flow: str | None = None, cloud_flow: str | None = None) -> list[dict[str, Any]]:
     with core.db.read() as s:
         env, role = authz.require_env(s, actor, env_id, "run.read")
-        q = select(Run).where(Run.env_id == env.id)
-        clause = _visible(actor, role)
-        if clause is not None:
-            q = q.where(clause)
+        q = select(Run).where(Run.env_id == env.id, _visible(actor, role))
         for column, value in ((Run.status, status), (Run.connection_id, connection),
                               (Run.desktop_flow_id, desktop_flow), (Run.cloud_flow_id, cloud_flow)):
             if value is not None:

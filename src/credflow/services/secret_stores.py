@@ -15,7 +15,7 @@ from credflow.domain.errors import Conflict, NotFound, RuleViolation
 from credflow.domain.references import normalize_vault_url
 from credflow.domain.roles import EnvironmentRole
 from credflow.persistence.tables import BuiltinSecret, SecretStore, StoreAccess
-from credflow.services import authz, views
+from credflow.services import authz, lookup, views
 from credflow.services.core import Actor, Core
 from credflow.stores.base import SecretNotFound, StoreConfig, StoreContext
 from credflow.stores.base import SecretStore as StoreReader
@@ -82,9 +82,7 @@ def _reveal(value: Any) -> Any:
 
 
 def find_store(s: Session, env_id: str, ref: str) -> SecretStore:
-    row = s.get(SecretStore, ref)
-    if row is None or row.env_id != env_id:
-        row = s.scalar(select(SecretStore).where(SecretStore.env_id == env_id, SecretStore.name == ref))
+    row = lookup.row_in_env(s, SecretStore, env_id, ref)
     if row is None:
         raise NotFound(f"secret store {ref!r} not found in this environment", code="store_not_found")
     return row

@@ -33,7 +33,7 @@ from credflow.persistence.tables import (
 from credflow.services import authz, cloud_flows
 from credflow.services.connections import find_connection
 from credflow.services.core import Actor, Core
-from credflow.services.desktop_flows import _check as check_desktop_flow
+from credflow.services.desktop_flows import check_desktop_flow
 from credflow.services.solutions import ACTION_KEYS, Row, by_name
 from credflow.services.variables import set_reference, set_text
 from credflow.solutions import manifest as m
@@ -287,9 +287,9 @@ class _Import:
     def _cloud_flow(self, doc: m.CloudFlowDoc) -> tuple[str, Row]:
         # The cloud flows service's own checks; they also turn the names of desktop flows and connection
         # references into this environment's ids.
-        trigger = cloud_flows._trigger(doc.trigger)
-        actions = cloud_flows._actions(self.s, self.env.id, doc.actions)
-        next_fire = cloud_flows.next_fire(trigger["cron"], utcnow()) if trigger["type"] == "schedule" else None
+        trigger = cloud_flows.check_trigger(doc.trigger)
+        actions = cloud_flows.check_actions(self.s, self.env.id, doc.actions)
+        next_fire = cloud_flows.first_fire(trigger)
         flow = by_name(self.s, self.env.id, "cloud_flow", doc.name)
         if flow is None:
             flow = CloudFlow(env_id=self.env.id, name=doc.name, trigger=trigger, actions=actions,

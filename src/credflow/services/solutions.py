@@ -27,7 +27,7 @@ from credflow.persistence.tables import (
     Solution,
     SolutionComponent,
 )
-from credflow.services import authz, views
+from credflow.services import authz, lookup, views
 from credflow.services.core import Actor, Core
 from credflow.solutions import manifest as m
 from credflow.solutions.package import pack
@@ -41,12 +41,7 @@ ACTION_KEYS = ("desktop_flow", "connection_reference")  # what a cloud flow acti
 
 
 def find_solution(s: Session, env_id: str, ref: str) -> Solution:
-    sol = s.scalar(select(Solution).where(Solution.env_id == env_id, Solution.unique_name == ref))
-    if sol is None:
-        sol = s.get(Solution, ref)
-    if sol is None or sol.env_id != env_id:
-        raise NotFound(f"solution {ref!r} not found", code="solution_not_found")
-    return sol
+    return lookup.find_in_env(s, Solution, env_id, ref, "solution", "solution_not_found", Solution.unique_name)
 
 
 def attach_to_solution(s: Session, env_id: str, solution: str, component_type: str, component_id: str) -> None:
@@ -64,15 +59,18 @@ def _get(s: Session, type_: str, component_id: str) -> Row | None:
     return cast("Row | None", s.get(TABLES[type_], component_id))
 
 
+def _name_column(table: Any) -> Any:
+    return table.schema_name if table is EnvironmentVariable else table.name
+
+
 def by_name(s: Session, env_id: str, type_: str, name: str) -> Row | None:
     table: Any = TABLES[type_]
-    column = table.schema_name if table is EnvironmentVariable else table.name
-    return cast("Row | None", s.scalar(select(table).where(table.env_id == env_id, column == name)))
+    return cast("Row | None", s.scalar(select(table).where(table.env_id == env_id, _name_column(table) == name)))
 
 
 def find_component(s: Session, env_id: str, type_: str, ref: str) -> Row | None:
-    row = _get(s, type_, ref)
-    return row if row is not None and row.env_id == env_id else by_name(s, env_id, type_, ref)
+    table = TABLES[type_]
+    return lookup.row_in_env(s, table, env_id, ref, _name_column(table))
 
 
 def requires(s: Session, env_id: str, row: Row) -> list[tuple[str, Row]]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from credflow.audit.chain import record
@@ -22,7 +22,7 @@ from credflow.persistence.tables import (
     User,
     VariableGrant,
 )
-from credflow.services import authz, views
+from credflow.services import authz, lookup, views
 from credflow.services.core import Actor, Core
 from credflow.services.sharing import refresh_access, refresh_principal
 
@@ -36,19 +36,12 @@ def _check_name(name: Any) -> str:
 
 
 def find_team(s: Session, env_id: str, ref: str) -> Team:
-    team = s.get(Team, ref)
-    if team is None or team.env_id != env_id:
-        team = s.scalar(select(Team).where(Team.env_id == env_id, Team.name == ref))
-    if team is None:
-        raise NotFound(f"team {ref!r} not found", code="team_not_found")
-    return team
+    return lookup.find_in_env(s, Team, env_id, ref, "team", "team_not_found")
 
 
 def _member(s: Session, env: Environment, ref: str) -> User:
     """A user of the environment's organization, by id or email, who has a role in the environment."""
-    user = s.get(User, ref)
-    if user is None:
-        user = s.scalar(select(User).where(func.lower(User.email) == ref.lower()))
+    user = lookup.user_by_id_or_email(s, ref)
     if user is None or user.org_id != env.org_id:
         raise NotFound(f"user {ref!r} not found", code="user_not_found")
     if authz.env_role(s, Actor(kind="user", id=user.id, org_id=env.org_id), env.id) is None:
@@ -112,7 +105,7 @@ def remove_member(core: Core, actor: Actor, env_id: str, team_ref: str, user_ref
     with core.db.transaction() as s:
         env, _ = authz.require_env(s, actor, env_id, "team.write")
         team = find_team(s, env.id, team_ref)
-        user = s.get(User, user_ref) or s.scalar(select(User).where(func.lower(User.email) == user_ref.lower()))
+        user = lookup.user_by_id_or_email(s, user_ref)
         row = s.get(TeamMember, (team.id, user.id)) if user is not None else None
         if user is None or row is None:
             raise NotFound(f"user {user_ref!r} is not a member of team {team.name!r}", code="member_not_found")

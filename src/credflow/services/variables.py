@@ -13,7 +13,7 @@ from credflow.domain.errors import Conflict, Forbidden, NotFound, RuleViolation
 from credflow.domain.references import SecretReference, azure_vault_name, parse_reference
 from credflow.domain.roles import EnvironmentRole
 from credflow.persistence.tables import EnvironmentVariable, SecretStore, utcnow
-from credflow.services import authz, dependencies, secrets, views
+from credflow.services import authz, dependencies, lookup, secrets, views
 from credflow.services.core import Actor, Core
 from credflow.services.secret_stores import find_store, may_use_store
 from credflow.services.solutions import attach_to_solution
@@ -50,13 +50,8 @@ def _check_readable(core: Core, s: Session, actor: Actor, role: EnvironmentRole,
 
 
 def find_variable(s: Session, env_id: str, ref: str) -> EnvironmentVariable:
-    var = s.get(EnvironmentVariable, ref)
-    if var is None or var.env_id != env_id:
-        var = s.scalar(select(EnvironmentVariable).where(EnvironmentVariable.env_id == env_id,
-                                                         EnvironmentVariable.schema_name == ref))
-    if var is None:
-        raise NotFound(f"environment variable {ref!r} not found", code="variable_not_found")
-    return var
+    return lookup.find_in_env(s, EnvironmentVariable, env_id, ref, "environment variable", "variable_not_found",
+                              EnvironmentVariable.schema_name)
 
 
 def _view(s: Session, var: EnvironmentVariable) -> dict[str, Any]:
@@ -115,30 +110,20 @@ def set_reference(core: Core, s: Session, actor: Actor, role: EnvironmentRole, e
 def list_variables(core: Core, actor: Actor, env_id: str) -> list[dict[str, Any]]:
     with core.db.read() as s:
         env, role = authz.environment(s, actor, env_id)
-        q = select(EnvironmentVariable).where(EnvironmentVariable.env_id == env.id)
-        clause = authz.visible_variables_clause(s, actor, role)
-        if clause is not None:
-            q = q.where(clause)
+        q = select(EnvironmentVariable).where(EnvironmentVariable.env_id == env.id,
+                                              authz.visible_variables_clause(s, actor, role))
         return [_view(s, v) for v in s.scalars(q.order_by(EnvironmentVariable.id)).all()]
-
-
-def _visible(s: Session, actor: Actor, env_id: str, ref: str) -> tuple[EnvironmentVariable, EnvironmentRole]:
-    env, role = authz.environment(s, actor, env_id)
-    var = find_variable(s, env.id, ref)
-    if not authz.can_read_variable(s, actor, var, role):
-        raise NotFound(f"environment variable {ref!r} not found", code="variable_not_found")
-    return var, role
 
 
 def get_variable(core: Core, actor: Actor, env_id: str, ref: str) -> dict[str, Any]:
     with core.db.read() as s:
-        var, _ = _visible(s, actor, env_id, ref)
+        var, _ = authz.variable(s, actor, env_id, ref)
         return _view(s, var)
 
 
 def update_variable(core: Core, actor: Actor, env_id: str, ref: str, changes: dict[str, Any]) -> dict[str, Any]:
     with core.db.transaction() as s:
-        var, role = _visible(s, actor, env_id, ref)
+        var, role = authz.variable(s, actor, env_id, ref)
         if not authz.env_allows(role, "variable.update"):
             raise Forbidden("only makers and administrators edit environment variables")
         if "display_name" in changes:
@@ -163,7 +148,7 @@ def update_variable(core: Core, actor: Actor, env_id: str, ref: str, changes: di
 
 def delete_variable(core: Core, actor: Actor, env_id: str, ref: str) -> None:
     with core.db.transaction() as s:
-        var, role = _visible(s, actor, env_id, ref)
+        var, role = authz.variable(s, actor, env_id, ref)
         if not authz.env_allows(role, "variable.delete"):
             raise Forbidden("only makers and administrators delete environment variables")
         deps = dependencies.of_variable(s, var)

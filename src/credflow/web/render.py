@@ -192,3 +192,14 @@ def page_router() -> APIRouter:
 def form_text(form: Any, name: str) -> str:
     value = form.get(name)
     return value.strip() if isinstance(value, str) else ""
+
+
+def form_raw(form: Any, name: str) -> str:
+    """A field as typed, blanks and all (a password, a secret value); empty when missing."""
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def by_name(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows as a person looks for them: by name, whatever the case."""
+    return sorted(rows, key=lambda row: row["name"].lower())

@@ -31,7 +31,7 @@ from credflow.web.pages import (
     variables,
 )
 from credflow.web.pages import users as user_pages
-from credflow.web.render import NAV, env_base, form_text, load_env, page_router, render, safe_next, see_other
+from credflow.web.render import NAV, env_base, form_raw, form_text, load_env, page_router, render, safe_next, see_other
 
 STATIC = Path(__file__).parent / "static"
 _STATIC_FILES = {"htmx.min.js": "text/javascript", "htmx.LICENSE": "text/plain", "app.css": "text/css",
@@ -82,9 +82,7 @@ def sign_in_page(request: Request, next: Annotated[str, Query()] = "/") -> Respo
 async def sign_in(request: Request) -> Response:
     form = await request.form()
     auth.check_presession(request, form)
-    password = form.get("password")
-    return await run_in_threadpool(_sign_in, request, form_text(form, "email"),
-                                   password if isinstance(password, str) else "",
+    return await run_in_threadpool(_sign_in, request, form_text(form, "email"), form_raw(form, "password"),
                                    safe_next(form_text(form, "next")))
 
 

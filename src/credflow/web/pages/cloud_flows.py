@@ -10,7 +10,7 @@ from starlette.responses import Response
 from credflow.domain.errors import DomainError
 from credflow.services import cloud_flows, connections, desktop_flows
 from credflow.web.auth import CurrentUser, PostedForm, WebUser, core_of
-from credflow.web.render import EnvPage, form_text, load_env, page_router, render, see_other
+from credflow.web.render import EnvPage, by_name, form_text, load_env, page_router, render, see_other
 
 router = page_router()
 FIELDS = ("name", "trigger", "cron", "desktop_flow", "connection_reference", "ref_name", "ref_connection")
@@ -19,8 +19,8 @@ FIELDS = ("name", "trigger", "cron", "desktop_flow", "connection_reference", "re
 def _page(request: Request, user: WebUser, e: EnvPage, error: DomainError | None = None,
           values: dict[str, str] | None = None, queued: list[dict[str, Any]] | None = None) -> Response:
     core = core_of(request)
-    flows = sorted(cloud_flows.list_cloud_flows(core, user.actor, e.id), key=lambda f: f["name"].lower())
-    refs = sorted(cloud_flows.list_references(core, user.actor, e.id), key=lambda r: r["name"].lower())
+    flows = by_name(cloud_flows.list_cloud_flows(core, user.actor, e.id))
+    refs = by_name(cloud_flows.list_references(core, user.actor, e.id))
     desktop = desktop_flows.list_desktop_flows(core, user.actor, e.id)
     conns = connections.list_connections(core, user.actor, e.id)
     return render(request, "flows/list.html", user=user, env=e, flows=flows, references=refs, desktop=desktop,

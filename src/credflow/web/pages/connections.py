@@ -3,23 +3,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import Request
 from starlette.responses import Response
 
 from credflow.domain.errors import DomainError, RuleViolation
-from credflow.services import connections, credentials, machines, users
+from credflow.services import connections, credentials
 from credflow.web.auth import CurrentUser, PostedForm, WebUser, core_of
-from credflow.web.render import EnvPage, form_text, load_env, page_router, render, see_other
+from credflow.web.pages.machines import targets
+from credflow.web.pages.users import people
+from credflow.web.render import EnvPage, by_name, form_raw, form_text, load_env, page_router, render, see_other
 
 router = page_router()
-
-
-def _targets(request: Request, user: WebUser, e: EnvPage) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    core = core_of(request)
-    return (sorted(machines.list_machines(core, user.actor, e.id), key=lambda m: m["name"].lower()),
-            sorted(machines.list_groups(core, user.actor, e.id), key=lambda g: g["name"].lower()))
 
 
 @router.get("/env/{env}/connections")
@@ -30,17 +24,17 @@ def list_page(request: Request, env: str, user: CurrentUser) -> Response:
 def _list(request: Request, user: WebUser, e: EnvPage, error: DomainError | None = None) -> Response:
     core = core_of(request)
     found = connections.list_connections(core, user.actor, e.id)
-    found_machines, groups = _targets(request, user, e)
+    found_machines, groups = targets(request, user, e)
     creds = {c["id"]: c["name"] for c in credentials.list_credentials(core, user.actor, e.id)}
     return render(request, "connections/list.html", user=user, env=e, connections=found, credentials=creds,
                   machines={m["id"]: m["name"] for m in found_machines}, groups={g["id"]: g["name"] for g in groups},
-                  people={u["id"]: u for u in users.list_users(core, user.actor)}, error=error)
+                  people=people(request, user), error=error)
 
 
 def _form(request: Request, user: WebUser, e: EnvPage, auth: str, values: dict[str, str],
           error: DomainError | None = None, switched: bool = False) -> Response:
-    found_machines, groups = _targets(request, user, e)
-    creds = sorted(credentials.list_credentials(core_of(request), user.actor, e.id), key=lambda c: c["name"].lower())
+    found_machines, groups = targets(request, user, e)
+    creds = by_name(credentials.list_credentials(core_of(request), user.actor, e.id))
     return render(request, "connections/new.html", user=user, env=e, auth=auth, values=values,
                   machines=found_machines, groups=groups, credentials=creds, error=error,
                   switched=switched)
@@ -71,10 +65,8 @@ def create(request: Request, env: str, user: CurrentUser, form: PostedForm) -> R
             made = connections.create_connection(core_of(request), user.actor, e.id, values["name"], target,
                                                  values["credential"] or "")
         else:
-            username, password = form.get("username"), form.get("password")
-            made = connections.create_connection(
-                core_of(request), user.actor, e.id, values["name"], target, None,
-                username if isinstance(username, str) else "", password if isinstance(password, str) else "")
+            made = connections.create_connection(core_of(request), user.actor, e.id, values["name"], target, None,
+                                                 form_raw(form, "username"), form_raw(form, "password"))
     except DomainError as exc:
         return _form(request, user, e, auth, values, exc)
     return see_other(f"{e.base}/connections?done=created#conn-{made['id']}")

@@ -9,18 +9,15 @@ from starlette.responses import Response
 
 from credflow.domain.errors import DomainError, Forbidden
 from credflow.domain.roles import CredentialRole, credential_allows
-from credflow.services import credentials, dependencies, sharing, users, variables
+from credflow.services import credentials, dependencies, sharing, variables
 from credflow.web.auth import CurrentUser, PostedForm, WebUser, core_of
-from credflow.web.render import EnvPage, form_text, load_env, page_router, render, see_other
+from credflow.web.pages.users import people
+from credflow.web.render import EnvPage, by_name, form_text, load_env, page_router, render, see_other
 
 router = page_router()
 
 IMMUTABLE_REASON = ("You cannot edit the selected environment variables in an existing credential. To change the "
                     "username or password, update the environment variables or the vault secret.")
-
-
-def people(request: Request, user: WebUser) -> dict[str, dict[str, Any]]:
-    return {u["id"]: u for u in users.list_users(core_of(request), user.actor)}
 
 
 def allowed(cred: dict[str, Any]) -> dict[str, bool]:
@@ -36,7 +33,7 @@ def _variables(request: Request, user: WebUser, env: EnvPage) -> dict[str, dict[
 @router.get("/env/{env}/credentials")
 def list_page(request: Request, env: str, user: CurrentUser) -> Response:
     e = load_env(request, user, env)
-    creds = sorted(credentials.list_credentials(core_of(request), user.actor, e.id), key=lambda c: c["name"].lower())
+    creds = by_name(credentials.list_credentials(core_of(request), user.actor, e.id))
     return render(request, "credentials/list.html", user=user, env=e, credentials=creds,
                   people=people(request, user))
 
@@ -83,19 +80,25 @@ def detail(request: Request, env: str, cred: str, user: CurrentUser) -> Response
                   deps=deps, variables=_variables(request, user, e), people=people(request, user))
 
 
-def _editable(request: Request, user: WebUser, e: EnvPage, cred: str) -> dict[str, Any]:
+def _allowed_to(request: Request, user: WebUser, e: EnvPage, cred: str, action: str) -> dict[str, Any]:
+    """The credential, if the caller's role on it allows ``action`` (403 otherwise)."""
     got = credentials.get_credential(core_of(request), user.actor, e.id, cred)
-    if not allowed(got)["edit"]:
-        raise Forbidden(f"your role {got['my_role']} on this credential does not allow edit")
+    if not allowed(got)[action]:
+        raise Forbidden(f"your role {got['my_role']} on this credential does not allow {action}")
     return got
+
+
+def _edit_form(request: Request, user: WebUser, e: EnvPage, got: dict[str, Any], values: dict[str, Any],
+               error: DomainError | None = None) -> Response:
+    return render(request, "credentials/edit.html", user=user, env=e, cred=got, values=values, can=allowed(got),
+                  variables=_variables(request, user, e), reason=IMMUTABLE_REASON, error=error)
 
 
 @router.get("/env/{env}/credentials/{cred}/edit")
 def edit_page(request: Request, env: str, cred: str, user: CurrentUser) -> Response:
     e = load_env(request, user, env)
-    got = _editable(request, user, e, cred)
-    return render(request, "credentials/edit.html", user=user, env=e, cred=got, values=got, can=allowed(got),
-                  variables=_variables(request, user, e), reason=IMMUTABLE_REASON)
+    got = _allowed_to(request, user, e, cred, "edit")
+    return _edit_form(request, user, e, got, got)
 
 
 @router.post("/env/{env}/credentials/{cred}/edit")
@@ -106,22 +109,21 @@ def edit(request: Request, env: str, cred: str, user: CurrentUser, form: PostedF
         got = credentials.update_credential(core_of(request), user.actor, e.id, cred, changes)
     except DomainError as exc:
         current = credentials.get_credential(core_of(request), user.actor, e.id, cred)
-        return render(request, "credentials/edit.html", user=user, env=e, cred=current, can=allowed(current),
-                      values={**current, **changes}, variables=_variables(request, user, e),
-                      reason=IMMUTABLE_REASON, error=exc)
+        return _edit_form(request, user, e, current, {**current, **changes}, exc)
     return see_other(f"{e.base}/credentials/{got['id']}?done=saved")
+
+
+def _delete_form(request: Request, user: WebUser, e: EnvPage, got: dict[str, Any],
+                 error: DomainError | None = None) -> Response:
+    deps = dependencies.credential_dependencies(core_of(request), user.actor, e.id, got["id"], limit=500)
+    return render(request, "credentials/delete.html", user=user, env=e, cred=got, deps=deps,
+                  can=allowed(got), variables=_variables(request, user, e), error=error)
 
 
 @router.get("/env/{env}/credentials/{cred}/delete")
 def delete_page(request: Request, env: str, cred: str, user: CurrentUser) -> Response:
     e = load_env(request, user, env)
-    core = core_of(request)
-    got = credentials.get_credential(core, user.actor, e.id, cred)
-    if not allowed(got)["delete"]:
-        raise Forbidden(f"your role {got['my_role']} on this credential does not allow delete")
-    deps = dependencies.credential_dependencies(core, user.actor, e.id, got["id"], limit=500)
-    return render(request, "credentials/delete.html", user=user, env=e, cred=got, deps=deps,
-                  can=allowed(got), variables=_variables(request, user, e))
+    return _delete_form(request, user, e, _allowed_to(request, user, e, cred, "delete"))
 
 
 @router.post("/env/{env}/credentials/{cred}/delete")
@@ -131,8 +133,5 @@ def delete(request: Request, env: str, cred: str, user: CurrentUser, form: Poste
     try:
         credentials.delete_credential(core, user.actor, e.id, cred, force=form.get("force") == "yes")
     except DomainError as exc:
-        got = credentials.get_credential(core, user.actor, e.id, cred)
-        deps = dependencies.credential_dependencies(core, user.actor, e.id, got["id"], limit=500)
-        return render(request, "credentials/delete.html", user=user, env=e, cred=got, deps=deps,
-                      can=allowed(got), variables=_variables(request, user, e), error=exc)
+        return _delete_form(request, user, e, credentials.get_credential(core, user.actor, e.id, cred), exc)
     return see_other(f"{e.base}/credentials?done=deleted")

@@ -12,16 +12,21 @@ from starlette.responses import Response
 from credflow.domain.errors import DomainError
 from credflow.services import machines
 from credflow.web.auth import CurrentUser, PostedForm, WebUser, core_of
-from credflow.web.render import EnvPage, form_text, load_env, page_router, render, see_other
+from credflow.web.render import EnvPage, by_name, form_text, load_env, page_router, render, see_other
 
 router = page_router()
 
 
+def targets(request: Request, user: WebUser, e: EnvPage) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The machines and the machine groups of the environment, by name."""
+    core = core_of(request)
+    return (by_name(machines.list_machines(core, user.actor, e.id)),
+            by_name(machines.list_groups(core, user.actor, e.id)))
+
+
 def _page(request: Request, user: WebUser, e: EnvPage, error: DomainError | None = None,
           registration: dict[str, Any] | None = None, group_values: dict[str, Any] | None = None) -> Response:
-    core = core_of(request)
-    found = sorted(machines.list_machines(core, user.actor, e.id), key=lambda m: m["name"].lower())
-    groups = sorted(machines.list_groups(core, user.actor, e.id), key=lambda g: g["name"].lower())
+    found, groups = targets(request, user, e)
     commands: list[str] = []
     if registration is not None:
         server = str(request.base_url).rstrip("/")

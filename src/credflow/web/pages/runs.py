@@ -10,11 +10,11 @@ from starlette.responses import Response
 
 from credflow.domain.errors import DomainError, RuleViolation
 from credflow.services import connections, desktop_flows, machines, runs
+from credflow.services.run_state import ACTIVE
 from credflow.web.auth import CurrentUser, PostedForm, WebUser, core_of
 from credflow.web.render import EnvPage, form_text, load_env, page_router, render, see_other
 
 router = page_router()
-ACTIVE = ("queued", "running")
 
 
 def _names(request: Request, user: WebUser, e: EnvPage) -> dict[str, dict[str, str]]:
@@ -51,12 +51,16 @@ def start(request: Request, env: str, user: CurrentUser, form: PostedForm) -> Re
     return see_other(f"{e.base}/runs/{run['id']}?done=queued")
 
 
-@router.get("/env/{env}/runs/{run_id}")
-def detail(request: Request, env: str, run_id: str, user: CurrentUser) -> Response:
-    e = load_env(request, user, env)
+def _detail(request: Request, user: WebUser, e: EnvPage, run_id: str, error: DomainError | None = None
+            ) -> Response:
     run: dict[str, Any] = runs.get_run(core_of(request), user.actor, e.id, run_id)
     return render(request, "runs/detail.html", user=user, env=e, run=run, active=run["status"] in ACTIVE,
-                  names=_names(request, user, e))
+                  names=_names(request, user, e), error=error)
+
+
+@router.get("/env/{env}/runs/{run_id}")
+def detail(request: Request, env: str, run_id: str, user: CurrentUser) -> Response:
+    return _detail(request, user, load_env(request, user, env), run_id)
 
 
 @router.post("/env/{env}/runs/{run_id}/cancel")
@@ -65,9 +69,7 @@ def cancel(request: Request, env: str, run_id: str, user: CurrentUser, form: Pos
     try:
         runs.cancel_run(core_of(request), user.actor, e.id, run_id)
     except DomainError as exc:
-        run = runs.get_run(core_of(request), user.actor, e.id, run_id)
-        return render(request, "runs/detail.html", user=user, env=e, run=run, active=run["status"] in ACTIVE,
-                      names=_names(request, user, e), error=exc)
+        return _detail(request, user, e, run_id, exc)
     return see_other(f"{e.base}/runs/{run_id}")
 
 

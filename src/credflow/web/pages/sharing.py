@@ -10,8 +10,9 @@ from starlette.responses import Response
 
 from credflow.domain.errors import DomainError, Forbidden
 from credflow.domain.roles import GRANTABLE, CredentialRole
-from credflow.services import credentials, sharing, teams, users
+from credflow.services import credentials, sharing, teams
 from credflow.web.auth import CurrentUser, PostedForm, WebUser, core_of
+from credflow.web.pages.users import people_of
 from credflow.web.render import EnvPage, form_text, load_env, page_router, render, see_other
 
 router = page_router()
@@ -27,7 +28,7 @@ def _page(request: Request, user: WebUser, e: EnvPage, cred_ref: str, values: di
     if not grantable:
         raise Forbidden(f"your role {mine.value} on this credential does not allow share")
     shares = sharing.list_shares(core, user.actor, e.id, cred["id"], limit=500)["items"]
-    in_env = [u for u in users.list_users(core, user.actor) if e.id in u["environment_roles"]]
+    in_env = people_of(request, user, e)
     env_teams: list[dict[str, Any]] = teams.list_teams(core, user.actor, e.id)
     return render(request, "credentials/share.html", user=user, env=e, cred=cred, shares=shares,
                   grantable=grantable, people=in_env, teams=env_teams, error=error,

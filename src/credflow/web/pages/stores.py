@@ -10,10 +10,11 @@ from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from credflow.domain.errors import DomainError
-from credflow.services import secret_stores, store_checks, users
+from credflow.services import secret_stores, store_checks
 from credflow.web.auth import CurrentUser, PostedForm, WebUser, core_of
 from credflow.web.pages.store_forms import config_from_form, echo_values, fields_of
-from credflow.web.render import EnvPage, form_text, load_env, page_router, render, see_other
+from credflow.web.pages.users import people_of
+from credflow.web.render import EnvPage, form_raw, form_text, load_env, page_router, render, see_other
 
 router = page_router()
 KIND_LABELS = {"builtin": "Builtin (credflow's own encrypted store)", "hashicorp-vault": "HashiCorp Vault / OpenBao",
@@ -65,9 +66,8 @@ def _detail(request: Request, user: WebUser, e: EnvPage, store_ref: str, report:
     core = core_of(request)
     store = secret_stores.get_store(core, user.actor, e.id, store_ref)
     found = secret_stores.list_secrets(core, user.actor, e.id, store["id"]) if store["kind"] == "builtin" else []
-    people = [u for u in users.list_users(core, user.actor) if e.id in u["environment_roles"]]
     return render(request, "stores/detail.html", user=user, env=e, store=store, secrets=found, report=report,
-                  check_labels=CHECK_LABELS, kind_labels=KIND_LABELS, people=people, error=error,
+                  check_labels=CHECK_LABELS, kind_labels=KIND_LABELS, people=people_of(request, user, e), error=error,
                   access_values=access_values or {})
 
 
@@ -98,10 +98,9 @@ def set_access(request: Request, env: str, store: str, user: CurrentUser, form: 
 @router.post("/env/{env}/stores/{store}/secrets")
 def put_secret(request: Request, env: str, store: str, user: CurrentUser, form: PostedForm) -> Response:
     e = load_env(request, user, env)
-    value = form.get("value")
     try:
         secret_stores.put_secret(core_of(request), user.actor, e.id, store, form_text(form, "name"),
-                                 value if isinstance(value, str) else "")
+                                 form_raw(form, "value"))
     except DomainError as exc:
         return _detail(request, user, e, store, error=exc)
     return see_other(f"{e.base}/stores/{store}?done=secret_written")

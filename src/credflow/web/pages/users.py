@@ -3,22 +3,34 @@ and set a first password for someone who has none (or has forgotten theirs)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Request
 from starlette.responses import Response
 
 from credflow.domain.errors import DomainError
 from credflow.services import passwords, users
 from credflow.web.auth import CurrentUser, PostedForm, WebUser, core_of
-from credflow.web.render import EnvPage, form_text, load_env, page_router, render, see_other
+from credflow.web.render import EnvPage, by_name, form_raw, form_text, load_env, page_router, render, see_other
 
 router = page_router()
 ROLES = [("basic_user", "Basic User"), ("environment_maker", "Environment Maker"),
          ("system_administrator", "System Administrator")]
 
 
+def people(request: Request, user: WebUser) -> dict[str, dict[str, Any]]:
+    """Everyone the caller may see, by id."""
+    return {u["id"]: u for u in users.list_users(core_of(request), user.actor)}
+
+
+def people_of(request: Request, user: WebUser, e: EnvPage) -> list[dict[str, Any]]:
+    """The people with a role in the environment."""
+    return [u for u in users.list_users(core_of(request), user.actor) if e.id in u["environment_roles"]]
+
+
 def _page(request: Request, user: WebUser, e: EnvPage, values: dict[str, str] | None = None,
           error: DomainError | None = None) -> Response:
-    people = sorted(users.list_users(core_of(request), user.actor), key=lambda u: u["name"].lower())
+    people = by_name(users.list_users(core_of(request), user.actor))
     return render(request, "users/list.html", user=user, env=e, people=people, roles=ROLES, error=error,
                   values=values or {"name": "", "email": "", "role": "environment_maker"})
 
@@ -46,9 +58,8 @@ def create(request: Request, env: str, user: CurrentUser, form: PostedForm) -> R
 @router.post("/env/{env}/users/{user_id}/password")
 def set_password(request: Request, env: str, user_id: str, user: CurrentUser, form: PostedForm) -> Response:
     e = load_env(request, user, env)
-    password = form.get("password")
     try:
-        passwords.set_password(core_of(request), user.actor, user_id, password if isinstance(password, str) else "")
+        passwords.set_password(core_of(request), user.actor, user_id, form_raw(form, "password"))
     except DomainError as exc:
         return _page(request, user, e, None, exc)
     return see_other(f"{e.base}/users?done=password_set")

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from credflow.domain.errors import DomainError
 from credflow.services import dependencies, secret_stores, variables
 from credflow.web.auth import CurrentUser, PostedForm, WebUser, core_of
-from credflow.web.render import EnvPage, form_text, load_env, page_router, render, see_other
+from credflow.web.render import EnvPage, form_raw, form_text, load_env, page_router, render, see_other
 
 router = page_router()
 FIELDS = ("schema_name", "display_name", "value", "store", "secret_name", "version", "azure_id", "back",
@@ -25,11 +25,14 @@ def _stores(request: Request, user: WebUser, e: EnvPage) -> list[dict[str, Any]]
     return secret_stores.list_stores(core_of(request), user.actor, e.id)
 
 
+def _list(request: Request, user: WebUser, e: EnvPage, error: DomainError | None = None) -> Response:
+    found = sorted(variables.list_variables(core_of(request), user.actor, e.id), key=lambda v: v["schema_name"])
+    return render(request, "variables/list.html", user=user, env=e, variables=found, error=error)
+
+
 @router.get("/env/{env}/variables")
 def list_page(request: Request, env: str, user: CurrentUser) -> Response:
-    e = load_env(request, user, env)
-    found = sorted(variables.list_variables(core_of(request), user.actor, e.id), key=lambda v: v["schema_name"])
-    return render(request, "variables/list.html", user=user, env=e, variables=found)
+    return _list(request, user, load_env(request, user, env))
 
 
 def _form(request: Request, user: WebUser, e: EnvPage, type_: str, values: dict[str, str],
@@ -62,11 +65,10 @@ def create(request: Request, env: str, user: CurrentUser, form: PostedForm) -> R
     e = load_env(request, user, env)
     type_ = "secret" if form_text(form, "type") == "secret" else "text"
     values = {k: form_text(form, k) for k in FIELDS}
-    raw_value = form.get("value")
     try:
         var = variables.create_variable(
             core_of(request), user.actor, e.id, values["schema_name"], values["display_name"] or None, type_,
-            (raw_value if isinstance(raw_value, str) else "") if type_ == "text" else None,
+            form_raw(form, "value") if type_ == "text" else None,
             _reference(values) if type_ == "secret" else None)
     except DomainError as exc:
         return _form(request, user, e, type_, values, exc)
@@ -92,6 +94,5 @@ def delete(request: Request, env: str, var: str, user: CurrentUser, form: Posted
     try:
         variables.delete_variable(core_of(request), user.actor, e.id, var)
     except DomainError as exc:
-        found = sorted(variables.list_variables(core_of(request), user.actor, e.id), key=lambda v: v["schema_name"])
-        return render(request, "variables/list.html", user=user, env=e, variables=found, error=exc)
+        return _list(request, user, e, exc)
     return see_other(f"{e.base}/variables?done=deleted")
