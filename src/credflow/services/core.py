@@ -42,7 +42,10 @@ class Core:
     registry: StoreRegistry
     open_stores: dict[tuple[str, str], SecretStore] = field(default_factory=dict)
     hooks: dict[str, list[Any]] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    # On SQLite, the machines' writes queue here rather than in SQLite's sleep-and-retry.
+    write_lock: threading.Lock = field(default_factory=threading.Lock)
+    # Per-process state a service keeps for itself (vault budgets, installed listeners), by service name.
+    state: dict[str, Any] = field(default_factory=dict)
 
     def on(self, name: str, fn: Any) -> None:
         """Subscribe to an in-process signal (for example ``runs_queued`` to wake waiting machines)."""

@@ -9,7 +9,6 @@ Every delivery is audited: machine, run, credential and version, never a value.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Final
@@ -36,9 +35,6 @@ class LogTooLarge(DomainError):
     status, code, title = 413, "log_too_large", "The log is too large"
 
 
-_GUARD = threading.Lock()
-
-
 @contextmanager
 def _writing(core: Core) -> Iterator[Session]:
     """A write transaction. SQLite admits one writer and makes the others sleep and retry; queueing the machines'
@@ -47,9 +43,7 @@ def _writing(core: Core) -> Iterator[Session]:
         with core.db.transaction() as s:
             yield s
         return
-    with _GUARD:
-        lock: threading.Lock = core.__dict__.setdefault("_dispatch_write_lock", threading.Lock())
-    with lock, core.db.transaction() as s:
+    with core.write_lock, core.db.transaction() as s:
         yield s
 
 

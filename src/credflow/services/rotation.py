@@ -156,9 +156,9 @@ def prune_events(core: Core) -> int:
 # --- a secret reference that changes moves the connections of the credentials using it -------------------
 def install(core: Core) -> None:
     """Subscribe to the signals of other services (once per core)."""
-    if core.__dict__.setdefault("_rotation_installed", False):
+    if core.state.setdefault("rotation_installed", False):
         return
-    core.__dict__["_rotation_installed"] = True
+    core.state["rotation_installed"] = True
     core.on("variable_changed", _on_variable_changed)
 
 

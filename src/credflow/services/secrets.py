@@ -150,7 +150,7 @@ _STATE_LOCK = threading.Lock()
 def vault_state(core: Core) -> VaultState:
     """This process's single-flight table, budgets and counters, kept on the core."""
     with _STATE_LOCK:
-        state: VaultState = core.__dict__.setdefault("_vault_state", VaultState())
+        state: VaultState = core.state.setdefault("vault", VaultState())
         return state
 
 
