@@ -93,12 +93,12 @@ def test_no_record_holds_a_secret_value(admin: Api, cred_setup: dict[str, Any]) 
 
 # --- tampering --------------------------------------------------------------------------------------------------
 @pytest.fixture
-def verify(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Callable[[], Result]:
+def verify(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
     """``credflow audit verify`` against the test's database."""
     monkeypatch.setenv("CREDFLOW_DATABASE_URL", settings.resolved_database_url())
 
-    def run() -> Result:
-        return CliRunner().invoke(cli, ["audit", "verify", "--data-dir", str(settings.data_dir)])
+    def run(*extra: str) -> Result:
+        return CliRunner().invoke(cli, ["audit", "verify", "--data-dir", str(settings.data_dir), *extra])
 
     return run
 
@@ -113,14 +113,14 @@ def _seqs(admin: Api) -> list[int]:
 
 
 def test_verify_passes_on_an_untouched_trail(admin: Api, cred_setup: dict[str, Any],
-                                             verify: Callable[[], Result]) -> None:
+                                             verify: Callable[..., Result]) -> None:
     result = verify()
     assert result.exit_code == 0, result.output
     assert "the audit trail holds" in result.output
 
 
 def test_verify_names_a_changed_record(admin: Api, cred_setup: dict[str, Any], core: Core,
-                                       verify: Callable[[], Result]) -> None:
+                                       verify: Callable[..., Result]) -> None:
     target = _seqs(admin)[2]
     _tamper(core, "UPDATE audit_records SET actor = 'user:mallory' WHERE seq = :seq", seq=target)
     result = verify()
@@ -130,7 +130,7 @@ def test_verify_names_a_changed_record(admin: Api, cred_setup: dict[str, Any], c
 
 
 def test_verify_names_a_deleted_record(admin: Api, cred_setup: dict[str, Any], core: Core,
-                                       verify: Callable[[], Result]) -> None:
+                                       verify: Callable[..., Result]) -> None:
     target = _seqs(admin)[3]
     _tamper(core, "DELETE FROM audit_records WHERE seq = :seq", seq=target)
     result = verify()
@@ -140,7 +140,7 @@ def test_verify_names_a_deleted_record(admin: Api, cred_setup: dict[str, Any], c
 
 
 def test_verify_names_inserted_records(admin: Api, cred_setup: dict[str, Any], core: Core,
-                                       verify: Callable[[], Result]) -> None:
+                                       verify: Callable[..., Result]) -> None:
     last = _seqs(admin)[-1]
     forged = ("INSERT INTO audit_records (seq, env_id, at, actor, action, object_type, object_id, detail, "
               "prev_hash, hash) VALUES (:seq, NULL, :at, 'user:mallory', 'credential.share', NULL, NULL, '{}', "
@@ -152,3 +152,15 @@ def test_verify_names_inserted_records(admin: Api, cred_setup: dict[str, Any], c
     said = " ".join(result.output.split())
     assert "inserted record 0 was inserted" in said and f"inserted record {last + 1} was inserted" in said
     assert "deleted" not in said and "changed" not in said
+
+
+def test_a_kept_head_finds_records_cut_off_the_end(admin: Api, cred_setup: dict[str, Any], core: Core,
+                                                   verify: Callable[..., Result]) -> None:
+    first = verify()
+    head = next(line.split()[1] for line in first.output.splitlines() if line.startswith("head:"))
+    assert verify("--head", head).exit_code == 0
+    _tamper(core, "DELETE FROM audit_records WHERE seq >= :seq", seq=_seqs(admin)[-3])
+    assert verify().exit_code == 0  # a chain alone cannot see its own end cut off
+    result = verify("--head", head)
+    assert result.exit_code == 1
+    assert f"truncated record {head.split(':')[0]}, the head you kept, is gone" in " ".join(result.output.split())

@@ -184,7 +184,8 @@ def var_delete(name: str, env: Optional[str] = EnvOpt) -> None:
         err.print(f"deleted {name}")
 
 
-def _cred_id(c: Client, env: str, name: str) -> str:
+def credential_id(c: Client, env: str, name: str) -> str:
+    """The id of a credential named by id or name (the server answers 404 for neither)."""
     for cred in c.all(f"/environments/{env}/credentials"):
         if name in (cred["name"], cred["id"]):
             return str(cred["id"])
@@ -214,7 +215,7 @@ def cred_list(env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
 def cred_show(name: str, env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
     with calling() as c:
         e = environment(env)
-        show(c.get(f"/environments/{e}/credentials/{_cred_id(c, e, name)}"), as_json)
+        show(c.get(f"/environments/{e}/credentials/{credential_id(c, e, name)}"), as_json)
 
 
 @cred_app.command("update")
@@ -223,7 +224,7 @@ def cred_update(name: str, new_name: Optional[str] = typer.Option(None, "--name"
     body = {k: v for k, v in (("name", new_name), ("description", description)) if v is not None}
     with calling() as c:
         e = environment(env)
-        show(c.patch(f"/environments/{e}/credentials/{_cred_id(c, e, name)}", body), as_json,
+        show(c.patch(f"/environments/{e}/credentials/{credential_id(c, e, name)}", body), as_json,
              ["id", "name", "description"])
 
 
@@ -232,7 +233,7 @@ def cred_delete(name: str, force: bool = typer.Option(False, help="Delete even w
                 env: Optional[str] = EnvOpt) -> None:
     with calling() as c:
         e = environment(env)
-        c.delete(f"/environments/{e}/credentials/{_cred_id(c, e, name)}", params={"force": force})
+        c.delete(f"/environments/{e}/credentials/{credential_id(c, e, name)}", params={"force": force})
         err.print(f"deleted {name}; its environment variables stay")
 
 

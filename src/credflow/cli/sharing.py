@@ -9,8 +9,7 @@ from typing import Optional
 import typer
 
 from credflow.cli.common import EnvOpt, JsonOpt, calling, environment, err, out, show
-from credflow.cli.resources import cred_app
-from credflow.client.http import Client
+from credflow.cli.resources import cred_app, credential_id
 
 # ruff: noqa: UP045  (typer reads Optional[...] annotations)
 
@@ -19,13 +18,6 @@ audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
 
 SHARE_COLUMNS = ["principal", "principal_type", "name", "email", "role"]
 TEAM_COLUMNS = ["id", "name", "members"]
-
-
-def _credential(c: Client, env: str, name: str) -> str:
-    for cred in c.all(f"/environments/{env}/credentials"):
-        if name in (cred["name"], cred["id"]):
-            return str(cred["id"])
-    return name  # let the server answer 404
 
 
 def _members(value: list[dict[str, str]]) -> str:
@@ -39,7 +31,7 @@ def cred_share(name: str, principal: str = typer.Option(..., "--with", help="A u
     """Grant a role on a credential (or change it). Its environment variables become readable too."""
     with calling() as c:
         e = environment(env)
-        show(c.put(f"/environments/{e}/credentials/{_credential(c, e, name)}/shares/{principal}", {"role": role}),
+        show(c.put(f"/environments/{e}/credentials/{credential_id(c, e, name)}/shares/{principal}", {"role": role}),
              as_json, SHARE_COLUMNS)
 
 
@@ -49,7 +41,7 @@ def cred_unshare(name: str, principal: str = typer.Option(..., "--with", help="A
     """Revoke a share. The environment variables stay readable; connections of that principal stop."""
     with calling() as c:
         e = environment(env)
-        c.delete(f"/environments/{e}/credentials/{_credential(c, e, name)}/shares/{principal}")
+        c.delete(f"/environments/{e}/credentials/{credential_id(c, e, name)}/shares/{principal}")
         err.print(f"revoked {principal}'s access to {name}")
 
 
@@ -58,7 +50,7 @@ def cred_shares(name: str, env: Optional[str] = EnvOpt, as_json: bool = JsonOpt)
     """Who holds which role on a credential (the owner first)."""
     with calling() as c:
         e = environment(env)
-        show(c.all(f"/environments/{e}/credentials/{_credential(c, e, name)}/shares"), as_json, SHARE_COLUMNS)
+        show(c.all(f"/environments/{e}/credentials/{credential_id(c, e, name)}/shares"), as_json, SHARE_COLUMNS)
 
 
 @team_app.command("create")
@@ -114,15 +106,21 @@ def audit_list(object_id: Optional[str] = typer.Option(None, "--object", help="A
 
 
 @audit_app.command("verify")
-def audit_verify(data_dir: Optional[Path] = typer.Option(None, help="Data directory.")) -> None:
+def audit_verify(data_dir: Optional[Path] = typer.Option(None, help="Data directory."),
+                 head: Optional[str] = typer.Option(None, help="A head (SEQ:HASH) printed by an earlier verify: "
+                                                    "also finds records cut off the end since then.")) -> None:
     """Check the hash chain in the database; name each changed, inserted or deleted record. Exit 1 if any."""
-    from credflow.services.audit_log import check_chain
+    from credflow.services.audit_log import chain_head, check_chain
     from credflow.services.core import build_core
     from credflow.settings import Settings
 
     core = build_core(Settings(data_dir=data_dir) if data_dir is not None else Settings())
     try:
-        count, findings = check_chain(core)
+        if head is not None and not _is_head(head):
+            err.print("--head is SEQ:HASH, as verify prints it")
+            raise typer.Exit(2)
+        count, findings = check_chain(core, head)
+        last = chain_head(core)
     finally:
         core.db.engine.dispose()
     for finding in findings:
@@ -131,6 +129,12 @@ def audit_verify(data_dir: Optional[Path] = typer.Option(None, help="Data direct
         err.print(f"the audit trail does not hold: {len(findings)} problem(s) in {count} records")
         raise typer.Exit(1)
     out.print(f"the audit trail holds: {count} records, every link intact")
+    out.print(f"head: {last} (keep it apart from credflow; pass it as --head to find records cut off later)")
+
+
+def _is_head(text: str) -> bool:
+    seq, sep, digest = text.partition(":")
+    return bool(sep) and seq.isdigit() and len(digest) == 64
 
 
 def register(app: typer.Typer) -> None:

@@ -80,13 +80,32 @@ def record_failed_sign_in(core: Core, path: str, env_ref: str | None, client: st
 @dataclass(frozen=True)
 class Finding:
     seq: int
-    kind: str  # "changed" | "inserted" | "deleted" | "broken_link"
+    kind: str  # "changed" | "inserted" | "deleted" | "broken_link" | "truncated"
     message: str
 
 
-def check_chain(core: Core) -> tuple[int, list[Finding]]:
+def chain_head(core: Core) -> str | None:
+    """``SEQ:HASH`` of the last record: kept outside credflow, it later proves nothing was cut off the end."""
+    with core.db.read() as s:
+        row = s.execute(select(AuditRecord.seq, AuditRecord.hash).order_by(AuditRecord.seq.desc()).limit(1)).first()
+    return f"{row.seq}:{row.hash}" if row else None
+
+
+def _anchor_findings(rows: list[Any], anchor: str) -> list[Finding]:
+    seq_text, _, digest = anchor.partition(":")
+    seq = int(seq_text)
+    held = next((r for r in rows if r.seq == seq), None)
+    if held is None:
+        return [Finding(seq, "truncated", f"record {seq}, the head you kept, is gone: records were cut off the end")]
+    if held.hash != digest:
+        return [Finding(seq, "changed", f"record {seq} no longer has the hash you kept for it")]
+    return []
+
+
+def check_chain(core: Core, anchor: str | None = None) -> tuple[int, list[Finding]]:
     """The number of records and what is wrong with the chain, one finding per changed, inserted or deleted
-    record (a deletion is reported at the record after the gap)."""
+    record (a deletion is reported at the record after the gap). ``anchor`` is a head (``SEQ:HASH``) kept
+    from an earlier ``chain_head``: records cut off the end since then are found too."""
     with core.db.read() as s:
         problems = verify(s)
         rows = s.execute(select(AuditRecord.seq, AuditRecord.prev_hash, AuditRecord.hash)
@@ -118,4 +137,6 @@ def check_chain(core: Core) -> tuple[int, list[Finding]]:
                                                         "a record was deleted or the one before rewritten"))
     findings += [Finding(seq, "changed", f"record {seq} was changed: its content does not match its hash")
                  for seq in sorted(changed - inserted)]
+    if anchor:
+        findings += _anchor_findings(list(rows), anchor)
     return len(rows), sorted(findings, key=lambda f: (f.seq, f.kind))
