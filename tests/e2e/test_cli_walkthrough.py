@@ -74,4 +74,5 @@ def test_the_readme_walkthrough_works_end_to_end(tmp_path: Path) -> None:
         out, _ = proc2.communicate(timeout=10)
         assert "cfu_" not in out
     assert oct((data / "master.key").stat().st_mode & 0o777) == "0o600"
+    assert oct(data.stat().st_mode & 0o777) == "0o700"
     assert b"Walkthrough-Secret-42" not in b"".join(p.read_bytes() for p in data.iterdir() if p.is_file())

@@ -66,7 +66,7 @@ def load_keyring(settings: Settings) -> Keyring:
 
 
 def build_core(settings: Settings) -> Core:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # the database and key file live here
     engine = make_engine(settings.resolved_database_url())
     migrate(engine)
     keyring = load_keyring(settings)

@@ -58,6 +58,10 @@ DONE = {
     "access_set": "Access to the store is updated.",
     "queued": "Queued.",
     "imported": "Imported.",
+    "member_added": "The member is added.",
+    "member_removed": "The member is removed; what they held through the team ends now.",
+    "machine_added": "The machine is added to the group.",
+    "machine_removed": "The machine is removed from the group.",
 }
 _SLUG = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 

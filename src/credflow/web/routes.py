@@ -28,6 +28,7 @@ from credflow.web.pages import (
     sharing,
     solutions,
     stores,
+    teams,
     variables,
 )
 from credflow.web.pages import users as user_pages
@@ -135,7 +136,7 @@ def change_password(request: Request, user: AnyUser, form: PostedForm) -> Respon
 
 
 for _module in (credentials, sharing, variables, stores, machines, connections, runs, cloud_flows, solutions,
-                user_pages, audit):
+                user_pages, teams, audit):
     router.include_router(_module.router)
 NAV[:] = [("Credentials", "/credentials", "environment.read"),
           ("Environment variables", "/variables", "environment.read"),
@@ -146,6 +147,7 @@ NAV[:] = [("Credentials", "/credentials", "environment.read"),
           ("Cloud flows", "/cloud-flows", "cloud_flow.read"),
           ("Solutions", "/solutions", "solution.read"),
           ("People", "/users", "user.admin"),
+          ("Teams", "/teams", "team.write"),
           ("Audit", "/audit", "audit.read")]
 
 

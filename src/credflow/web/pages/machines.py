@@ -85,3 +85,28 @@ def delete_group(request: Request, env: str, group: str, user: CurrentUser, form
     except DomainError as exc:
         return _page(request, user, e, exc)
     return see_other(f"{e.base}/machines?done=deleted")
+
+
+@router.post("/env/{env}/machine-groups/{group}/machines")
+def add_to_group(request: Request, env: str, group: str, user: CurrentUser, form: PostedForm) -> Response:
+    e = load_env(request, user, env)
+    core = core_of(request)
+    try:
+        current = machines.get_group(core, user.actor, e.id, group)["machines"]
+        machines.update_group(core, user.actor, e.id, group, None, [*current, form_text(form, "machine")])
+    except DomainError as exc:
+        return _page(request, user, e, exc)
+    return see_other(f"{e.base}/machines?done=machine_added")
+
+
+@router.post("/env/{env}/machine-groups/{group}/machines/{machine}/remove")
+def remove_from_group(request: Request, env: str, group: str, machine: str, user: CurrentUser,
+                      form: PostedForm) -> Response:
+    e = load_env(request, user, env)
+    core = core_of(request)
+    try:
+        current = machines.get_group(core, user.actor, e.id, group)["machines"]
+        machines.update_group(core, user.actor, e.id, group, None, [m for m in current if m != machine])
+    except DomainError as exc:
+        return _page(request, user, e, exc)
+    return see_other(f"{e.base}/machines?done=machine_removed")
