@@ -65,3 +65,28 @@ def test_the_prerequisite_check_of_a_builtin_store(admin: Api) -> None:
     assert not mine["ok"]
     refused = next(c for c in mine["checks"] if c["check"] == "caller_may_use")
     assert not refused["ok"] and "access" in refused["detail"]
+
+
+def test_an_azure_store_is_checked_against_the_organizations_tenant(admin: Api, core: Any) -> None:
+    from sqlalchemy import update
+
+    from credflow.persistence.tables import Organization
+    from tests.e2e.server import free_port
+
+    vault = f"https://127.0.0.1:{free_port()}"  # nothing listens: only the tenant check is of interest here
+    admin.store("kv", kind="azure-keyvault", vault_url=vault,
+                config={"tenant_id": "AAAA-1111", "client_id": "app", "client_secret": "app-secret"})
+
+    def same_tenant() -> dict[str, Any]:
+        report = admin.ok(admin.post(admin.e("/secret-stores/kv/check")))
+        return next(c for c in report["checks"] if c["check"] == "same_tenant")
+
+    unset = same_tenant()
+    assert not unset["ok"] and "CREDFLOW_TENANT_ID" in unset["detail"]
+    with core.db.transaction() as s:
+        s.execute(update(Organization).values(tenant_id="bbbb-2222"))
+    other = same_tenant()
+    assert not other["ok"] and "aaaa-1111" in other["detail"] and "bbbb-2222" in other["detail"]
+    with core.db.transaction() as s:
+        s.execute(update(Organization).values(tenant_id="aaaa-1111"))
+    assert same_tenant()["ok"]
