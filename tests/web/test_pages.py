@@ -70,6 +70,7 @@ def _scene(api: Admin) -> dict[str, Any]:
     cred = api.call("POST", api.e("/credentials"), 201, json={
         "name": "Canary login", "username_variable": "robot_user", "password_variable": "robot_pass"})
     api.call("PUT", api.e(f"/credentials/{cred['id']}/shares/bob@example.com"), json={"role": "user"})
+    api.call("POST", api.e("/teams"), 201, json={"name": "robot-team", "members": ["bob@example.com"]})
     machine, agent = api.machine("pc-1")
     api.call("POST", api.e("/machine-groups"), 201, json={"name": "pool", "machines": [machine["machine_id"]]})
     conn = api.call("POST", api.e("/connections"), 201, json={
@@ -169,11 +170,101 @@ def test_every_page_answers_is_labelled_and_holds_no_secret(new_page: Callable[[
     walked = _walk(admin, "admin", "/env/default/credentials")
     assert {"/env/default/audit", "/env/default/users", "/env/default/machines", "/env/default/connections/new",
             "/env/default/solutions", "/env/default/stores/new", "/env/default/variables/new?type=secret",
-            "/env/default/cloud-flows", "/env/default/runs"} <= set(walked)
+            "/env/default/cloud-flows", "/env/default/runs", "/env/default/teams"} <= set(walked)
 
     bob = new_page()
     sign_in(bob, "bob@example.com", "bob-first-password", "bob-own-password-1")
     walked = _walk(bob, "basic-user", "/env/default/credentials")
-    assert not any(p.startswith(("/env/default/audit", "/env/default/users", "/env/default/stores")) for p in walked)
+    assert not any(p.startswith(("/env/default/audit", "/env/default/users", "/env/default/stores",
+                                 "/env/default/teams")) for p in walked)
     assert any("/credentials/" in p for p in walked)
     assert bob.goto("/env/default/audit").status == 403  # type: ignore[union-attr]
+
+
+def test_a_team_gets_a_member_a_share_and_loses_the_member(new_page: Callable[[], Page], admin_api: Admin) -> None:
+    admin_api.person("tess", "basic_user", "tess-first-password")
+    admin_api.call("POST", admin_api.e("/secret-stores"), 201, json={"name": "team-vault", "kind": "builtin"})
+    admin_api.call("PUT", admin_api.e("/secret-stores/team-vault/secrets/pw"), json={"value": CANARY})
+    admin_api.call("POST", admin_api.e("/environment-variables"), 201,
+                   json={"schema_name": "team_user", "type": "text", "value": "team@corp.example"})
+    admin_api.call("POST", admin_api.e("/environment-variables"), 201, json={
+        "schema_name": "team_pass", "type": "secret", "secret_reference": {"store": "team-vault", "name": "pw"}})
+    cred = admin_api.call("POST", admin_api.e("/credentials"), 201, json={
+        "name": "Team login", "username_variable": "team_user", "password_variable": "team_pass"})
+    admin = new_page()
+    sign_in_admin(admin)
+
+    # Create a team, then add tess to it.
+    admin.get_by_role("link", name="Teams").click()
+    admin.get_by_label("Team name").fill("night-shift")
+    admin.get_by_role("button", name="Create team").click()
+    assert "Created." in admin.inner_text("main")
+    members = admin.locator("tbody tr", has_text="night-shift").locator("td").nth(1)
+    assert members.inner_text().strip() == "—"
+    admin.get_by_label("Person to add to team night-shift").select_option(label="tess (tess@example.com)")
+    admin.get_by_role("button", name="Add to team night-shift").click()
+    assert "The member is added." in admin.inner_text("main")
+    assert "tess tess@example.com" in members.inner_text()
+    shot(admin, "teams-member-added")
+
+    # Share the credential with the team from the Share page; tess sees it through the team.
+    admin.goto(f"/env/default/credentials/{cred['id']}/share")
+    admin.get_by_label("Person (email) or team (name)").fill("night-shift")
+    admin.locator("#role-user").check()
+    admin.get_by_role("button", name="Save").click()
+    assert "Shared." in admin.inner_text("main")
+    shared = admin.locator("tbody tr", has_text="night-shift")
+    assert "(team)" in shared.inner_text() and "User (can view only)" in shared.inner_text()
+    tess = new_page()
+    sign_in(tess, "tess@example.com", "tess-first-password", "tess-own-password-1")
+    tess.goto("/env/default/credentials")
+    assert "Team login" in tess.inner_text("main")
+    assert tess.goto("/env/default/teams").status == 200  # type: ignore[union-attr]
+    assert tess.get_by_role("link", name="Teams").count() == 0  # the nav link is for system administrators
+    assert tess.get_by_role("button", name="Create team").count() == 0
+
+    # Remove tess: the team keeps its share, tess loses the credential at once.
+    admin.goto("/env/default/teams")
+    admin.get_by_role("button", name="Remove tess@example.com from team night-shift").click()
+    assert "The member is removed" in admin.inner_text("main")
+    assert members.inner_text().strip() == "—"
+    shot(admin, "teams-member-removed")
+    admin.goto(f"/env/default/credentials/{cred['id']}/share")
+    assert "night-shift" in admin.inner_text("tbody")
+    tess.goto("/env/default/credentials")
+    assert "Team login" not in tess.inner_text("main")
+
+    # A duplicate name is refused on the page, with the service's code; deleting the team removes its share.
+    admin.goto("/env/default/teams")
+    admin.get_by_label("Team name").fill("night-shift")
+    admin.get_by_role("button", name="Create team").click()
+    assert "duplicate_name" in admin.inner_text("[role=alert]")
+    assert admin.get_by_label("Team name").input_value() == "night-shift"
+    admin.get_by_role("button", name="Delete team night-shift").click()
+    assert "Deleted." in admin.inner_text("main")
+    admin.goto(f"/env/default/credentials/{cred['id']}/share")
+    assert "night-shift" not in admin.inner_text("tbody")
+
+
+def test_adding_and_removing_machines_of_a_group(new_page: Callable[[], Page], admin_api: Admin) -> None:
+    one, agent_one = admin_api.machine("grp-pc-1")
+    two, agent_two = admin_api.machine("grp-pc-2")
+    agent_one.close()
+    agent_two.close()
+    admin_api.call("POST", admin_api.e("/machine-groups"), 201,
+                   json={"name": "grp-pool", "machines": [one["machine_id"]]})
+    admin = new_page()
+    sign_in_admin(admin)
+    admin.goto("/env/default/machines")
+    admin.get_by_label("Machine to add to group grp-pool").select_option(label="grp-pc-2")
+    admin.get_by_role("button", name="Add to group grp-pool").click()
+    assert "The machine is added to the group." in admin.inner_text("main")
+    members = admin.locator("tbody tr", has_text="grp-pool").locator("ul.members")
+    assert "grp-pc-1" in members.inner_text() and "grp-pc-2" in members.inner_text()
+    shot(admin, "machine-group-member-added")
+    admin.get_by_role("button", name="Remove grp-pc-1 from group grp-pool").click()
+    assert "The machine is removed from the group." in admin.inner_text("main")
+    members = admin.locator("tbody tr", has_text="grp-pool").locator("ul.members")
+    assert "grp-pc-1" not in members.inner_text() and "grp-pc-2" in members.inner_text()
+    group = admin_api.call("GET", admin_api.e("/machine-groups/grp-pool"))
+    assert group["machines"] == [two["machine_id"]]
