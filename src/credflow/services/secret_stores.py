@@ -72,7 +72,7 @@ def create_store(core: Core, actor: Actor, env_id: str, name: str, kind: str, va
         s.add(StoreAccess(store_id=row.id, principal_id=actor.id, allowed=True))
         record(s, actor=actor.label, action="secret_store.create", env_id=env.id, object_type="secret_store",
                object_id=row.id, detail={"name": name, "kind": kind})
-        return views.secret_store(row, set())
+        return views.secret_store(row)
 
 
 def _reveal(value: Any) -> Any:
@@ -92,13 +92,13 @@ def list_stores(core: Core, actor: Actor, env_id: str) -> list[dict[str, Any]]:
     with core.db.read() as s:
         env, _ = authz.require_env(s, actor, env_id, "secret_store.read")
         rows = s.scalars(select(SecretStore).where(SecretStore.env_id == env.id).order_by(SecretStore.id)).all()
-        return [views.secret_store(r, set()) for r in rows]
+        return [views.secret_store(r) for r in rows]
 
 
 def get_store(core: Core, actor: Actor, env_id: str, store_id: str) -> dict[str, Any]:
     with core.db.read() as s:
         env, _ = authz.require_env(s, actor, env_id, "secret_store.read")
-        return views.secret_store(find_store(s, env.id, store_id), set())
+        return views.secret_store(find_store(s, env.id, store_id))
 
 
 def set_access(core: Core, actor: Actor, env_id: str, store_id: str, principal: str, allowed: bool

@@ -21,10 +21,9 @@ def user(u: t.User, roles: dict[str, str]) -> dict[str, Any]:
             "created_at": ts(u.created_at)}
 
 
-def secret_store(s: t.SecretStore, secret_fields: set[str]) -> dict[str, Any]:
+def secret_store(s: t.SecretStore) -> dict[str, Any]:
+    """The store with its public config; its secret fields are write-only and never leave."""
     config = dict(s.config)
-    config.update({f: "***" for f in secret_fields if f in (s.config.get("_set_secret_fields") or [])})
-    config.pop("_set_secret_fields", None)
     if s.kind != "builtin":
         config["poll_interval_seconds"] = s.poll_interval_seconds
     return {"id": s.id, "name": s.name, "kind": s.kind, "vault_url": s.vault_url, "config": config,

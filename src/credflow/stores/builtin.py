@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Protocol
 
-from credflow.stores.base import SecretValue, StoreConfig, StoreContext, pick_field, split_field
+from credflow.stores.base import SecretNotFound, SecretValue, StoreConfig, StoreContext, pick_field, split_field
 
 
 class BuiltinBackend(Protocol):
@@ -36,8 +36,6 @@ class BuiltinStore:
 def _int_version(version: str | None) -> int | None:
     if version is None:
         return None
-    from credflow.stores.base import SecretNotFound
-
     try:
         return int(version)
     except ValueError:
