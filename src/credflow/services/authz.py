@@ -35,19 +35,35 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+MACHINE_TOKEN_PREFIX = "cfm_"
+
+
 def authenticate(session: Session, token: str | None) -> Actor:
     if not token:
         raise Unauthenticated("send Authorization: Bearer <token>")
     digest = token_hash(token)
-    user = session.scalar(select(User).where(User.token_hash == digest))
-    if user is not None:
-        return Actor(kind="user", id=user.id, org_id=user.org_id, name=user.name)
-    machine = session.scalar(select(Machine).where(Machine.token_hash == digest))
-    if machine is not None:
-        env = session.get(Environment, machine.env_id)
-        return Actor(kind="machine", id=machine.id, org_id=env.org_id if env else "", name=machine.name,
-                     env_id=machine.env_id)
+    # Machine tokens say so in their prefix: look there first on the agents' hot path. A bootstrap token may
+    # be any string, so both tables are always asked before the token is refused.
+    finders = (_machine, _user) if token.startswith(MACHINE_TOKEN_PREFIX) else (_user, _machine)
+    for find in finders:
+        actor = find(session, digest)
+        if actor is not None:
+            return actor
     raise Unauthenticated("the token is not valid")
+
+
+def _user(session: Session, digest: str) -> Actor | None:
+    user = session.scalar(select(User).where(User.token_hash == digest))
+    return Actor(kind="user", id=user.id, org_id=user.org_id, name=user.name) if user is not None else None
+
+
+def _machine(session: Session, digest: str) -> Actor | None:
+    machine = session.scalar(select(Machine).where(Machine.token_hash == digest))
+    if machine is None:
+        return None
+    env = session.get(Environment, machine.env_id)
+    return Actor(kind="machine", id=machine.id, org_id=env.org_id if env else "", name=machine.name,
+                 env_id=machine.env_id)
 
 
 def require_user(actor: Actor) -> None:

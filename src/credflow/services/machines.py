@@ -115,7 +115,7 @@ def register_machine(core: Core, registration_token: str, name: str, public_key:
                           .values(used_at=now))
         if taken.rowcount != 1:  # type: ignore[attr-defined]
             raise Unauthenticated("the registration token was already used", code="registration_token_used")
-        token = new_token("cfm")
+        token = new_token(authz.MACHINE_TOKEN_PREFIX.rstrip("_"))
         m = Machine(env_id=reg.env_id, name=name, public_key=public_key, token_hash=authz.token_hash(token),
                     last_seen=now)
         s.add(m)
