@@ -1,7 +1,8 @@
 """What a registered agent keeps on disk: its server, machine id and token, and its X25519 private key.
 
-Both files are created 0600 in a 0700 directory. Nothing else is ever written there: the credentials a run
-receives live only in memory and in the flow process's environment.
+Both files are created 0600 in a 0700 directory, and the agent makes them so again when it starts. Nothing
+else is ever written there: the credentials a run receives live only in memory and in the flow process's
+environment.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,3 +76,26 @@ def load(state_dir: Path) -> AgentState:
         raise StateError(f"the agent state in {state_dir} is damaged") from None
     return AgentState(body["server"], body["machine_id"], body["machine_token"], body.get("name", ""),
                       body.get("environment", ""), key)
+
+
+def make_private(state_dir: Path) -> list[tuple[Path, int, int]]:
+    """Take every permission beyond 0700 off the state directory and beyond 0600 off the files in it (0700 off
+    a directory in it); returns each (path, old mode, new mode) changed. Symbolic links are left alone."""
+    changed: list[tuple[Path, int, int]] = []
+    entries = [(state_dir, os.stat(state_dir))]
+    entries += [(p, p.lstat()) for p in sorted(state_dir.iterdir())]
+    for path, st in entries:
+        if stat.S_ISLNK(st.st_mode):
+            continue
+        old = stat.S_IMODE(st.st_mode)
+        new = old & (0o700 if stat.S_ISDIR(st.st_mode) else 0o600)
+        if new != old:
+            os.chmod(path, new)
+            changed.append((path, old, new))
+    return changed
+
+
+def owned_by(state_dir: Path, uid: int) -> list[Path]:
+    """The state directory and the entries in it that belong to ``uid``."""
+    paths = [state_dir, *sorted(state_dir.iterdir())]
+    return [p for p in paths if p.lstat().st_uid == uid]

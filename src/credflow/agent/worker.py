@@ -26,8 +26,10 @@ DEFAULT_BUDGET = 1_000_000
 
 
 class Agent:
-    def __init__(self, state: AgentState, wait: float = 30.0, heartbeat_seconds: float = 10.0) -> None:
+    def __init__(self, state: AgentState, wait: float = 30.0, heartbeat_seconds: float = 10.0,
+                 run_as: executor.RunAs | None = None) -> None:
         self.state = state
+        self.run_as = run_as  # None: flows run as this agent's own user, with its environment
         self.wait = wait
         self.heartbeat_seconds = heartbeat_seconds
         self.http = Client(state.server, state.machine_token, timeout=wait + 30)
@@ -72,12 +74,18 @@ class Agent:
         except (CryptoError, ValueError, KeyError, TypeError):
             return executor.Outcome(1, "[credflow agent] the credential could not be opened with this machine's key\n")
         username, password = str(values.get("username") or ""), str(values.get("password") or "")
-        env = executor.flow_environment(username, password, job["run_id"], self.state.machine_id)
+        command, timeout = list(job["command"]), float(job.get("timeout_seconds") or 3 * 3600)
         try:
-            return executor.execute(list(job["command"]), env, [username, password],
-                                    float(job.get("timeout_seconds") or 3 * 3600), self.cancelled, budget)
+            if self.run_as is not None:
+                return executor.execute_as(self.run_as, command, username, password, job["run_id"],
+                                           self.state.machine_id, timeout, self.cancelled, budget)
+            env = executor.flow_environment(username, password, job["run_id"], self.state.machine_id)
+            try:
+                return executor.execute(command, env, [username, password], timeout, self.cancelled, budget)
+            finally:
+                del env
         finally:
-            del env, values, username, password
+            del values, username, password
 
     def report(self, run_id: str, outcome: executor.Outcome) -> None:
         body = {"exit_code": outcome.exit_code, "log": outcome.log}

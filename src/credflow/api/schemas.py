@@ -15,6 +15,7 @@ class UserCreate(Body):
     name: str = Field(min_length=1, max_length=200)
     email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
     environment_roles: dict[str, str] = {}
+    organization_admin: bool = False
 
 
 class EnvironmentCreate(Body):
@@ -65,3 +66,4 @@ class CredentialUpdate(BaseModel):
     model_config = ConfigDict(extra="allow")
     name: str | None = None
     description: str | None = None
+    allowed_desktop_flows: list[str] | None = None

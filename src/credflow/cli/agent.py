@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 from pathlib import Path
 from types import FrameType
-from typing import Optional
+from typing import NoReturn, Optional
 
 import typer
+from rich.markup import escape
 
 from credflow.cli.common import err
 
@@ -56,19 +58,54 @@ def _interrupt(_signum: int, _frame: FrameType | None) -> None:
 @agent_app.command("run")
 def run_agent(state_dir: Optional[Path] = StateDirOpt,
         wait: float = typer.Option(30.0, help="Seconds each long-poll claim waits for a job."),
-        heartbeat_seconds: float = typer.Option(10.0, help="Seconds between heartbeats.")) -> None:
+        heartbeat_seconds: float = typer.Option(10.0, help="Seconds between heartbeats."),
+        run_as: Optional[str] = typer.Option(
+            None, "--run-as", metavar="USER",
+            help="Run each flow as this unprivileged OS user (name or uid), in a fresh directory and with a clean "
+                 "environment, so it cannot read the machine's token and key. The agent must run as root.")) -> None:
     """Send heartbeats, wait for jobs, run them one at a time and report their results."""
-    from credflow.agent.state import StateError, load
+    from credflow.agent import executor
+    from credflow.agent.state import StateError, load, make_private, owned_by
     from credflow.agent.worker import Agent
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    log = logging.getLogger("credflow.agent")
+    where = _dir(state_dir)
+    user = None
+    if run_as is not None:
+        try:
+            user = executor.resolve_run_as(run_as)
+        except executor.RunAsError as exc:
+            _fail(str(exc))
+        missing = executor.missing_privileges()
+        if missing and os.geteuid() == 0:
+            _fail(f"--run-as needs an agent that can switch to another user, but this one runs as root without "
+                  f"{', '.join(missing)}")
+        if missing:
+            _fail(f"--run-as needs an agent that can switch to another user: run it as root (or give it "
+                  f"{', '.join(missing)}); it runs as uid {os.geteuid()}")
     try:
-        st = load(_dir(state_dir))
+        st = load(where)
     except StateError as exc:
-        err.print(f"[red]error[/red]: {exc}")
-        raise typer.Exit(1) from None
-    agent = Agent(st, wait=wait, heartbeat_seconds=heartbeat_seconds)
+        _fail(str(exc))
+    try:
+        for path, old, new in make_private(where):
+            log.warning("%s was open to others (mode %o); made it %o", path, old, new)
+    except OSError as exc:
+        _fail(f"{where} could not be made private to this agent ({type(exc).__name__}); the machine's key and "
+              "token in it must not be readable by others")
+    if user is not None:
+        theirs = owned_by(where, user.uid)
+        if theirs:
+            _fail(f"{theirs[0]} belongs to {user.name}, the user flows run as, who could read the machine's key "
+                  "and token whatever its mode; give the state directory to the agent's user (chown)")
+        log.info("flows run as user %s (uid %s) in a fresh directory each, with a clean environment", user.name,
+                 user.uid)
+    else:
+        log.warning("flows run as this agent's own user and can read the machine's key and token in %s; "
+                    "use --run-as USER to run them as an unprivileged user", where)
+    agent = Agent(st, wait=wait, heartbeat_seconds=heartbeat_seconds, run_as=user)
     signal.signal(signal.SIGTERM, _interrupt)
     code = 0
     try:
@@ -78,6 +115,11 @@ def run_agent(state_dir: Optional[Path] = StateDirOpt,
     finally:
         agent.close()
     raise typer.Exit(code)
+
+
+def _fail(message: str) -> NoReturn:
+    err.print(f"[red]error[/red]: {escape(message)}")
+    raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

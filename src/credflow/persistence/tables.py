@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -88,6 +89,8 @@ class User(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     password_hash: Mapped[str | None] = mapped_column(String(200))
     must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Organization administrators manage every user; the bootstrap administrator is one.
+    organization_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = _created()
 
 
@@ -207,6 +210,7 @@ class EnvironmentVariable(Base):
     secret_name: Mapped[str | None] = mapped_column(String(500))
     secret_version: Mapped[str | None] = mapped_column(String(200))  # pinned version, or None for latest
     created_by: Mapped[str | None] = mapped_column(String(32))
+    owner_id: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
 
@@ -233,6 +237,8 @@ class Credential(Base):
     password_variable_id: Mapped[str] = mapped_column(ForeignKey("environment_variables.id"), index=True)
     owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
     status: Mapped[str] = mapped_column(String(40), default="active")
+    # None: any desktop flow may run with it (the seed's behaviour); else only these desktop flow ids.
+    allowed_desktop_flows: Mapped[list[str] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
 
@@ -267,6 +273,7 @@ class Machine(Base):
     public_key: Mapped[str] = mapped_column(String(100))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     last_seen: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    owner_id: Mapped[str | None] = mapped_column(String(32))  # who made its registration token
     created_at: Mapped[datetime] = _created()
 
 
@@ -276,6 +283,7 @@ class MachineGroup(Base):
     id: Mapped[str] = _id()
     env_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(200))
+    owner_id: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = _created()
 
 
@@ -295,6 +303,7 @@ class DesktopFlow(Base):
     name: Mapped[str] = mapped_column(String(200))
     command: Mapped[list[str]] = mapped_column(JSON)
     created_by: Mapped[str | None] = mapped_column(String(32))
+    owner_id: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = _created()
 
 
@@ -344,6 +353,7 @@ class ConnectionReference(Base):
     env_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(200))
     connection_id: Mapped[str | None] = mapped_column(ForeignKey("connections.id", ondelete="SET NULL"))
+    owner_id: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = _created()
 
 
@@ -395,6 +405,7 @@ class Solution(Base):
     display_name: Mapped[str] = mapped_column(String(200))
     version: Mapped[str] = mapped_column(String(50))
     publisher: Mapped[str | None] = mapped_column(String(200))
+    owner_id: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = _created()
 
 

@@ -1,5 +1,13 @@
 """The one authorization module. Every operation asks here, and the answers come from the role tables in
-``credflow.domain.roles``. Not visible -> 404 (never leak existence); visible but not allowed -> 403."""
+``credflow.domain.roles``. Not visible -> 404 (never leak existence); visible but not allowed -> 403.
+
+Besides the role tables, three kinds of rule live here and nowhere else (docs/threat-model.md lists them):
+- ownership: who may change or delete an object of an environment (``require_owner``), and who may manage a
+  user (``may_manage_user``);
+- use: who may bind a store's secrets (``may_use_store``), use a credential (``may_use_credential``) and run on
+  a connection (``may_use_connection``);
+- the use chain a run must hold at claim time before a password is sealed to a machine (``use_chain_break``).
+"""
 
 from __future__ import annotations
 
@@ -17,12 +25,17 @@ from credflow.domain.roles import (
     strongest,
 )
 from credflow.persistence.tables import (
+    Connection,
     Credential,
     CredentialShare,
+    DesktopFlow,
     Environment,
     EnvironmentRoleGrant,
     EnvironmentVariable,
     Machine,
+    Run,
+    SecretStore,
+    StoreAccess,
     TeamMember,
     User,
     VariableGrant,
@@ -111,8 +124,147 @@ def is_env_admin(role: EnvironmentRole | None) -> bool:
 
 def principal_ids(session: Session, actor: Actor) -> list[str]:
     """The caller and the teams the caller belongs to: everything a share may name."""
-    teams = session.scalars(select(TeamMember.team_id).where(TeamMember.user_id == actor.id)).all()
-    return [actor.id, *teams]
+    return _principal_ids(session, actor.id)
+
+
+def _principal_ids(session: Session, user_id: str) -> list[str]:
+    teams = session.scalars(select(TeamMember.team_id).where(TeamMember.user_id == user_id)).all()
+    return [user_id, *teams]
+
+
+def _user_role(session: Session, user_id: str, env_id: str) -> EnvironmentRole | None:
+    return env_role(session, Actor(kind="user", id=user_id, org_id=""), env_id)
+
+
+# --- ownership ------------------------------------------------------------------------------------------------
+def owns(actor: Actor, role: EnvironmentRole | None, owner_id: str | None) -> bool:
+    """The owner of an object, or a system administrator of its environment. An object without an owner (made
+    before owners existed) is changed by administrators only."""
+    return is_env_admin(role) or (owner_id is not None and owner_id == actor.id)
+
+
+def require_owner(actor: Actor, role: EnvironmentRole | None, owner_id: str | None, what: str) -> None:
+    """403 ``not_owner`` unless the caller owns the object or administers its environment."""
+    if not owns(actor, role, owner_id):
+        raise Forbidden(f"only the owner of this {what} or a system administrator may change it", code="not_owner")
+
+
+def is_organization_admin(session: Session, user_id: str) -> bool:
+    return bool(session.scalar(select(User.organization_admin).where(User.id == user_id)))
+
+
+def roles_of(session: Session, user_id: str) -> dict[str, str]:
+    rows = session.execute(select(EnvironmentRoleGrant.env_id, EnvironmentRoleGrant.role)
+                           .where(EnvironmentRoleGrant.user_id == user_id)).all()
+    return {env: role for env, role in rows}
+
+
+def administered_envs(session: Session, user_id: str) -> set[str]:
+    return {e for e, r in roles_of(session, user_id).items() if r == EnvironmentRole.SYSTEM_ADMINISTRATOR}
+
+
+def may_manage_user(session: Session, actor: Actor, target: User) -> bool:
+    """Organization administrators manage every user of their organization. A system administrator manages a
+    user only when every one of the user's environment roles is in an environment it administers (and the user
+    has at least one), and never an organization administrator."""
+    if actor.kind != "user" or target.org_id != actor.org_id:
+        return False
+    if is_organization_admin(session, actor.id):
+        return True
+    if target.organization_admin:
+        return False
+    target_envs = set(roles_of(session, target.id))
+    return bool(target_envs) and target_envs <= administered_envs(session, actor.id)
+
+
+def require_manage_user(session: Session, actor: Actor, target: User) -> None:
+    if not may_manage_user(session, actor, target):
+        raise Forbidden("you may manage only users whose every role is in environments you administer, and never "
+                        "an organization administrator", code="not_your_user")
+
+
+def visible_user_ids(session: Session, actor: Actor) -> set[str] | None:
+    """The users the caller may see (None: all of the organization): those who share an environment with it."""
+    if is_organization_admin(session, actor.id):
+        return None
+    mine = set(roles_of(session, actor.id))
+    return set(session.scalars(select(EnvironmentRoleGrant.user_id)
+                               .where(EnvironmentRoleGrant.env_id.in_(mine))).all()) | {actor.id}
+
+
+# --- use ------------------------------------------------------------------------------------------------------
+def may_use_store(session: Session, user_id: str, store: SecretStore, role: EnvironmentRole | None) -> bool:
+    """Whether a user may reference (and so bind) the store's secrets: system administrators always; others when
+    allowed, directly or through a team. An explicit entry for the user wins over any team's."""
+    if role is None:
+        return False
+    if is_env_admin(role):
+        return True
+    rows: dict[str, bool] = {pid: allowed for pid, allowed in session.execute(
+        select(StoreAccess.principal_id, StoreAccess.allowed).where(
+            StoreAccess.store_id == store.id, StoreAccess.principal_id.in_(_principal_ids(session, user_id))))}
+    if user_id in rows:
+        return bool(rows[user_id])
+    return any(rows.values())
+
+
+def require_store_use(session: Session, actor: Actor, store: SecretStore, role: EnvironmentRole | None) -> None:
+    if not may_use_store(session, actor.id, store, role):
+        raise Forbidden(f"you may not use secrets of store {store.name!r}; ask a system administrator to allow "
+                        "you", code="store_access_denied")
+
+
+def may_use_credential(session: Session, user_id: str, cred: Credential) -> bool:
+    """Whether a user may use the credential now: a role in its environment and a role on it that allows use.
+    The one answer asked when a connection is made, when access is recomputed and when a run is delivered."""
+    role = _user_role(session, user_id, cred.env_id)
+    if role is None:
+        return False
+    who = Actor(kind="user", id=user_id, org_id="")
+    return credential_allows(credential_role(session, who, cred, role), "use")
+
+
+def may_use_connection(session: Session, user_id: str | None, conn: Connection) -> bool:
+    """Runs on a connection are started by its owner or a system administrator of its environment."""
+    if user_id is None:
+        return False
+    return conn.owner_id == user_id or is_env_admin(_user_role(session, user_id, conn.env_id))
+
+
+def require_connection_use(session: Session, user_id: str | None, conn: Connection) -> None:
+    if not may_use_connection(session, user_id, conn):
+        raise Forbidden(f"connection {conn.name!r} is not yours: only its owner or a system administrator runs "
+                        "flows on it", code="connection_not_yours", connection=conn.id)
+
+
+def flow_allowed(cred: Credential, flow_id: str) -> bool:
+    """The credential's owners may restrict the desktop flows that run with it; None lets any flow run."""
+    return cred.allowed_desktop_flows is None or flow_id in cred.allowed_desktop_flows
+
+
+def require_flow_allowed(cred: Credential, flow: DesktopFlow) -> None:
+    if not flow_allowed(cred, flow.id):
+        raise Forbidden(f"the credential {cred.name!r} does not allow the desktop flow {flow.name!r}",
+                        code="desktop_flow_not_allowed", desktop_flow=flow.id, credential=cred.id)
+
+
+def use_chain_break(session: Session, run: Run, conn: Connection, cred: Credential | None, flow: DesktopFlow,
+                    store: SecretStore | None) -> tuple[str, str] | None:
+    """The first broken link of the chain a run needs before its password leaves the server, as (reason,
+    detail), or None when the chain holds. Asked at claim time, after everything may have changed since the
+    run was queued."""
+    if not may_use_connection(session, run.created_by, conn):
+        return "connection_not_yours", "the run's starter may not use the connection"
+    if cred is None:
+        return None  # a connection with a typed username and password: its owner's own values
+    if not may_use_credential(session, conn.owner_id, cred):
+        return "access_revoked", "the connection's owner may no longer use the credential"
+    if store is None or not may_use_store(session, cred.owner_id, store, _user_role(session, cred.owner_id,
+                                                                                      cred.env_id)):
+        return "store_access_denied", "the credential's owner may no longer use the password's secret store"
+    if not flow_allowed(cred, flow.id):
+        return "desktop_flow_not_allowed", "the credential does not allow this desktop flow"
+    return None
 
 
 def credential_role(session: Session, actor: Actor, credential: Credential,

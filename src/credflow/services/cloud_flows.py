@@ -19,7 +19,7 @@ from credflow.domain.errors import Conflict, DomainError, RuleViolation
 from credflow.domain.names import check_name_one_code
 from credflow.persistence.tables import CloudFlow, Connection, ConnectionReference, DesktopFlow, utcnow
 from credflow.services import authz, dependencies, lookup
-from credflow.services.connections import find_connection
+from credflow.services.connections import connection_to_use
 from credflow.services.core import Actor, Core
 from credflow.services.desktop_flows import find_desktop_flow
 from credflow.services.runs import check_timeout, queue_run, run_view, signal_queued
@@ -31,8 +31,8 @@ MAX_ACTIONS = 50
 
 # --- connection references -----------------------------------------------------------------------------------
 def reference_view(r: ConnectionReference) -> dict[str, Any]:
-    return {"id": r.id, "name": r.name, "connection": r.connection_id, "environment": r.env_id,
-            "created_at": ts(r.created_at)}
+    return {"id": r.id, "name": r.name, "connection": r.connection_id, "owner": r.owner_id,
+            "environment": r.env_id, "created_at": ts(r.created_at)}
 
 
 def find_reference(s: Session, env_id: str, ref: str) -> ConnectionReference:
@@ -48,8 +48,8 @@ def create_reference(core: Core, actor: Actor, env_id: str, name: str, connectio
         if s.scalar(select(ConnectionReference.id).where(ConnectionReference.env_id == env.id,
                                                          ConnectionReference.name == name)):
             raise Conflict(f"a connection reference named {name!r} exists", code="duplicate_name")
-        conn_id = find_connection(s, actor, env.id, role, connection).id if connection else None
-        r = ConnectionReference(env_id=env.id, name=name, connection_id=conn_id)
+        conn_id = connection_to_use(s, actor, env.id, role, connection).id if connection else None
+        r = ConnectionReference(env_id=env.id, name=name, connection_id=conn_id, owner_id=actor.id)
         s.add(r)
         s.flush()
         record(s, actor=actor.label, action="connection_reference.create", env_id=env.id,
@@ -58,11 +58,15 @@ def create_reference(core: Core, actor: Actor, env_id: str, name: str, connectio
 
 
 def bind_reference(core: Core, actor: Actor, env_id: str, ref: str, connection: str | None) -> dict[str, Any]:
-    """Bind a reference to a connection the caller owns (any, for system administrators), or unbind it."""
+    """Bind a reference to a connection the caller owns (any, for system administrators), or unbind it. The
+    owners of the cloud flows that use the reference must be allowed to use the connection too."""
     with core.db.transaction() as s:
         env, role = authz.require_env(s, actor, env_id, "connection_reference.create")
         r = find_reference(s, env.id, ref)
-        r.connection_id = find_connection(s, actor, env.id, role, connection).id if connection else None
+        authz.require_owner(actor, role, r.owner_id, "connection reference")
+        conn = connection_to_use(s, actor, env.id, role, connection) if connection else None
+        check_rebinding(s, r, conn)
+        r.connection_id = conn.id if conn is not None else None
         record(s, actor=actor.label, action="connection_reference.bind", env_id=env.id,
                object_type="connection_reference", object_id=r.id, detail={"connection": r.connection_id})
         return reference_view(r)
@@ -84,8 +88,9 @@ def get_reference(core: Core, actor: Actor, env_id: str, ref: str) -> dict[str, 
 
 def delete_reference(core: Core, actor: Actor, env_id: str, ref: str) -> None:
     with core.db.transaction() as s:
-        env, _ = authz.require_env(s, actor, env_id, "connection_reference.create")
+        env, role = authz.require_env(s, actor, env_id, "connection_reference.create")
         r = find_reference(s, env.id, ref)
+        authz.require_owner(actor, role, r.owner_id, "connection reference")
         users = dependencies.cloud_flows_naming(s, env.id, "connection_reference", r.id)
         if users:
             raise Conflict("cloud flows use this connection reference", code="in_use",
@@ -146,6 +151,28 @@ def check_actions(s: Session, env_id: str, actions: Any) -> list[dict[str, Any]]
     return out
 
 
+def flows_using_reference(s: Session, r: ConnectionReference) -> list[CloudFlow]:
+    flows = s.scalars(select(CloudFlow).where(CloudFlow.env_id == r.env_id).order_by(CloudFlow.id)).all()
+    return [f for f in flows if any(a.get("connection_reference") == r.id for a in f.actions)]
+
+
+def check_rebinding(s: Session, r: ConnectionReference, conn: Connection | None) -> None:
+    """The owner of every cloud flow that uses the reference must be allowed to use its new connection."""
+    if conn is not None:
+        for flow in flows_using_reference(s, r):
+            authz.require_connection_use(s, flow.owner_id, conn)
+
+
+def check_bindings(s: Session, owner_id: str | None, actions: list[dict[str, Any]]) -> None:
+    """A cloud flow may use only connection references bound to connections its owner may use (403
+    ``connection_not_yours``); an unbound reference is checked when it is bound."""
+    for a in actions:
+        ref = s.get(ConnectionReference, a["connection_reference"])
+        conn = s.get(Connection, ref.connection_id) if ref is not None and ref.connection_id else None
+        if conn is not None:
+            authz.require_connection_use(s, owner_id, conn)
+
+
 def find_cloud_flow(s: Session, env_id: str, ref: str) -> CloudFlow:
     return lookup.find_in_env(s, CloudFlow, env_id, ref, "cloud flow", "cloud_flow_not_found")
 
@@ -158,8 +185,10 @@ def create_cloud_flow(core: Core, actor: Actor, env_id: str, name: str, trigger:
         env, _ = authz.require_env(s, actor, env_id, "cloud_flow.create")
         if s.scalar(select(CloudFlow.id).where(CloudFlow.env_id == env.id, CloudFlow.name == name)):
             raise Conflict(f"a cloud flow named {name!r} exists", code="duplicate_name")
-        f = CloudFlow(env_id=env.id, name=name, trigger=trig, actions=check_actions(s, env.id, actions),
-                      owner_id=actor.id, next_fire_at=first_fire(trig))
+        checked = check_actions(s, env.id, actions)
+        check_bindings(s, actor.id, checked)
+        f = CloudFlow(env_id=env.id, name=name, trigger=trig, actions=checked, owner_id=actor.id,
+                      next_fire_at=first_fire(trig))
         s.add(f)
         s.flush()
         record(s, actor=actor.label, action="cloud_flow.create", env_id=env.id, object_type="cloud_flow",
@@ -184,8 +213,9 @@ def get_cloud_flow(core: Core, actor: Actor, env_id: str, ref: str) -> dict[str,
 
 def delete_cloud_flow(core: Core, actor: Actor, env_id: str, ref: str) -> None:
     with core.db.transaction() as s:
-        env, _ = authz.require_env(s, actor, env_id, "cloud_flow.create")
+        env, role = authz.require_env(s, actor, env_id, "cloud_flow.create")
         f = find_cloud_flow(s, env.id, ref)
+        authz.require_owner(actor, role, f.owner_id, "cloud flow")
         record(s, actor=actor.label, action="cloud_flow.delete", env_id=env.id, object_type="cloud_flow",
                object_id=f.id, detail={"name": f.name})
         s.delete(f)
@@ -205,6 +235,7 @@ def _queue_actions(s: Session, f: CloudFlow, actor_label: str, created_by: str |
         if conn is None:
             raise RuleViolation(f"connection reference {ref.name!r} is not bound to a connection",
                                 code="connection_reference_unbound", connection_reference=ref.id)
+        authz.require_connection_use(s, f.owner_id, conn)
         run, cands = queue_run(s, actor_label, flow, conn, created_by,
                                check_timeout(a.get("timeout_seconds")), cloud_flow_id=f.id)
         runs.append(run_view(run))

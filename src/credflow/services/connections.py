@@ -59,6 +59,16 @@ def find_connection(s: Session, actor: Actor, env_id: str, role: EnvironmentRole
     return conn
 
 
+def connection_to_use(s: Session, actor: Actor, env_id: str, role: EnvironmentRole, ref: str) -> Connection:
+    """A connection the caller may run on or bind (its own; any, for system administrators), by id or name.
+    Another user's connection named by its id is 403 ``connection_not_yours``."""
+    conn = s.get(Connection, ref)
+    if conn is not None and conn.env_id == env_id:
+        authz.require_connection_use(s, actor.id, conn)
+        return conn
+    return find_connection(s, actor, env_id, role, ref)
+
+
 def _target(s: Session, env_id: str, target: Any) -> tuple[str | None, str | None]:
     if not isinstance(target, dict) or len(target) != 1 or not set(target) <= {"machine", "machine_group"}:
         raise RuleViolation('target is {"machine": id} or {"machine_group": id}', code="invalid_target")

@@ -10,7 +10,7 @@ from typing import Any
 
 from credflow.crypto.envelope import Keyring
 from credflow.persistence.barrier import Barrier
-from credflow.persistence.db import Database, make_engine, migrate
+from credflow.persistence.db import Database, make_engine, migrate, restrict_sqlite_files
 from credflow.settings import Settings
 from credflow.stores.base import SecretStore
 from credflow.stores.registry import StoreRegistry
@@ -67,8 +67,10 @@ def load_keyring(settings: Settings) -> Keyring:
 
 def build_core(settings: Settings) -> Core:
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # the database and key file live here
+    settings.data_dir.chmod(0o700)  # also when it already existed, made by someone else's umask
     engine = make_engine(settings.resolved_database_url())
     migrate(engine)
+    restrict_sqlite_files(engine)
     keyring = load_keyring(settings)
     return Core(settings=settings, db=Database(engine), keyring=keyring, barrier=Barrier(keyring),
                 registry=StoreRegistry.discover())

@@ -14,9 +14,17 @@ from sqlalchemy.orm import Session
 from credflow.audit.chain import record
 from credflow.domain.errors import Conflict, RuleViolation
 from credflow.domain.names import check_name
-from credflow.persistence.tables import Connection, Credential, utcnow
+from credflow.domain.roles import EnvironmentRole
+from credflow.persistence.tables import (
+    Connection,
+    Credential,
+    EnvironmentVariable,
+    SecretStore,
+    utcnow,
+)
 from credflow.services import authz, dependencies, views
 from credflow.services.core import Actor, Core
+from credflow.services.desktop_flows import find_desktop_flow
 from credflow.services.solutions import attach_to_solution
 from credflow.services.variables import find_variable
 
@@ -29,12 +37,22 @@ def _unique(s: Session, env_id: str, name: str, except_id: str | None = None) ->
         raise Conflict(f"a credential named {name!r} exists in this environment", code="duplicate_name")
 
 
+def require_binding(s: Session, actor: Actor, role: EnvironmentRole, password_variable: EnvironmentVariable
+                    ) -> None:
+    """Binding a secret variable into a credential needs the right to use its store: the same right creating the
+    variable needs. Seeing the variable (a share's read grant) is not enough."""
+    store = s.get(SecretStore, password_variable.store_id) if password_variable.store_id else None
+    if store is None:
+        raise RuleViolation("the password variable names no secret store", code="secret_unreadable")
+    authz.require_store_use(s, actor, store, role)
+
+
 def create_credential(core: Core, actor: Actor, env_id: str, name: str, description: str | None,
                       username_variable: str, password_variable: str, solution: str | None = None
                       ) -> dict[str, Any]:
     name = check_name(name, "credential")
     with core.db.transaction() as s:
-        env, _ = authz.require_env(s, actor, env_id, "credential.create")
+        env, role = authz.require_env(s, actor, env_id, "credential.create")
         user_var = find_variable(s, env.id, username_variable)
         pass_var = find_variable(s, env.id, password_variable)
         if user_var.type != "text":
@@ -43,6 +61,7 @@ def create_credential(core: Core, actor: Actor, env_id: str, name: str, descript
         if pass_var.type != "secret":
             raise RuleViolation("the password must be a secret environment variable", code="wrong_variable_type",
                                 variable=pass_var.schema_name)
+        require_binding(s, actor, role, pass_var)
         _unique(s, env.id, name)
         cred = Credential(env_id=env.id, name=name, description=description, username_variable_id=user_var.id,
                           password_variable_id=pass_var.id, owner_id=actor.id)
@@ -75,7 +94,7 @@ def get_credential(core: Core, actor: Actor, env_id: str, cred_id: str) -> dict[
 
 def update_credential(core: Core, actor: Actor, env_id: str, cred_id: str, changes: dict[str, Any]
                       ) -> dict[str, Any]:
-    unknown = sorted(set(changes) - {"name", "description", *IMMUTABLE})
+    unknown = sorted(set(changes) - {"name", "description", "allowed_desktop_flows", *IMMUTABLE})
     if unknown:
         raise RuleViolation(f"unknown field(s): {', '.join(unknown)}", code="unknown_field")
     named = [f for f in IMMUTABLE if f in changes]
@@ -91,10 +110,21 @@ def update_credential(core: Core, actor: Actor, env_id: str, cred_id: str, chang
             cred.name = name
         if "description" in changes:
             cred.description = changes["description"]
+        if "allowed_desktop_flows" in changes:
+            cred.allowed_desktop_flows = _allowed_flows(s, cred.env_id, changes["allowed_desktop_flows"])
         cred.updated_at = utcnow()
         record(s, actor=actor.label, action="credential.update", env_id=cred.env_id, object_type="credential",
                object_id=cred.id, detail={"fields": sorted(changes)})
         return views.credential(cred, role.value)
+
+
+def _allowed_flows(s: Session, env_id: str, refs: Any) -> list[str] | None:
+    """None (any flow), or the ids of the named desktop flows of the environment (by id or name)."""
+    if refs is None:
+        return None
+    if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
+        raise RuleViolation("allowed_desktop_flows is null or a list of desktop flow ids", code="invalid_request")
+    return sorted({find_desktop_flow(s, env_id, r).id for r in refs})
 
 
 def delete_credential(core: Core, actor: Actor, env_id: str, cred_id: str, force: bool = False) -> None:

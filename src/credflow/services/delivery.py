@@ -11,10 +11,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from credflow.domain.roles import credential_allows
-from credflow.persistence.tables import Connection, Credential, EnvironmentVariable, SecretStore
+from credflow.persistence.tables import Connection, Credential, DesktopFlow, EnvironmentVariable, Run, SecretStore
 from credflow.services import authz, secrets
-from credflow.services.core import Actor, Core
+from credflow.services.core import Core
 from credflow.stores.base import StoreError
 
 
@@ -46,20 +45,19 @@ def password_aad(conn_id: str) -> str:
     return f"connection:{conn_id}:password"
 
 
-def owner_may_use(s: Session, conn: Connection, cred: Credential) -> bool:
-    if cred.owner_id == conn.owner_id:
-        return True
-    owner = Actor(kind="user", id=conn.owner_id, org_id="")
-    role = authz.credential_role(s, owner, cred, authz.env_role(s, owner, conn.env_id))
-    return credential_allows(role, "use")
-
-
 def _password_variable(s: Session, cred: Credential) -> tuple[EnvironmentVariable, SecretStore]:
     var = s.get(EnvironmentVariable, cred.password_variable_id)
     store = s.get(SecretStore, var.store_id) if var is not None and var.store_id else None
     if var is None or store is None or not var.secret_name:
         raise Undeliverable("secret_unreadable", "the credential's secret variable names no readable secret")
     return var, store
+
+
+def _check_chain(s: Session, run: Run, conn: Connection, cred: Credential | None, flow: DesktopFlow,
+                 store: SecretStore | None) -> None:
+    broken = authz.use_chain_break(s, run, conn, cred, flow, store)
+    if broken is not None:
+        raise Undeliverable(*broken)
 
 
 def credential_version(core: Core, s: Session, cred: Credential) -> str:
@@ -71,22 +69,23 @@ def credential_version(core: Core, s: Session, cred: Credential) -> str:
         raise Undeliverable("secret_unreadable", f"the secret cannot be read ({exc.code})") from None
 
 
-def resolve(core: Core, s: Session, conn: Connection) -> Delivered:
-    """The values a run of ``conn`` receives now, or Undeliverable with the reason."""
+def resolve(core: Core, s: Session, run: Run, conn: Connection, flow: DesktopFlow) -> Delivered:
+    """The values ``run`` of ``conn`` receives now, or Undeliverable with the reason. The whole use chain is
+    checked first (``authz.use_chain_break``): nothing is opened for a run whose chain is broken."""
     if conn.status != "connected":
         raise Undeliverable(conn.status, f"the connection's status is {conn.status}")
     if conn.credential_id is None:
         if conn.sealed_username is None or conn.sealed_password is None:
             raise Undeliverable("credential_deleted", "the connection's credential was deleted")
+        _check_chain(s, run, conn, None, flow, None)
         return Delivered(core.barrier.open(s, conn.sealed_username, username_aad(conn.id)),
                          core.barrier.open(s, conn.sealed_password, password_aad(conn.id)), None, None)
     cred = s.get(Credential, conn.credential_id)
     if cred is None:
         raise Undeliverable("credential_deleted", "the connection's credential was deleted")
-    if not owner_may_use(s, conn, cred):
-        raise Undeliverable("access_revoked", "the connection's owner may no longer use the credential")
-    user_var = s.get(EnvironmentVariable, cred.username_variable_id)
     var, store = _password_variable(s, cred)
+    _check_chain(s, run, conn, cred, flow, store)
+    user_var = s.get(EnvironmentVariable, cred.username_variable_id)
     try:
         # The connection's version: rotation moves it (for a non-administrator's notice, only on their own).
         got = secrets.resolve(core, s, store, var.secret_name or "", var.secret_version or conn.secret_version)

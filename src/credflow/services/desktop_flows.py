@@ -22,7 +22,7 @@ MAX_ARG_LENGTH = 8192
 
 def desktop_flow_view(f: DesktopFlow) -> dict[str, Any]:
     return {"id": f.id, "name": f.name, "command": list(f.command), "environment": f.env_id,
-            "created_by": f.created_by, "created_at": ts(f.created_at)}
+            "created_by": f.created_by, "owner": f.owner_id, "created_at": ts(f.created_at)}
 
 
 def find_desktop_flow(s: Session, env_id: str, ref: str) -> DesktopFlow:
@@ -46,7 +46,7 @@ def create_desktop_flow(core: Core, actor: Actor, env_id: str, name: str, comman
         env, _ = authz.require_env(s, actor, env_id, "desktop_flow.create")
         if s.scalar(select(DesktopFlow.id).where(DesktopFlow.env_id == env.id, DesktopFlow.name == name)):
             raise Conflict(f"a desktop flow named {name!r} exists", code="duplicate_name")
-        f = DesktopFlow(env_id=env.id, name=name, command=command, created_by=actor.id)
+        f = DesktopFlow(env_id=env.id, name=name, command=command, created_by=actor.id, owner_id=actor.id)
         s.add(f)
         s.flush()
         record(s, actor=actor.label, action="desktop_flow.create", env_id=env.id, object_type="desktop_flow",
@@ -72,8 +72,9 @@ def get_desktop_flow(core: Core, actor: Actor, env_id: str, ref: str) -> dict[st
 def delete_desktop_flow(core: Core, actor: Actor, env_id: str, ref: str) -> None:
     """Refused while a cloud flow uses it or a run of it is queued or running; finished runs go with it."""
     with core.db.transaction() as s:
-        env, _ = authz.require_env(s, actor, env_id, "desktop_flow.create")
+        env, role = authz.require_env(s, actor, env_id, "desktop_flow.create")
         f = find_desktop_flow(s, env.id, ref)
+        authz.require_owner(actor, role, f.owner_id, "desktop flow")
         flows = dependencies.cloud_flows_naming(s, env.id, "desktop_flow", f.id)
         active = run_state.active_ids(s, Run.desktop_flow_id == f.id)
         if flows or active:

@@ -110,7 +110,7 @@ def _deliver(core: Core, s: Session, machine: Machine, run: Run) -> dict[str, An
         fail(run, "the connection or desktop flow is gone")
         return None
     try:
-        got = delivery.resolve(core, s, conn)
+        got = delivery.resolve(core, s, run, conn, flow)
     except delivery.Undeliverable as exc:
         fail(run, f"{exc.reason}: {exc.detail}; the credential was not delivered")
         record(s, actor=f"machine:{machine.id}", action="run.undeliverable", env_id=run.env_id,

@@ -14,8 +14,9 @@ from sqlalchemy.orm import Session
 
 from credflow.audit.chain import record
 from credflow.crypto.sealing import BadPublicKey, parse_public_key
-from credflow.domain.errors import Conflict, RuleViolation, Unauthenticated
+from credflow.domain.errors import Conflict, Forbidden, RuleViolation, Unauthenticated
 from credflow.domain.names import check_name
+from credflow.domain.roles import EnvironmentRole
 from credflow.persistence.tables import (
     Connection,
     Machine,
@@ -51,11 +52,11 @@ def groups_of(s: Session, machine_ids: list[str]) -> dict[str, list[str]]:
 def machine_view(core: Core, m: Machine, groups: list[str]) -> dict[str, Any]:
     return {"id": m.id, "name": m.name, "environment": m.env_id, "public_key": m.public_key,
             "status": "online" if is_online(core, m) else "offline", "last_seen": ts(m.last_seen),
-            "groups": groups, "created_at": ts(m.created_at)}
+            "groups": groups, "owner": m.owner_id, "created_at": ts(m.created_at)}
 
 
 def group_view(g: MachineGroup, members: list[str]) -> dict[str, Any]:
-    return {"id": g.id, "name": g.name, "environment": g.env_id, "machines": members,
+    return {"id": g.id, "name": g.name, "environment": g.env_id, "machines": members, "owner": g.owner_id,
             "created_at": ts(g.created_at)}
 
 
@@ -117,7 +118,7 @@ def register_machine(core: Core, registration_token: str, name: str, public_key:
             raise Unauthenticated("the registration token was already used", code="registration_token_used")
         token = new_token(authz.MACHINE_TOKEN_PREFIX.rstrip("_"))
         m = Machine(env_id=reg.env_id, name=name, public_key=public_key, token_hash=authz.token_hash(token),
-                    last_seen=now)
+                    last_seen=now, owner_id=reg.created_by)
         s.add(m)
         s.flush()
         record(s, actor=f"machine:{m.id}", action="machine.register", env_id=reg.env_id, object_type="machine",
@@ -157,8 +158,9 @@ def fail_runs_of_targets(s: Session, machine_id: str | None, group_id: str | Non
 
 def delete_machine(core: Core, actor: Actor, env_id: str, ref: str) -> None:
     with core.db.transaction() as s:
-        env, _ = authz.require_env(s, actor, env_id, "machine.delete")
+        env, role = authz.require_env(s, actor, env_id, "machine.read")
         m = find_machine(s, env.id, ref)
+        authz.require_owner(actor, role, m.owner_id, "machine")
         failed = fail_runs_of_targets(s, m.id, None, "machine_deleted")
         record(s, actor=actor.label, action="machine.delete", env_id=env.id, object_type="machine",
                object_id=m.id, detail={"name": m.name, "runs_failed": failed})
@@ -166,9 +168,18 @@ def delete_machine(core: Core, actor: Actor, env_id: str, ref: str) -> None:
 
 
 # --- machine groups ------------------------------------------------------------------------------------------
-def _set_members(s: Session, env_id: str, group: MachineGroup, machines: list[str]) -> list[str]:
-    ids = sorted({find_machine(s, env_id, ref).id for ref in machines})
+def _set_members(s: Session, actor: Actor, role: EnvironmentRole, group: MachineGroup, machines: list[str]
+                 ) -> list[str]:
+    """Set a group's members. A machine joins only by its owner or an administrator: a group's runs are sealed
+    to every member, so adding one's own machine to another's group would take the group's passwords."""
+    found = {m.id: m for m in (find_machine(s, group.env_id, ref) for ref in machines)}
+    ids = sorted(found)
     current = set(members(s, group.id))
+    foreign = sorted(m.name for mid, m in found.items() if mid not in current and not authz.owns(actor, role,
+                                                                                                 m.owner_id))
+    if foreign:
+        raise Forbidden(f"you may add only machines you own to a group: {', '.join(foreign)}",
+                        code="machine_not_yours", machines=foreign)
     for gone in current - set(ids):
         s.delete(s.get(MachineGroupMember, (group.id, gone)))
     for new in set(ids) - current:
@@ -186,12 +197,12 @@ def _unique_group(s: Session, env_id: str, name: str, except_id: str | None = No
 def create_group(core: Core, actor: Actor, env_id: str, name: str, machines: list[str]) -> dict[str, Any]:
     name = check_name(name, "machine group")
     with core.db.transaction() as s:
-        env, _ = authz.require_env(s, actor, env_id, "machine_group.write")
+        env, role = authz.require_env(s, actor, env_id, "machine_group.write")
         _unique_group(s, env.id, name)
-        g = MachineGroup(env_id=env.id, name=name)
+        g = MachineGroup(env_id=env.id, name=name, owner_id=actor.id)
         s.add(g)
         s.flush()
-        ids = _set_members(s, env.id, g, machines)
+        ids = _set_members(s, actor, role, g, machines)
         record(s, actor=actor.label, action="machine_group.create", env_id=env.id, object_type="machine_group",
                object_id=g.id, detail={"name": name, "machines": ids})
         return group_view(g, ids)
@@ -214,12 +225,13 @@ def get_group(core: Core, actor: Actor, env_id: str, ref: str) -> dict[str, Any]
 def update_group(core: Core, actor: Actor, env_id: str, ref: str, name: str | None,
                  machines: list[str] | None) -> dict[str, Any]:
     with core.db.transaction() as s:
-        env, _ = authz.require_env(s, actor, env_id, "machine_group.write")
+        env, role = authz.require_env(s, actor, env_id, "machine_group.write")
         g = find_group(s, env.id, ref)
+        authz.require_owner(actor, role, g.owner_id, "machine group")
         if name is not None:
             g.name = check_name(name, "machine group")
             _unique_group(s, env.id, g.name, except_id=g.id)
-        ids = _set_members(s, env.id, g, machines) if machines is not None else members(s, g.id)
+        ids = _set_members(s, actor, role, g, machines) if machines is not None else members(s, g.id)
         record(s, actor=actor.label, action="machine_group.update", env_id=env.id, object_type="machine_group",
                object_id=g.id, detail={"name": g.name, "machines": ids})
         return group_view(g, ids)
@@ -227,8 +239,9 @@ def update_group(core: Core, actor: Actor, env_id: str, ref: str, name: str | No
 
 def delete_group(core: Core, actor: Actor, env_id: str, ref: str) -> None:
     with core.db.transaction() as s:
-        env, _ = authz.require_env(s, actor, env_id, "machine_group.write")
+        env, role = authz.require_env(s, actor, env_id, "machine_group.write")
         g = find_group(s, env.id, ref)
+        authz.require_owner(actor, role, g.owner_id, "machine group")
         failed = fail_runs_of_targets(s, None, g.id, "machine_group_deleted")
         record(s, actor=actor.label, action="machine_group.delete", env_id=env.id, object_type="machine_group",
                object_id=g.id, detail={"name": g.name, "runs_failed": failed})

@@ -18,7 +18,6 @@ from sqlalchemy import func, select
 
 from credflow.audit.chain import record
 from credflow.domain.errors import Forbidden, NotFound, RuleViolation, Unauthenticated
-from credflow.domain.roles import EnvironmentRole
 from credflow.persistence.tables import EnvironmentRoleGrant, User
 from credflow.services import authz, lookup
 from credflow.services.core import Actor, Core
@@ -58,18 +57,18 @@ def fingerprint(password_hash: str | None) -> str:
 
 
 def set_password(core: Core, actor: Actor, user_id: str, password: str) -> dict[str, Any]:
-    """A system administrator sets a user's password. Set for someone else it is a first password the user must
-    change at the next sign-in; set for oneself it is the administrator's own choice."""
+    """Someone who may manage the user (``authz.may_manage_user``) sets its password. Set for someone else it is
+    a first password the user must change at the next sign-in; set for oneself it is one's own choice."""
     with core.db.transaction() as s:
         authz.require_user(actor)
-        admin = s.scalar(select(EnvironmentRoleGrant.env_id).where(
-            EnvironmentRoleGrant.user_id == actor.id,
-            EnvironmentRoleGrant.role == EnvironmentRole.SYSTEM_ADMINISTRATOR.value).limit(1))
-        if admin is None:
+        if not authz.administered_envs(s, actor.id) and not authz.is_organization_admin(s, actor.id):
             raise Forbidden("only system administrators set passwords for users")
         user = lookup.user_by_id_or_email(s, user_id)
-        if user is None or user.org_id != actor.org_id:
+        visible = authz.visible_user_ids(s, actor)
+        if user is None or user.org_id != actor.org_id or (visible is not None and user.id not in visible):
             raise NotFound(f"user {user_id!r} not found", code="user_not_found")
+        if user.id != actor.id:
+            authz.require_manage_user(s, actor, user)
         check_strength(password, user.email)
         user.password_hash = _hasher.hash(password)
         user.must_change_password = user.id != actor.id

@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 from credflow.audit.chain import record
 from credflow.domain.errors import Conflict, NotFound, RuleViolation
 from credflow.domain.roles import EnvironmentRole
-from credflow.persistence.tables import Connection, DesktopFlow, Machine, Run, utcnow
+from credflow.persistence.tables import Connection, Credential, DesktopFlow, Machine, Run, utcnow
 from credflow.services import authz
-from credflow.services.connections import find_connection
+from credflow.services.connections import connection_to_use
 from credflow.services.core import Actor, Core
 from credflow.services.desktop_flows import find_desktop_flow
 from credflow.services.machines import members
@@ -58,6 +58,12 @@ def check_timeout(timeout_seconds: int | None) -> int:
 
 def queue_run(s: Session, actor_label: str, flow: DesktopFlow, conn: Connection, created_by: str | None,
               timeout_seconds: int, cloud_flow_id: str | None = None) -> tuple[Run, list[str]]:
+    """Queue a run of ``flow`` on ``conn`` started by ``created_by``. The links of the use chain that can be
+    known now are checked now (the whole chain again at claim time)."""
+    authz.require_connection_use(s, created_by, conn)
+    cred = s.get(Credential, conn.credential_id) if conn.credential_id else None
+    if cred is not None:
+        authz.require_flow_allowed(cred, flow)
     if not conn.machine_id and not conn.machine_group_id:
         raise RuleViolation(f"connection {conn.name!r} has no machine or machine group any more",
                             code="connection_has_no_target")
@@ -83,7 +89,7 @@ def create_run(core: Core, actor: Actor, env_id: str, desktop_flow: str, connect
         env, role = authz.require_env(s, actor, env_id, "run.create")
         authz.require_env(s, actor, env.id, "desktop_flow.read")
         flow = find_desktop_flow(s, env.id, desktop_flow)
-        conn = find_connection(s, actor, env.id, role, connection)
+        conn = connection_to_use(s, actor, env.id, role, connection)
         run, machines = queue_run(s, actor.label, flow, conn, actor.id, timeout)
         view = run_view(run)
     signal_queued(core, machines)

@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session
 from credflow.audit.chain import record
 from credflow.domain.errors import Conflict, NotFound, RuleViolation
 from credflow.domain.references import normalize_vault_url
-from credflow.domain.roles import EnvironmentRole
 from credflow.persistence.tables import BuiltinSecret, SecretStore, StoreAccess
 from credflow.services import authz, lookup, views
 from credflow.services.core import Actor, Core
@@ -117,14 +116,6 @@ def set_access(core: Core, actor: Actor, env_id: str, store_id: str, principal: 
         record(s, actor=actor.label, action="secret_store.access", env_id=env.id, object_type="secret_store",
                object_id=store.id, detail={"principal": pid, "principal_type": ptype, "allowed": allowed})
         return {"store": store.id, "principal": pid, "principal_type": ptype, "allowed": allowed}
-
-
-def may_use_store(s: Session, actor: Actor, store: SecretStore, role: EnvironmentRole) -> bool:
-    if authz.is_env_admin(role):
-        return True
-    rows = s.scalars(select(StoreAccess.allowed).where(
-        StoreAccess.store_id == store.id, StoreAccess.principal_id.in_(authz.principal_ids(s, actor)))).all()
-    return any(rows)
 
 
 # --- opening a store for reading -------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from credflow.audit.chain import record
 from credflow.domain.errors import Forbidden, Malformed, NotFound, RuleViolation
-from credflow.domain.roles import GRANTABLE, CredentialRole, credential_allows
+from credflow.domain.roles import GRANTABLE, CredentialRole
 from credflow.persistence.tables import (
     Connection,
     Credential,
@@ -148,18 +148,6 @@ def unshare(core: Core, actor: Actor, env_id: str, cred_id: str, principal: str)
                object_id=cred.id, detail={**detail, "connections_changed": revoked})
 
 
-def may_use(s: Session, user_id: str, cred: Credential) -> bool:
-    """Whether a user may use the credential now: a role in its environment and a role on it that allows use."""
-    env = s.get(Environment, cred.env_id)
-    if env is None:
-        return False
-    who = Actor(kind="user", id=user_id, org_id=env.org_id)
-    env_role = authz.env_role(s, who, env.id)
-    if env_role is None:
-        return False
-    return credential_allows(authz.credential_role(s, who, cred, env_role), "use")
-
-
 def refresh_access(s: Session, credential_id: str) -> list[str]:
     """Recompute ``access_revoked`` / ``connected`` for every connection of a credential, in the caller's
     transaction. Returns the ids of the connections whose status changed."""
@@ -173,7 +161,7 @@ def refresh_access(s: Session, credential_id: str) -> list[str]:
         if conn.status in _KEEP:
             continue
         if conn.owner_id not in allowed:
-            allowed[conn.owner_id] = may_use(s, conn.owner_id, cred)
+            allowed[conn.owner_id] = authz.may_use_credential(s, conn.owner_id, cred)
         if not allowed[conn.owner_id] and conn.status != ACCESS_REVOKED:
             conn.status = ACCESS_REVOKED
         elif allowed[conn.owner_id] and conn.status == ACCESS_REVOKED:

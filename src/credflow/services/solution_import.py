@@ -6,7 +6,10 @@ missing component and the solution that provides it), and every component in the
 ``COMPONENT_TYPES``. Any error rolls everything back; a dry run does all of it and then rolls back on purpose.
 
 An import never overwrites what belongs to the target environment: an existing variable keeps its value or
-secret reference, and a connection reference its connection, unless the deployment settings name them.
+secret reference, and a connection reference its connection, unless the deployment settings name them. It
+updates an existing component only where the importer owns it or administers the environment (a credential:
+where the importer may edit it); otherwise 409 ``not_owner`` names every such component and nothing changes.
+Everything it creates belongs to the importer, and binds only what the importer may use.
 """
 
 from __future__ import annotations
@@ -31,10 +34,11 @@ from credflow.persistence.tables import (
     utcnow,
 )
 from credflow.services import authz, cloud_flows
-from credflow.services.connections import find_connection
+from credflow.services.connections import connection_to_use
 from credflow.services.core import Actor, Core
+from credflow.services.credentials import require_binding
 from credflow.services.desktop_flows import check_desktop_flow
-from credflow.services.solutions import ACTION_KEYS, Row, by_name
+from credflow.services.solutions import ACTION_KEYS, Row, by_name, name_of
 from credflow.services.variables import set_reference, set_text
 from credflow.solutions import manifest as m
 from credflow.solutions.package import Package, unpack
@@ -109,6 +113,7 @@ class _Import:
         self.env, self.role = authz.require_env(s, actor, env_id, "solution.write")
         self.info = package.manifest.solution
         self.changed_variables: list[EnvironmentVariable] = []
+        self.not_owned: list[dict[str, str]] = []
         self.handlers: dict[str, Callable[[Any], tuple[str, Row]]] = {
             "environment_variable": self._environment_variable, "credential": self._credential,
             "desktop_flow": self._desktop_flow, "connection_reference": self._connection_reference,
@@ -135,6 +140,10 @@ class _Import:
                 raise
             report[outcome].append({"type": entry.type, "name": entry.name, "id": row.id})
             rows.append((entry.type, row))
+        if self.not_owned:
+            raise Conflict(f"{len(self.not_owned)} component(s) of this solution exist here and belong to someone "
+                           "else; their owner or a system administrator may import it", code="not_owner",
+                           components=self.not_owned)
         previous = existing.version if existing is not None else None
         sol = self._solution(existing, rows)
         record(self.s, actor=self.actor.label, action="solution.import", env_id=self.env.id,
@@ -161,7 +170,7 @@ class _Import:
                            code="missing_dependencies", missing=missing)
 
     def _solution(self, existing: Solution | None, rows: list[tuple[str, Row]]) -> Solution:
-        sol = existing or Solution(env_id=self.env.id, unique_name=self.info.unique_name)
+        sol = existing or Solution(env_id=self.env.id, unique_name=self.info.unique_name, owner_id=self.actor.id)
         sol.display_name, sol.version, sol.publisher = self.info.display_name, self.info.version, self.info.publisher
         self.s.add(sol)
         self.s.flush()
@@ -170,6 +179,16 @@ class _Import:
             self.s.add(SolutionComponent(solution_id=sol.id, component_type=type_, component_id=row.id))
         self.s.flush()
         return sol
+
+    def _may_update(self, type_: str, row: Row) -> bool:
+        """Whether the importer may update ``row``; if not, it is named in the 409 ``not_owner`` at the end."""
+        if isinstance(row, Credential):
+            allowed = credential_allows(authz.credential_role(self.s, self.actor, row, self.role), "edit")
+        else:
+            allowed = authz.owns(self.actor, self.role, row.owner_id)
+        if not allowed:
+            self.not_owned.append({"type": type_, "name": name_of(row), "id": row.id})
+        return allowed
 
     def _audit(self, action: str, type_: str, row: Row, **detail: Any) -> None:
         record(self.s, actor=self.actor.label, action=action, env_id=self.env.id, object_type=type_,
@@ -187,7 +206,7 @@ class _Import:
         var = by_name(self.s, self.env.id, "environment_variable", doc.schema_name)
         if var is None:
             var = EnvironmentVariable(env_id=self.env.id, schema_name=doc.schema_name, display_name=doc.display_name,
-                                      type=doc.type, created_by=self.actor.id)
+                                      type=doc.type, created_by=self.actor.id, owner_id=self.actor.id)
             self._set(var, doc, setting)
             self.s.add(var)
             self.s.flush()
@@ -206,7 +225,7 @@ class _Import:
                 fields.append("value" if var.type == "text" else "secret_reference")
                 if var.type == "secret":
                     self.changed_variables.append(var)
-        if not fields:
+        if not fields or not self._may_update("environment_variable", var):
             return "unchanged", var
         var.updated_at = utcnow()
         self._audit("variable.update", "environment_variable", var, fields=fields)
@@ -230,6 +249,7 @@ class _Import:
                                 code="wrong_variable_type")
         cred = by_name(self.s, self.env.id, "credential", doc.name)
         if cred is None:
+            require_binding(self.s, self.actor, self.role, password)
             cred = Credential(env_id=self.env.id, name=doc.name, description=doc.description,
                               username_variable_id=user.id, password_variable_id=password.id, owner_id=self.actor.id)
             self.s.add(cred)
@@ -244,7 +264,7 @@ class _Import:
         if (cred.username_variable_id, cred.password_variable_id) != (user.id, password.id):
             raise RuleViolation("the credential exists here with other environment variables, and the variables "
                                 "of a credential cannot be changed", code="credential_variables_immutable")
-        if cred.description == doc.description:
+        if cred.description == doc.description or not self._may_update("credential", cred):
             return "unchanged", cred
         cred.description, cred.updated_at = doc.description, utcnow()
         self._audit("credential.update", "credential", cred, fields=["description"])
@@ -254,13 +274,14 @@ class _Import:
         _, command = check_desktop_flow(doc.name, doc.command)
         flow = by_name(self.s, self.env.id, "desktop_flow", doc.name)
         if flow is None:
-            flow = DesktopFlow(env_id=self.env.id, name=doc.name, command=command, created_by=self.actor.id)
+            flow = DesktopFlow(env_id=self.env.id, name=doc.name, command=command, created_by=self.actor.id,
+                               owner_id=self.actor.id)
             self.s.add(flow)
             self.s.flush()
             self._audit("desktop_flow.create", "desktop_flow", flow, name=flow.name)
             return "created", flow
         assert isinstance(flow, DesktopFlow)
-        if list(flow.command) == command:
+        if list(flow.command) == command or not self._may_update("desktop_flow", flow):
             return "unchanged", flow
         flow.command = command
         self._audit("desktop_flow.update", "desktop_flow", flow, fields=["command"])
@@ -268,18 +289,20 @@ class _Import:
 
     def _connection_reference(self, doc: m.ConnectionReferenceDoc) -> tuple[str, Row]:
         ref = self.deploy.connection_references.get(doc.name)
-        conn = find_connection(self.s, self.actor, self.env.id, self.role, ref) if ref else None
+        conn = connection_to_use(self.s, self.actor, self.env.id, self.role, ref) if ref else None
         row = by_name(self.s, self.env.id, "connection_reference", doc.name)
         if row is None:
-            row = ConnectionReference(env_id=self.env.id, name=doc.name, connection_id=conn.id if conn else None)
+            row = ConnectionReference(env_id=self.env.id, name=doc.name, connection_id=conn.id if conn else None,
+                                      owner_id=self.actor.id)
             self.s.add(row)
             self.s.flush()
             self._audit("connection_reference.create", "connection_reference", row, name=row.name,
                         connection=row.connection_id)
             return "created", row
         assert isinstance(row, ConnectionReference)
-        if conn is None or row.connection_id == conn.id:
+        if conn is None or row.connection_id == conn.id or not self._may_update("connection_reference", row):
             return "unchanged", row
+        cloud_flows.check_rebinding(self.s, row, conn)
         row.connection_id = conn.id
         self._audit("connection_reference.update", "connection_reference", row, connection=conn.id)
         return "updated", row
@@ -292,6 +315,7 @@ class _Import:
         next_fire = cloud_flows.first_fire(trigger)
         flow = by_name(self.s, self.env.id, "cloud_flow", doc.name)
         if flow is None:
+            cloud_flows.check_bindings(self.s, self.actor.id, actions)
             flow = CloudFlow(env_id=self.env.id, name=doc.name, trigger=trigger, actions=actions,
                              owner_id=self.actor.id, next_fire_at=next_fire)
             self.s.add(flow)
@@ -299,8 +323,9 @@ class _Import:
             self._audit("cloud_flow.create", "cloud_flow", flow, name=flow.name)
             return "created", flow
         assert isinstance(flow, CloudFlow)
-        if flow.trigger == trigger and flow.actions == actions:
+        if (flow.trigger == trigger and flow.actions == actions) or not self._may_update("cloud_flow", flow):
             return "unchanged", flow
+        cloud_flows.check_bindings(self.s, flow.owner_id, actions)
         flow.trigger, flow.actions, flow.next_fire_at = trigger, actions, next_fire
         self._audit("cloud_flow.update", "cloud_flow", flow, fields=["trigger", "actions"])
         return "updated", flow

@@ -111,7 +111,7 @@ def _providers(s: Session, type_: str, component_id: str, except_solution: str) 
 
 def _view(s: Session, sol: Solution) -> dict[str, Any]:
     return {"id": sol.id, "unique_name": sol.unique_name, "display_name": sol.display_name,
-            "version": sol.version, "publisher": sol.publisher, "environment": sol.env_id,
+            "version": sol.version, "publisher": sol.publisher, "environment": sol.env_id, "owner": sol.owner_id,
             "created_at": views.ts(sol.created_at),
             "components": [{"type": t, "id": r.id, "name": name_of(r)} for t, r in members(s, sol)]}
 
@@ -130,7 +130,7 @@ def create_solution(core: Core, actor: Actor, env_id: str, unique_name: str, dis
         if s.scalar(select(Solution.id).where(Solution.env_id == env.id, Solution.unique_name == unique_name)):
             raise Conflict(f"a solution {unique_name!r} exists in this environment", code="duplicate_name")
         sol = Solution(env_id=env.id, unique_name=info.unique_name, display_name=info.display_name,
-                       version=info.version, publisher=info.publisher)
+                       version=info.version, publisher=info.publisher, owner_id=actor.id)
         s.add(sol)
         s.flush()
         record(s, actor=actor.label, action="solution.create", env_id=env.id, object_type="solution",
@@ -154,8 +154,9 @@ def get_solution(core: Core, actor: Actor, env_id: str, ref: str) -> dict[str, A
 def update_solution(core: Core, actor: Actor, env_id: str, ref: str, changes: dict[str, Any]) -> dict[str, Any]:
     """Rename or re-version a solution: a higher version is what lets an import update it elsewhere."""
     with core.db.transaction() as s:
-        env, _ = authz.require_env(s, actor, env_id, "solution.write")
+        env, role = authz.require_env(s, actor, env_id, "solution.write")
         sol = find_solution(s, env.id, ref)
+        authz.require_owner(actor, role, sol.owner_id, "solution")
         fields = {k: v for k, v in changes.items() if k in ("display_name", "version", "publisher")}
         current = {"unique_name": sol.unique_name, "display_name": sol.display_name, "version": sol.version,
                    "publisher": sol.publisher}
@@ -181,6 +182,7 @@ def add_component(core: Core, actor: Actor, env_id: str, solution: str, type_: s
     with core.db.transaction() as s:
         env, role = authz.require_env(s, actor, env_id, "solution.write")
         sol = find_solution(s, env.id, solution)
+        authz.require_owner(actor, role, sol.owner_id, "solution")
         row = find_component(s, env.id, type_, ref)
         if row is None or not _may_see(s, actor, role, row):
             raise NotFound(f"{type_} {ref!r} not found", code="component_not_found")

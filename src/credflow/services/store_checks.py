@@ -8,7 +8,7 @@ from credflow.domain.errors import DomainError
 from credflow.persistence.tables import Organization, SecretStore
 from credflow.services import authz
 from credflow.services.core import Actor, Core
-from credflow.services.secret_stores import find_store, may_use_store, open_store
+from credflow.services.secret_stores import find_store, open_store
 from credflow.stores.base import CheckResult, StoreError
 
 NOT_APPLICABLE = "does not apply to a {kind} store"
@@ -50,7 +50,7 @@ def check_store(core: Core, actor: Actor, env_id: str, store_ref: str) -> dict[s
     with core.db.read() as s:
         env, role = authz.require_env(s, actor, env_id, "secret_store.read")
         store = find_store(s, env.id, store_ref)
-        may_use = may_use_store(s, actor, store, role)
+        may_use = authz.may_use_store(s, actor.id, store, role)
         results = [
             *_vault_checks(core, s, store),
             CheckResult("caller_may_use", may_use,

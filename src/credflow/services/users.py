@@ -27,7 +27,8 @@ def bootstrap(core: Core, token: str | None) -> str | None:
         s.add(org)
         s.flush()
         env = Environment(org_id=org.id, name="default")
-        admin = User(org_id=org.id, name="admin", email="admin@localhost", token_hash=authz.token_hash(made))
+        admin = User(org_id=org.id, name="admin", email="admin@localhost", token_hash=authz.token_hash(made),
+                     organization_admin=True)
         s.add_all([env, admin])
         s.flush()
         s.add(EnvironmentRoleGrant(user_id=admin.id, env_id=env.id, role=EnvironmentRole.SYSTEM_ADMINISTRATOR))
@@ -36,27 +37,34 @@ def bootstrap(core: Core, token: str | None) -> str | None:
         return None if token else made
 
 
-def _roles(s: Session, user_id: str) -> dict[str, str]:
-    rows = s.execute(select(EnvironmentRoleGrant.env_id, EnvironmentRoleGrant.role)
-                     .where(EnvironmentRoleGrant.user_id == user_id)).all()
-    return {env: role for env, role in rows}
+def _env_of_org(s: Session, actor: Actor, ref: str) -> Environment:
+    """An environment of the caller's organization by id or name, for an organization administrator (who may
+    hold no role in it)."""
+    env = s.get(Environment, ref)
+    if env is None or env.org_id != actor.org_id:
+        env = s.scalar(select(Environment).where(Environment.org_id == actor.org_id, Environment.name == ref))
+    if env is None:
+        raise NotFound(f"environment {ref!r} not found", code="environment_not_found")
+    return env
 
 
-def _admin_envs(s: Session, actor: Actor) -> set[str]:
-    return {e for e, r in _roles(s, actor.id).items() if r == EnvironmentRole.SYSTEM_ADMINISTRATOR}
-
-
-def create_user(core: Core, actor: Actor, name: str, email: str, environment_roles: dict[str, str]
-                ) -> dict[str, Any]:
+def create_user(core: Core, actor: Actor, name: str, email: str, environment_roles: dict[str, str],
+                organization_admin: bool = False) -> dict[str, Any]:
+    """Organization administrators create users in any environment (and other organization administrators);
+    a system administrator creates users only in environments it administers."""
     with core.db.transaction() as s:
         authz.require_user(actor)
-        admin_of = _admin_envs(s, actor)
-        if not admin_of:
+        org_admin = authz.is_organization_admin(s, actor.id)
+        admin_of = authz.administered_envs(s, actor.id)
+        if not org_admin and not admin_of:
             raise Forbidden("only system administrators create users")
+        if organization_admin and not org_admin:
+            raise Forbidden("only organization administrators make organization administrators",
+                            code="not_organization_admin")
         resolved: dict[str, str] = {}
         for env_ref, role in environment_roles.items():
-            env, _ = authz.environment(s, actor, env_ref)
-            if env.id not in admin_of:
+            env = _env_of_org(s, actor, env_ref) if org_admin else authz.environment(s, actor, env_ref)[0]
+            if not org_admin and env.id not in admin_of:
                 raise Forbidden(f"you are not a system administrator of environment {env_ref!r}")
             try:
                 resolved[env.id] = EnvironmentRole(role).value
@@ -66,7 +74,8 @@ def create_user(core: Core, actor: Actor, name: str, email: str, environment_rol
         if s.scalar(select(User.id).where(func.lower(User.email) == email.lower())):
             raise Conflict(f"a user with email {email!r} exists", code="duplicate_email")
         token = new_token("cfu")
-        user = User(org_id=actor.org_id, name=name, email=email, token_hash=authz.token_hash(token))
+        user = User(org_id=actor.org_id, name=name, email=email, token_hash=authz.token_hash(token),
+                    organization_admin=organization_admin)
         s.add(user)
         try:
             s.flush()
@@ -75,24 +84,39 @@ def create_user(core: Core, actor: Actor, name: str, email: str, environment_rol
         for env_id, role in resolved.items():
             s.add(EnvironmentRoleGrant(user_id=user.id, env_id=env_id, role=role))
         record(s, actor=actor.label, action="user.create", object_type="user", object_id=user.id,
-               detail={"email": email, "roles": resolved})
+               detail={"email": email, "roles": resolved, "organization_admin": organization_admin})
         return {**views.user(user, resolved), "token": token}
 
 
+def _shown_roles(s: Session, actor: Actor, visible: set[str] | None, user: User) -> dict[str, str]:
+    """A user's roles as the caller may see them: all of them for an organization administrator (or oneself),
+    else only those in environments the caller has a role in."""
+    roles = authz.roles_of(s, user.id)
+    if visible is None or user.id == actor.id:
+        return roles
+    mine = authz.roles_of(s, actor.id)
+    return {env: role for env, role in roles.items() if env in mine}
+
+
 def list_users(core: Core, actor: Actor) -> list[dict[str, Any]]:
+    """Organization administrators see every user; others the users who share an environment with them."""
     with core.db.read() as s:
         authz.require_user(actor)
-        users = s.scalars(select(User).where(User.org_id == actor.org_id).order_by(User.id)).all()
-        return [views.user(u, _roles(s, u.id)) for u in users]
+        visible = authz.visible_user_ids(s, actor)
+        q = select(User).where(User.org_id == actor.org_id)
+        if visible is not None:
+            q = q.where(User.id.in_(visible))
+        return [views.user(u, _shown_roles(s, actor, visible, u)) for u in s.scalars(q.order_by(User.id)).all()]
 
 
 def get_user(core: Core, actor: Actor, user_id: str) -> dict[str, Any]:
     with core.db.read() as s:
         authz.require_user(actor)
         u = s.get(User, user_id)
-        if u is None or u.org_id != actor.org_id:
+        visible = authz.visible_user_ids(s, actor)
+        if u is None or u.org_id != actor.org_id or (visible is not None and u.id not in visible):
             raise NotFound(f"user {user_id!r} not found", code="user_not_found")
-        return views.user(u, _roles(s, u.id))
+        return views.user(u, _shown_roles(s, actor, visible, u))
 
 
 def me(core: Core, actor: Actor) -> dict[str, Any]:
@@ -104,7 +128,7 @@ def me(core: Core, actor: Actor) -> dict[str, Any]:
 def create_environment(core: Core, actor: Actor, name: str) -> dict[str, Any]:
     with core.db.transaction() as s:
         authz.require_user(actor)
-        if not _admin_envs(s, actor):
+        if not authz.administered_envs(s, actor.id) and not authz.is_organization_admin(s, actor.id):
             raise Forbidden("only system administrators create environments")
         if s.scalar(select(Environment.id).where(Environment.org_id == actor.org_id, Environment.name == name)):
             raise Conflict(f"an environment named {name!r} exists", code="duplicate_name")

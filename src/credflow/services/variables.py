@@ -15,7 +15,7 @@ from credflow.domain.roles import EnvironmentRole
 from credflow.persistence.tables import EnvironmentVariable, SecretStore, utcnow
 from credflow.services import authz, dependencies, lookup, secrets, views
 from credflow.services.core import Actor, Core
-from credflow.services.secret_stores import find_store, may_use_store
+from credflow.services.secret_stores import find_store
 from credflow.services.solutions import attach_to_solution
 from credflow.stores.base import StoreError
 
@@ -39,9 +39,7 @@ def _store_for(s: Session, env_id: str, ref: SecretReference) -> SecretStore:
 
 def _check_readable(core: Core, s: Session, actor: Actor, role: EnvironmentRole, store: SecretStore,
                     ref: SecretReference) -> None:
-    if not may_use_store(s, actor, store, role):
-        raise Forbidden(f"you may not reference secrets of store {store.name!r}; ask a system administrator "
-                        "to allow you", code="store_access_denied")
+    authz.require_store_use(s, actor, store, role)
     try:
         secrets.fetch(core, s, store, ref.name, ref.version)
     except StoreError as exc:
@@ -73,7 +71,7 @@ def create_variable(core: Core, actor: Actor, env_id: str, schema_name: str, dis
                                                          EnvironmentVariable.schema_name == schema_name)):
             raise Conflict(f"an environment variable {schema_name!r} exists", code="duplicate_name")
         var = EnvironmentVariable(env_id=env.id, schema_name=schema_name, display_name=display_name or schema_name,
-                                  type=type_, created_by=actor.id)
+                                  type=type_, created_by=actor.id, owner_id=actor.id)
         if type_ == "text":
             if secret_reference is not None:
                 raise RuleViolation("a text variable carries value, not secret_reference", code="wrong_fields")
@@ -126,6 +124,7 @@ def update_variable(core: Core, actor: Actor, env_id: str, ref: str, changes: di
         var, role = authz.variable(s, actor, env_id, ref)
         if not authz.env_allows(role, "variable.update"):
             raise Forbidden("only makers and administrators edit environment variables")
+        authz.require_owner(actor, role, var.owner_id, "environment variable")
         if "display_name" in changes:
             if not changes["display_name"]:
                 raise RuleViolation("display_name may not be empty", code="empty_name")
@@ -151,6 +150,7 @@ def delete_variable(core: Core, actor: Actor, env_id: str, ref: str) -> None:
         var, role = authz.variable(s, actor, env_id, ref)
         if not authz.env_allows(role, "variable.delete"):
             raise Forbidden("only makers and administrators delete environment variables")
+        authz.require_owner(actor, role, var.owner_id, "environment variable")
         deps = dependencies.of_variable(s, var)
         if deps["credentials"]:
             raise Conflict("credentials use this environment variable", code="in_use", dependents=deps)

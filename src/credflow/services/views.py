@@ -18,7 +18,7 @@ def environment(env: t.Environment) -> dict[str, Any]:
 
 def user(u: t.User, roles: dict[str, str]) -> dict[str, Any]:
     return {"id": u.id, "name": u.name, "email": u.email, "environment_roles": roles,
-            "created_at": ts(u.created_at)}
+            "organization_admin": bool(u.organization_admin), "created_at": ts(u.created_at)}
 
 
 def secret_store(s: t.SecretStore) -> dict[str, Any]:
@@ -32,7 +32,8 @@ def secret_store(s: t.SecretStore) -> dict[str, Any]:
 
 def variable(v: t.EnvironmentVariable, store_name: str | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"id": v.id, "schema_name": v.schema_name, "display_name": v.display_name,
-                           "type": v.type, "environment": v.env_id, "created_at": ts(v.created_at),
+                           "type": v.type, "environment": v.env_id, "owner": v.owner_id,
+                           "created_at": ts(v.created_at),
                            "updated_at": ts(v.updated_at)}
     if v.type == "text":
         out["value"] = v.value
@@ -46,4 +47,5 @@ def credential(c: t.Credential, my_role: str | None) -> dict[str, Any]:
     return {"id": c.id, "name": c.name, "description": c.description,
             "username_variable": c.username_variable_id, "password_variable": c.password_variable_id,
             "owner": c.owner_id, "my_role": my_role, "status": c.status, "environment": c.env_id,
+            "allowed_desktop_flows": c.allowed_desktop_flows,
             "created_at": ts(c.created_at), "updated_at": ts(c.updated_at)}

@@ -14,7 +14,8 @@ router = APIRouter(tags=["users and environments"])
 
 @router.post("/users", status_code=201)
 def create_user(body: UserCreate, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
-    return users.create_user(core, actor, body.name, body.email, body.environment_roles)
+    return users.create_user(core, actor, body.name, body.email, body.environment_roles,
+                             body.organization_admin)
 
 
 @router.get("/users")
