@@ -105,5 +105,5 @@ def test_a_basic_user_runs_desktop_flows_on_their_own_connection(
     started = queue(bob, flow["name"], conn["id"])
     assert started["status"] == "queued"
     admins = connection(admin, "admin's", {"machine": machine.id}, credential=cid)
-    problem(bob.post(bob.e("/runs"), {"desktop_flow": flow["id"], "connection": admins["id"]}), 404,
-            "connection_not_found")
+    problem(bob.post(bob.e("/runs"), {"desktop_flow": flow["id"], "connection": admins["id"]}), 403,
+            "connection_not_yours")

@@ -82,7 +82,7 @@ def test_user_tokens_do_not_reach_machine_endpoints(admin: Api) -> None:
 
 
 def test_a_deleted_machine_token_stops_working(admin: Api, machine: Machine) -> None:
-    problem(admin.user("mia").delete(admin.e(f"/machines/{machine.id}")), 403, "forbidden")
+    problem(admin.user("mia").delete(admin.e(f"/machines/{machine.id}")), 403, "not_owner")
     assert admin.delete(admin.e(f"/machines/{machine.id}")).status_code == 204
     problem(machine.api.post("/machines/me/heartbeat"), 401, "unauthenticated")
     assert _machines(admin) == []

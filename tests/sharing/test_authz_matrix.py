@@ -44,7 +44,8 @@ EXPECTED: dict[str, list[Any]] = {
     "removed_team_member": _NO_SHARE,
     "system_administrator_no_share": _SYSADMIN,
     "system_administrator_with_user_share": _SYSADMIN,
-    "environment_maker_no_share": [404, HIDDEN, 404, 404, 200, 404, 404, 404, 404, 404, 404, 404, 201, 201, 403,
+    # Seeing a secret variable is not the right to bind it: without access to its store, no credential on it.
+    "environment_maker_no_share": [404, HIDDEN, 404, 404, 200, 404, 404, 404, 404, 404, 404, 404, 403, 201, 403,
                                    200, 403, 403],
     "basic_user_no_share": _NO_SHARE,
     "user_of_another_environment": [404] * len(ACTIONS),
@@ -109,6 +110,8 @@ def _build(http: TestClient, core: Any) -> World:
     admin.text_var("robot_user", "robot@corp.example")
     admin.secret_var("robot_pass", "vault", "robot-password")
     owner = admin.user("owner", "environment_maker")
+    # The owner may use the store, so may bind its secret into credentials; the other maker may not.
+    admin.ok(admin.post(admin.e("/secret-stores/vault/access"), {"principal": owner.info["id"], "allowed": True}))
     u = {name: admin.user(name, "basic_user") for name in
          ("co_owner", "user", "user_share", "teammate", "ex_member", "basic", "target", "target_user", "target_co")}
     weak_admin = admin.user("weak_admin", "system_administrator")

@@ -74,6 +74,7 @@ def test_a_user_share_may_grant_only_user_or_user_share(admin: Api, cred_setup: 
 
 def test_the_creator_is_the_owner_and_keeps_that_role(admin: Api, cred_setup: dict[str, Any]) -> None:
     maker = admin.user("maker")
+    admin.ok(admin.post(admin.e("/secret-stores/vault/access"), {"principal": maker.info["id"], "allowed": True}))
     cred = maker.credential("Mine", "robot_user", "robot_pass")
     assert cred["my_role"] == "owner" and cred["owner"] == maker.info["id"]
     shares = maker.ok(maker.get(maker.e(f"/credentials/{cred['id']}/shares")))

@@ -79,7 +79,11 @@ def test_unknown_component_types_and_components_are_refused(admin: Api, cred_set
 def test_solutions_are_for_makers_and_administrators(admin: Api, cred_setup: dict[str, Any]) -> None:
     admin.ok(admin.post(admin.e("/solutions"), {"unique_name": "S", "display_name": "S", "version": "1.0"}), 201)
     maker = admin.user("mia", "environment_maker")
-    maker.ok(maker.post(maker.e("/solutions/S/components"), {"type": "environment_variable", "id": "robot_user"}))
+    problem(maker.post(maker.e("/solutions/S/components"), {"type": "environment_variable", "id": "robot_user"}),
+            403, "not_owner")  # the administrator's solution
+    maker.ok(maker.post(maker.e("/solutions"), {"unique_name": "M", "display_name": "M", "version": "1.0"}), 201)
+    maker.ok(maker.post(maker.e("/solutions/M/components"), {"type": "environment_variable", "id": "robot_user"}))
+    assert maker.get(maker.e("/solutions/M/export")).status_code == 200
     assert maker.get(maker.e("/solutions/S/export")).status_code == 200
     basic = admin.user("bob", "basic_user")
     problem(basic.get(basic.e("/solutions")), 403, "forbidden")

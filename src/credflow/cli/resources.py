@@ -42,12 +42,15 @@ def login(server: str = typer.Option(..., help="credflow server URL."),
 @user_app.command("create")
 def user_create(name: str, email: str,
                 role: list[str] = typer.Option([], help="ENV=ROLE, e.g. default=environment_maker (repeatable)."),
+                organization_admin: bool = typer.Option(False, help="Make the user an organization administrator "
+                                                                    "(organization administrators only)."),
                 as_json: bool = JsonOpt) -> None:
     """Create a user; the token is shown only now."""
     roles = dict(r.split("=", 1) for r in role)
     with calling() as c:
-        show(c.post("/users", {"name": name, "email": email, "environment_roles": roles}), as_json,
-             ["id", "name", "email", "environment_roles", "token"])
+        show(c.post("/users", {"name": name, "email": email, "environment_roles": roles,
+                               "organization_admin": organization_admin}), as_json,
+             ["id", "name", "email", "environment_roles", "organization_admin", "token"])
 
 
 @user_app.command("list")
@@ -220,12 +223,21 @@ def cred_show(name: str, env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -
 
 @cred_app.command("update")
 def cred_update(name: str, new_name: Optional[str] = typer.Option(None, "--name"),
-                description: Optional[str] = None, env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
-    body = {k: v for k, v in (("name", new_name), ("description", description)) if v is not None}
+                description: Optional[str] = None,
+                allow_flow: list[str] = typer.Option([], help="Only these desktop flows may run with it "
+                                                              "(repeatable)."),
+                any_flow: bool = typer.Option(False, help="Any desktop flow may run with it again."),
+                env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
+    body: dict[str, object] = {k: v for k, v in (("name", new_name), ("description", description)) if v is not None}
+    if allow_flow and any_flow:
+        err.print("[red]error[/red]: give --allow-flow or --any-flow, not both")
+        raise typer.Exit(2)
+    if allow_flow or any_flow:
+        body["allowed_desktop_flows"] = list(allow_flow) or None
     with calling() as c:
         e = environment(env)
         show(c.patch(f"/environments/{e}/credentials/{credential_id(c, e, name)}", body), as_json,
-             ["id", "name", "description"])
+             ["id", "name", "description", "allowed_desktop_flows"])
 
 
 @cred_app.command("delete")

@@ -41,16 +41,12 @@ def connection_view(conn: Connection) -> dict[str, Any]:
             **connection_state.freshness_of(conn)}  # the secret's age, and since when its vault fails
 
 
-def may_manage(actor: Actor, role: EnvironmentRole, conn: Connection) -> bool:
-    return conn.owner_id == actor.id or authz.env_allows(role, "connection.admin")
-
-
 def find_connection(s: Session, actor: Actor, env_id: str, role: EnvironmentRole, ref: str) -> Connection:
     """A connection the caller owns (any, for system administrators), by id or name; 404 otherwise."""
     conn = s.get(Connection, ref)
-    if conn is None or conn.env_id != env_id or not may_manage(actor, role, conn):
+    if conn is None or conn.env_id != env_id or not authz.owns(actor, role, conn.owner_id):
         named = [c for c in s.scalars(select(Connection).where(Connection.env_id == env_id, Connection.name == ref)
-                                      .order_by(Connection.id)).all() if may_manage(actor, role, c)]
+                                      .order_by(Connection.id)).all() if authz.owns(actor, role, c.owner_id)]
         if len(named) > 1:
             raise Conflict(f"several connections are named {ref!r}; use the id", code="ambiguous_name")
         conn = named[0] if named else None
