@@ -28,9 +28,10 @@ from _server import database, log, server
 from sqlalchemy import insert, select, text
 
 from credflow.persistence.tables import CloudFlow, Connection, ConnectionReference, DesktopFlow, User, new_id, utcnow
-from credflow.services import credentials, secret_stores, variables
+from credflow.services.access.users import bootstrap
+from credflow.services.catalog import credentials, variables
 from credflow.services.core import Actor, Core, build_core
-from credflow.services.users import bootstrap
+from credflow.services.secrets import secret_stores
 from credflow.settings import Settings
 
 TOKEN = "cfu_bench-admin-token-0123456789abcdef"

@@ -17,8 +17,8 @@ from sqlalchemy import create_engine, text
 
 from credflow.api.app import create_app
 from credflow.crypto.sealing import new_key_pair
+from credflow.services.access.users import bootstrap
 from credflow.services.core import Core, build_core
-from credflow.services.users import bootstrap
 from credflow.settings import Settings
 
 PG_URL = os.environ.get("CREDFLOW_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

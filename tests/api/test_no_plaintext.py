@@ -80,7 +80,7 @@ def test_key_rotation_keeps_every_secret_readable(admin: Api, core: Core) -> Non
     for i in range(3):
         var = admin.secret_var(f"v{i}", "vault", f"s{i}")
         assert var["secret_reference"]["name"] == f"s{i}"
-    from credflow.services.secret_stores import BuiltinBackend
+    from credflow.services.secrets.secret_stores import BuiltinBackend
 
     store_id = admin.ok(admin.get(admin.e("/secret-stores/vault")))["id"]
     assert BuiltinBackend(core).get(store_id, "s2", None) == ("value-2", 1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from credflow.services import cloud_flows as cloud_flows_service
+from credflow.services.automation import cloud_flows as cloud_flows_service
 from tests.conftest import Api, problem
 from tests.machines.conftest import desktop_flow, run
 

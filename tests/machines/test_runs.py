@@ -14,7 +14,7 @@ from sqlalchemy import update
 from credflow.api import wakeup
 from credflow.crypto.sealing import open_sealed
 from credflow.persistence.tables import SecretHead, utcnow
-from credflow.services import runs as runs_service
+from credflow.services.automation import runs as runs_service
 from tests.conftest import Api, problem
 from tests.machines.conftest import Machine, connection, queue, register, run
 

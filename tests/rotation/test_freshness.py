@@ -20,8 +20,8 @@ from tests.rotation.conftest import (
 )
 
 from credflow.persistence.tables import SecretStore
-from credflow.services import connection_state, secrets
 from credflow.services.core import Core
+from credflow.services.secrets import cache, connection_state
 from credflow.stores.base import StoreUnavailable, Throttled
 
 NOTIFY = "/actions/NotifyEnvironmentVariableSecretChange"
@@ -68,7 +68,7 @@ def test_concurrent_callers_share_one_vault_read(core: Core, admin: Api, vault: 
         store = s.get(SecretStore, store_id)
         s.expunge(store)
     got: list[str] = []
-    callers = [threading.Thread(target=lambda: got.append(secrets.vault_read(core, store, "robot", new).value))
+    callers = [threading.Thread(target=lambda: got.append(cache.vault_read(core, store, "robot", new).value))
                for _ in range(12)]
     for t in callers:
         t.start()

@@ -12,8 +12,8 @@ from tests.conftest import ADMIN_TOKEN, Api
 from tests.rotation.conftest import CountingVault, audit, connect, connection, register_machine, vault_store, wait_for
 
 from credflow.api.app import create_app
-from credflow.services import rotation
 from credflow.services.core import Core
+from credflow.services.secrets import rotation
 from credflow.settings import Settings
 
 HOOK = "/events/eventgrid"

@@ -12,10 +12,9 @@ from tests.conftest import ADMIN_TOKEN, Api
 from tests.rotation.conftest import audit, connect, connection, register_machine, wait_for
 
 from credflow.api.app import create_app
-from credflow.events import worker
 from credflow.persistence.tables import SecretEvent
-from credflow.services import secrets
 from credflow.services.core import Core
+from credflow.services.secrets import cache, worker
 from credflow.settings import Settings
 
 
@@ -42,13 +41,13 @@ def test_builtin_events_applied_out_of_order_move_forward_only(
     admin.secret("vault", "robot-password", "three")
     assert connection(admin, conn)["secret_version"] == "1"  # nothing applied yet
     store_id = admin.ok(admin.get(admin.e("/secret-stores/vault")))["id"]
-    reads = secrets.vault_state(core).reads[store_id]
+    reads = cache.vault_state(core).reads[store_id]
     _apply(core, "3")
     _apply(core, "2")
     assert connection(admin, conn)["secret_version"] == "3"
     assert [(r["detail"]["from_version"], r["detail"]["to_version"])
             for r in audit(admin, "secret.version_changed")] == [("1", "3")]
-    assert secrets.vault_state(core).reads[store_id] - reads == 1  # version 2 was never read
+    assert cache.vault_state(core).reads[store_id] - reads == 1  # version 2 was never read
 
 
 def test_events_wait_durably_until_a_worker_runs(paused: None, core: Core, settings: Settings, admin: Api,

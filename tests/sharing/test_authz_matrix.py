@@ -20,9 +20,9 @@ from fastapi.testclient import TestClient
 
 from credflow.api.app import create_app
 from credflow.persistence.tables import Environment, EnvironmentRoleGrant, Machine, Organization, User
-from credflow.services.authz import token_hash
+from credflow.services.access.authz import token_hash
+from credflow.services.access.users import bootstrap
 from credflow.services.core import build_core
-from credflow.services.users import bootstrap
 from credflow.settings import Settings
 from tests.conftest import ADMIN_TOKEN, Api, pg_schema_url
 

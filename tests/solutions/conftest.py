@@ -14,8 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from credflow.api.app import create_app
+from credflow.services.access.users import bootstrap
 from credflow.services.core import build_core
-from credflow.services.users import bootstrap
 from credflow.settings import Settings
 from tests.conftest import Api, new_machine, pg_schema_url
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from credflow.services.core import Actor, Core
-from credflow.services.secret_stores import BuiltinBackend, create_store, put_secret
+from credflow.services.secrets.secret_stores import BuiltinBackend, create_store, put_secret
 from credflow.stores.base import SecretStore, StoreContext
 from credflow.stores.builtin import BuiltinPlugin, BuiltinStore
 from credflow.stores.testing import StoreContractTests
@@ -19,7 +19,7 @@ class TestBuiltinContract(StoreContractTests):
 
     @pytest.fixture(autouse=True)
     def _core(self, core: Core) -> None:
-        from credflow.services.authz import authenticate
+        from credflow.services.access.authz import authenticate
 
         self.core = core
         with core.db.read() as s:

@@ -12,8 +12,8 @@ import httpx
 import uvicorn
 
 from credflow.api.app import create_app
+from credflow.services.access.users import bootstrap
 from credflow.services.core import build_core
-from credflow.services.users import bootstrap
 from credflow.settings import Settings
 from tests.e2e.server import free_port
 

@@ -29,10 +29,10 @@ from credflow.api.routes import (
     users,
     variables,
 )
-from credflow.events import poller, worker
-from credflow.services import rotation as rotation_service
-from credflow.services import scheduler
+from credflow.services.automation import scheduler
 from credflow.services.core import Core, build_core
+from credflow.services.secrets import poller, worker
+from credflow.services.secrets import rotation as rotation_service
 from credflow.settings import Settings
 from credflow.web import routes as web
 

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from credflow.domain.errors import Unauthenticated
-from credflow.services.audit_log import record_failed_sign_in
-from credflow.services.authz import authenticate
+from credflow.services.access.audit_log import record_failed_sign_in
+from credflow.services.access.authz import authenticate
 from credflow.services.core import Actor, Core
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 
-from credflow.services import dispatch
+from credflow.services.automation import dispatch
 from credflow.services.core import Actor, Core
 
 RECHECK_SECONDS = 1.0

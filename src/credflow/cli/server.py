@@ -30,8 +30,8 @@ def serve(
     import uvicorn
 
     from credflow.api.app import create_app
+    from credflow.services.access.users import bootstrap
     from credflow.services.core import build_core
-    from credflow.services.users import bootstrap
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = _settings(data_dir)

@@ -110,7 +110,7 @@ def audit_verify(data_dir: Optional[Path] = typer.Option(None, help="Data direct
                  head: Optional[str] = typer.Option(None, help="A head (SEQ:HASH) printed by an earlier verify: "
                                                     "also finds records cut off the end since then.")) -> None:
     """Check the hash chain in the database; name each changed, inserted or deleted record. Exit 1 if any."""
-    from credflow.services.audit_log import chain_head, check_chain
+    from credflow.services.access.audit_log import chain_head, check_chain
     from credflow.services.core import build_core
     from credflow.settings import Settings
 

@@ -24,7 +24,7 @@ from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from credflow.crypto.envelope import Keyring, KeyringError
-from credflow.services import passwords
+from credflow.services.access import passwords
 from credflow.services.core import Actor, Core
 
 SESSION_COOKIE = "credflow_session"

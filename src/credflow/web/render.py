@@ -21,7 +21,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from credflow.domain.errors import DomainError
 from credflow.domain.roles import EnvironmentRole, env_allows
-from credflow.services import users
+from credflow.services.access import users
 from credflow.web.auth import CsrfRejected, PasswordChangeRequired, SignInRequired, WebUser, core_of
 
 log = logging.getLogger("credflow.web")

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse, Response
 
 from credflow.domain.errors import DomainError, NotFound, RuleViolation, TooManyRequests, Unauthenticated
-from credflow.services import passwords, users
+from credflow.services.access import passwords, users
 from credflow.web import auth
 from credflow.web.auth import AnyUser, CurrentUser, PostedForm
 from credflow.web.pages import (

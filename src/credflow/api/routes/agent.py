@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from credflow.api import wakeup
 from credflow.api.deps import ActorDep, CoreDep
 from credflow.api.machine_schemas import Heartbeat, JobResult, MachineRegister
-from credflow.services import dispatch, machines
+from credflow.services.automation import dispatch, machines
 
 router = APIRouter(prefix="/machines", tags=["machine agent"])
 

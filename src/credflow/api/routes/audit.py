@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query
 
 from credflow.api.deps import ActorDep, CoreDep
 from credflow.api.paging import Limit
-from credflow.services import audit_log
+from credflow.services.access import audit_log
 
 router = APIRouter(prefix="/environments/{env}/audit", tags=["audit"])
 

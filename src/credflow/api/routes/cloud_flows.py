@@ -7,7 +7,7 @@ from fastapi import APIRouter, Response
 from credflow.api.deps import ActorDep, CoreDep
 from credflow.api.machine_schemas import CloudFlowCreate, ReferenceCreate, ReferenceUpdate
 from credflow.api.paging import Limit, page
-from credflow.services import cloud_flows
+from credflow.services.automation import cloud_flows
 
 router = APIRouter(prefix="/environments/{env}", tags=["cloud flows"])
 

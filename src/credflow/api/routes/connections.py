@@ -7,7 +7,7 @@ from fastapi import APIRouter, Response
 from credflow.api.deps import ActorDep, CoreDep
 from credflow.api.machine_schemas import ConnectionCreate
 from credflow.api.paging import Limit, page
-from credflow.services import connections
+from credflow.services.automation import connections
 
 router = APIRouter(prefix="/environments/{env}/connections", tags=["connections"])
 

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Response
 from credflow.api.deps import ActorDep, CoreDep
 from credflow.api.paging import Limit, page
 from credflow.api.schemas import CredentialCreate, CredentialUpdate
-from credflow.services import credentials, dependencies
+from credflow.services.catalog import credentials, dependencies
 
 router = APIRouter(prefix="/environments/{env}/credentials", tags=["credentials"])
 

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Response
 from credflow.api.deps import ActorDep, CoreDep
 from credflow.api.machine_schemas import DesktopFlowCreate
 from credflow.api.paging import Limit, page
-from credflow.services import desktop_flows
+from credflow.services.automation import desktop_flows
 
 router = APIRouter(prefix="/environments/{env}/desktop-flows", tags=["desktop flows"])
 

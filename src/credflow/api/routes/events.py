@@ -13,7 +13,7 @@ from fastapi import APIRouter, Header, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from credflow.api.deps import CoreDep
-from credflow.services import rotation
+from credflow.services.secrets import rotation
 
 PATH = "/events/eventgrid"
 router = APIRouter(tags=["rotation"])

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Response
 from credflow.api.deps import ActorDep, CoreDep
 from credflow.api.machine_schemas import GroupCreate, GroupUpdate, RegistrationCreate
 from credflow.api.paging import Limit, page
-from credflow.services import machines
+from credflow.services.automation import machines
 
 router = APIRouter(prefix="/environments/{env}", tags=["machines"])
 

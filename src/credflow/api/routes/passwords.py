@@ -9,7 +9,7 @@ from pydantic import Field
 
 from credflow.api.deps import ActorDep, CoreDep
 from credflow.api.schemas import Body
-from credflow.services import passwords
+from credflow.services.access import passwords
 
 router = APIRouter(tags=["passwords"])
 

@@ -10,7 +10,7 @@ from pydantic import Field
 from credflow.api.deps import ActorDep, CoreDep
 from credflow.api.paging import Limit, page
 from credflow.api.schemas import Body
-from credflow.services import event_keys, rotation
+from credflow.services.secrets import event_keys, rotation
 
 router = APIRouter(prefix="/environments/{env}", tags=["rotation"])
 

@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from credflow.api.deps import ActorDep, CoreDep
 from credflow.api.machine_schemas import RunCreate
 from credflow.api.paging import Limit, page
-from credflow.services import runs
+from credflow.services.automation import runs
 
 router = APIRouter(prefix="/environments/{env}/runs", tags=["runs"])
 

@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from credflow.api.deps import ActorDep, CoreDep
 from credflow.api.paging import Limit, page
 from credflow.api.schemas import SecretPut, StoreAccessSet, StoreCreate
-from credflow.services import secret_stores, store_checks
+from credflow.services.secrets import secret_stores, store_checks
 
 router = APIRouter(prefix="/environments/{env}/secret-stores", tags=["secret stores"])
 

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Response
 from credflow.api.deps import ActorDep, CoreDep
 from credflow.api.paging import Limit
 from credflow.api.schemas import Body
-from credflow.services import sharing
+from credflow.services.catalog import sharing
 
 router = APIRouter(prefix="/environments/{env}/credentials/{cred}/shares", tags=["sharing"])
 

@@ -10,7 +10,7 @@ from credflow.api.deps import ActorDep, CoreDep
 from credflow.api.paging import Limit, page
 from credflow.api.schemas import Body
 from credflow.domain.errors import Malformed
-from credflow.services import solution_import, solutions
+from credflow.services.catalog import solution_import, solutions
 from credflow.solutions.package import MAX_ARCHIVE_BYTES
 
 router = APIRouter(prefix="/environments/{env}/solutions", tags=["solutions"])

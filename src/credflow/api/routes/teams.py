@@ -8,7 +8,7 @@ from pydantic import Field
 from credflow.api.deps import ActorDep, CoreDep
 from credflow.api.paging import Limit, page
 from credflow.api.schemas import Body
-from credflow.services import teams
+from credflow.services.access import teams
 
 router = APIRouter(prefix="/environments/{env}/teams", tags=["teams"])
 

@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from credflow.api.deps import ActorDep, CoreDep
 from credflow.api.paging import Limit, page
 from credflow.api.schemas import EnvironmentCreate, UserCreate
-from credflow.services import users
+from credflow.services.access import users
 
 router = APIRouter(tags=["users and environments"])
 

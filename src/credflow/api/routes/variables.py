@@ -7,7 +7,7 @@ from fastapi import APIRouter, Response
 from credflow.api.deps import ActorDep, CoreDep
 from credflow.api.paging import Limit, page
 from credflow.api.schemas import VariableCreate, VariableUpdate
-from credflow.services import dependencies, variables
+from credflow.services.catalog import dependencies, variables
 
 router = APIRouter(prefix="/environments/{env}/environment-variables", tags=["environment variables"])
 

@@ -8,7 +8,7 @@ from fastapi import Request
 from starlette.responses import Response
 
 from credflow.domain.errors import Malformed
-from credflow.services import audit_log, users
+from credflow.services.access import audit_log, users
 from credflow.web.auth import CurrentUser, core_of
 from credflow.web.render import load_env, page_router, render
 

@@ -7,7 +7,8 @@ from fastapi import Request
 from starlette.responses import Response
 
 from credflow.domain.errors import DomainError, RuleViolation
-from credflow.services import connections, credentials
+from credflow.services.automation import connections
+from credflow.services.catalog import credentials
 from credflow.web.auth import CurrentUser, PostedForm, WebUser, core_of
 from credflow.web.pages.machines import targets
 from credflow.web.pages.users import people

@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from credflow.domain.errors import DomainError, Forbidden
 from credflow.domain.roles import CredentialRole, credential_allows
-from credflow.services import credentials, dependencies, sharing, variables
+from credflow.services.catalog import credentials, dependencies, sharing, variables
 from credflow.web.auth import CurrentUser, PostedForm, WebUser, core_of
 from credflow.web.pages.users import people
 from credflow.web.render import EnvPage, by_name, form_text, load_env, page_router, render, see_other

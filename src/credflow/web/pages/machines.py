@@ -10,7 +10,7 @@ from fastapi import Request
 from starlette.responses import Response
 
 from credflow.domain.errors import DomainError
-from credflow.services import machines
+from credflow.services.automation import machines
 from credflow.web.auth import CurrentUser, PostedForm, WebUser, core_of
 from credflow.web.render import EnvPage, by_name, form_text, load_env, page_router, render, see_other
 

@@ -9,8 +9,8 @@ from fastapi import Request
 from starlette.responses import Response
 
 from credflow.domain.errors import DomainError, RuleViolation
-from credflow.services import connections, desktop_flows, machines, runs
-from credflow.services.run_state import ACTIVE
+from credflow.services.automation import connections, desktop_flows, machines, runs
+from credflow.services.automation.run_state import ACTIVE
 from credflow.web.auth import CurrentUser, PostedForm, WebUser, core_of
 from credflow.web.render import EnvPage, form_text, load_env, page_router, render, see_other
 

@@ -10,7 +10,8 @@ from starlette.responses import Response
 
 from credflow.domain.errors import DomainError, Forbidden
 from credflow.domain.roles import GRANTABLE, CredentialRole
-from credflow.services import credentials, sharing, teams
+from credflow.services.access import teams
+from credflow.services.catalog import credentials, sharing
 from credflow.web.auth import CurrentUser, PostedForm, WebUser, core_of
 from credflow.web.pages.users import people_of
 from credflow.web.render import EnvPage, form_text, load_env, page_router, render, see_other

@@ -9,7 +9,8 @@ from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
 from credflow.domain.errors import DomainError, Malformed
-from credflow.services import cloud_flows, credentials, desktop_flows, solution_import, solutions, variables
+from credflow.services.automation import cloud_flows, desktop_flows
+from credflow.services.catalog import credentials, solution_import, solutions, variables
 from credflow.solutions.package import MAX_ARCHIVE_BYTES
 from credflow.web.auth import CurrentUser, PostedForm, WebUser, core_of
 from credflow.web.render import EnvPage, form_text, load_env, page_router, render, see_other

@@ -10,7 +10,7 @@ from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from credflow.domain.errors import DomainError
-from credflow.services import secret_stores, store_checks
+from credflow.services.secrets import secret_stores, store_checks
 from credflow.web.auth import CurrentUser, PostedForm, WebUser, core_of
 from credflow.web.pages.store_forms import config_from_form, echo_values, fields_of
 from credflow.web.pages.users import people_of

@@ -9,7 +9,7 @@ from fastapi import Request
 from starlette.responses import Response
 
 from credflow.domain.errors import DomainError
-from credflow.services import teams
+from credflow.services.access import teams
 from credflow.web.auth import CurrentUser, PostedForm, WebUser, core_of
 from credflow.web.pages.users import people_of
 from credflow.web.render import EnvPage, by_name, form_text, load_env, page_router, render, see_other

@@ -9,7 +9,7 @@ from fastapi import Request
 from starlette.responses import Response
 
 from credflow.domain.errors import DomainError
-from credflow.services import passwords, users
+from credflow.services.access import passwords, users
 from credflow.web.auth import CurrentUser, PostedForm, WebUser, core_of
 from credflow.web.render import EnvPage, by_name, form_raw, form_text, load_env, page_router, render, see_other
 

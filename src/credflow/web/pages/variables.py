@@ -10,7 +10,8 @@ from fastapi import Request
 from starlette.responses import Response
 
 from credflow.domain.errors import DomainError
-from credflow.services import dependencies, secret_stores, variables
+from credflow.services.catalog import dependencies, variables
+from credflow.services.secrets import secret_stores
 from credflow.web.auth import CurrentUser, PostedForm, WebUser, core_of
 from credflow.web.render import EnvPage, form_raw, form_text, load_env, page_router, render, see_other
 

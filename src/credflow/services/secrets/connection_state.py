@@ -30,8 +30,8 @@ from credflow.persistence.tables import (
     SecretStore,
     utcnow,
 )
-from credflow.services import secrets
 from credflow.services.core import Core
+from credflow.services.secrets import cache
 
 CONNECTED, UNREADABLE = "connected", "secret_unreadable"
 SYSTEM = "system:rotation"
@@ -153,12 +153,12 @@ def failing(core: Core, s: Session, store: SecretStore, names: list[str], code: 
     now = utcnow()
     for name in names:
         h = lock_head(s, store.id, name)
-        if h.error_code is None or h.error_code in secrets.HARD_ERRORS:
+        if h.error_code is None or h.error_code in cache.HARD_ERRORS:
             h.error_code, h.error_since = code, now
             record(s, actor=SYSTEM, action="secret.stale", env_id=store.env_id, object_type="secret",
                    object_id=store.id, detail={"store": store.id, "name": name, "reason": code,
                                                "serving_version": h.current_version,
-                                               **secrets.freshness(h, now)})
+                                               **cache.freshness(h, now)})
         elif h.error_code != code:
             h.error_code = code
     s.flush()
@@ -169,7 +169,7 @@ def enforce_stale_bound(core: Core, s: Session, store_id: str | None = None) -> 
     """Past ``stale_if_error_seconds`` of failure, a secret's connections turn secret_unreadable."""
     cutoff = utcnow() - timedelta(seconds=core.settings.stale_if_error_seconds)
     q = select(SecretHead).where(SecretHead.error_code.is_not(None), SecretHead.error_since < cutoff,
-                                 SecretHead.error_code.not_in(list(secrets.HARD_ERRORS)))
+                                 SecretHead.error_code.not_in(list(cache.HARD_ERRORS)))
     if store_id is not None:
         q = q.where(SecretHead.store_id == store_id)
     total = 0
@@ -182,7 +182,7 @@ def enforce_stale_bound(core: Core, s: Session, store_id: str | None = None) -> 
                    object_type="secret", object_id=h.store_id,
                    detail={"store": h.store_id, "name": h.name, "reason": "stale_bound_exceeded",
                            "vault_error": h.error_code, "serving_version": h.current_version,
-                           "connections_updated": changed, **secrets.freshness(h)})
+                           "connections_updated": changed, **cache.freshness(h)})
     return total
 
 
@@ -191,7 +191,7 @@ def freshness_of(conn: Connection) -> dict[str, Any]:
     reads the whole environment's secrets in one query, so a list of thousands of connections stays cheap."""
     s = object_session(conn)
     if s is None or conn.credential_id is None:
-        return secrets.freshness(None)
+        return cache.freshness(None)
     memo: dict[str, dict[str, Any]] | None = s.info.get("credflow_freshness", {}).get(conn.env_id)
     if memo is None:
         rows = s.execute(
@@ -201,6 +201,6 @@ def freshness_of(conn: Connection) -> dict[str, Any]:
                                    SecretHead.name == EnvironmentVariable.secret_name))
             .where(Credential.env_id == conn.env_id)).all()
         now = utcnow()
-        memo = {cred_id: secrets.freshness(h, now) for cred_id, h in rows}
+        memo = {cred_id: cache.freshness(h, now) for cred_id, h in rows}
         s.info.setdefault("credflow_freshness", {})[conn.env_id] = memo
-    return memo.get(conn.credential_id) or secrets.freshness(None)
+    return memo.get(conn.credential_id) or cache.freshness(None)

@@ -6,9 +6,9 @@ from typing import Any
 
 from credflow.domain.errors import DomainError
 from credflow.persistence.tables import Organization, SecretStore
-from credflow.services import authz
+from credflow.services.access import authz
 from credflow.services.core import Actor, Core
-from credflow.services.secret_stores import find_store, open_store
+from credflow.services.secrets.secret_stores import find_store, open_store
 from credflow.stores.base import CheckResult, StoreError
 
 NOT_APPLICABLE = "does not apply to a {kind} store"

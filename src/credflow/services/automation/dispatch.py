@@ -21,10 +21,11 @@ from credflow.crypto import sealing
 from credflow.domain.errors import Conflict, DomainError, NotFound, RuleViolation, Unauthenticated
 from credflow.domain.masking import mask
 from credflow.persistence.tables import Connection, DesktopFlow, Machine, MachineGroupMember, Run, utcnow
-from credflow.services import authz, delivery
+from credflow.services.access import authz
+from credflow.services.automation import delivery
+from credflow.services.automation.run_state import fail
+from credflow.services.automation.runs import run_view
 from credflow.services.core import Actor, Core
-from credflow.services.run_state import fail
-from credflow.services.runs import run_view
 from credflow.services.views import ts
 
 BUSY: Final = "busy"

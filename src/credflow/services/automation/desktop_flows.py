@@ -11,9 +11,12 @@ from credflow.audit.chain import record
 from credflow.domain.errors import Conflict, RuleViolation
 from credflow.domain.names import check_name_one_code
 from credflow.persistence.tables import DesktopFlow, Run
-from credflow.services import authz, dependencies, lookup, run_state
+from credflow.services import lookup
+from credflow.services.access import authz
+from credflow.services.automation import run_state
+from credflow.services.catalog import dependencies
+from credflow.services.catalog.solutions import attach_to_solution
 from credflow.services.core import Actor, Core
-from credflow.services.solutions import attach_to_solution
 from credflow.services.views import ts
 
 MAX_ARGS = 200

@@ -19,8 +19,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from credflow.persistence.tables import EnvironmentVariable, SecretHead, SecretStore, utcnow
-from credflow.services import connection_state, rotation, secrets
 from credflow.services.core import Core
+from credflow.services.secrets import cache, connection_state, rotation
 from credflow.stores.base import StoreError, split_field
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def poll_store(core: Core, store_id: str, interval: float) -> None:
         if all(h is not None and h[1] is None and h[2] is not None and h[2] > recent for h in hs):
             continue  # confirmed lately (by another process, or an event)
         try:
-            outcomes[base] = secrets.vault_version(core, store, base)
+            outcomes[base] = cache.vault_version(core, store, base)
         except StoreError as exc:
             outcomes[base] = exc
     if not outcomes:
@@ -65,7 +65,7 @@ def poll_store(core: Core, store_id: str, interval: float) -> None:
         for base, outcome in outcomes.items():
             names = groups[base]
             if isinstance(outcome, StoreError):
-                if outcome.code in secrets.HARD_ERRORS:
+                if outcome.code in cache.HARD_ERRORS:
                     connection_state.unreadable(s, store, names, outcome.code)
                 else:
                     connection_state.failing(core, s, store, names, outcome.code)
@@ -89,7 +89,7 @@ def _bound_reached(core: Core) -> bool:
     with core.db.read() as s:
         return s.scalar(select(SecretHead.id).where(
             SecretHead.error_code.is_not(None), SecretHead.error_since < cutoff,
-            SecretHead.error_code.not_in(list(secrets.HARD_ERRORS))).limit(1)) is not None
+            SecretHead.error_code.not_in(list(cache.HARD_ERRORS))).limit(1)) is not None
 
 
 class Poller:

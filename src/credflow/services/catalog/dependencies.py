@@ -27,7 +27,7 @@ from credflow.persistence.tables import (
     EnvironmentVariable,
     User,
 )
-from credflow.services import authz
+from credflow.services.access import authz
 from credflow.services.core import Actor, Core
 
 DEFAULT_LIMIT = 50

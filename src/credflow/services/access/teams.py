@@ -22,9 +22,10 @@ from credflow.persistence.tables import (
     User,
     VariableGrant,
 )
-from credflow.services import authz, lookup, views
+from credflow.services import lookup, views
+from credflow.services.access import authz
+from credflow.services.catalog.sharing import refresh_access, refresh_principal
 from credflow.services.core import Actor, Core
-from credflow.services.sharing import refresh_access, refresh_principal
 
 
 def _check_name(name: Any) -> str:

@@ -19,7 +19,8 @@ from sqlalchemy import func, select
 from credflow.audit.chain import record
 from credflow.domain.errors import Forbidden, NotFound, RuleViolation, Unauthenticated
 from credflow.persistence.tables import EnvironmentRoleGrant, User
-from credflow.services import authz, lookup
+from credflow.services import lookup
+from credflow.services.access import authz
 from credflow.services.core import Actor, Core
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from credflow.persistence.tables import CachedSecret, SecretHead, SecretStore, utcnow
 from credflow.services.core import Core
-from credflow.services.secret_stores import open_store
+from credflow.services.secrets.secret_stores import open_store
 from credflow.stores.base import (
     DEFAULT_RETRY_AFTER_SECONDS,
     AccessDenied,
@@ -271,7 +271,7 @@ def fetch(core: Core, s: Session, store: SecretStore, name: str, version: str | 
             h.current_version = got.version
             h.version_seq += 1
             if previous is not None:
-                from credflow.services import rotation  # rotation builds on this module
+                from credflow.services.secrets import rotation  # rotation builds on this module
 
                 rotation.secret_version_changed(core, s, store, name, got.version, source="read", after=previous)
         h.checked_at, h.error_code, h.error_since = utcnow(), None, None

@@ -13,10 +13,13 @@ from credflow.domain.errors import Conflict, Forbidden, NotFound, RuleViolation
 from credflow.domain.references import SecretReference, azure_vault_name, parse_reference
 from credflow.domain.roles import EnvironmentRole
 from credflow.persistence.tables import EnvironmentVariable, SecretStore, utcnow
-from credflow.services import authz, dependencies, lookup, secrets, views
+from credflow.services import lookup, views
+from credflow.services.access import authz
+from credflow.services.catalog import dependencies
+from credflow.services.catalog.solutions import attach_to_solution
 from credflow.services.core import Actor, Core
-from credflow.services.secret_stores import find_store
-from credflow.services.solutions import attach_to_solution
+from credflow.services.secrets import cache
+from credflow.services.secrets.secret_stores import find_store
 from credflow.stores.base import StoreError
 
 _SCHEMA_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,99}$")
@@ -41,7 +44,7 @@ def _check_readable(core: Core, s: Session, actor: Actor, role: EnvironmentRole,
                     ref: SecretReference) -> None:
     authz.require_store_use(s, actor, store, role)
     try:
-        secrets.fetch(core, s, store, ref.name, ref.version)
+        cache.fetch(core, s, store, ref.name, ref.version)
     except StoreError as exc:
         raise RuleViolation(f"the secret {ref.name!r} cannot be read from store {store.name!r}: {exc}",
                             code="secret_unreadable", reason=exc.code) from None

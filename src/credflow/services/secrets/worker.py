@@ -22,8 +22,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from credflow.persistence.tables import SecretEvent, SecretHead, SecretStore, utcnow
-from credflow.services import connection_state, rotation, secrets
 from credflow.services.core import Core
+from credflow.services.secrets import cache, connection_state, rotation
 from credflow.stores.base import StoreError, Throttled
 
 log = logging.getLogger(__name__)
@@ -69,15 +69,15 @@ def prepare(core: Core, ev: Pending) -> Plan:
     current = {n: heads.get(n, (None, None)) for n in names}
     try:
         if store.kind == "builtin":
-            target = ev.version or secrets.vault_version(core, store, ev.secret_name)
+            target = ev.version or cache.vault_version(core, store, ev.secret_name)
             if not any(connection_state.newer("builtin", target, v) or err for v, err in current.values()):
                 return Plan(store, names, target)  # an older or repeated version: nothing to read
         elif ev.version and all(v == ev.version and err is None for v, err in current.values()):
             return Plan(store, names, ev.version)  # a repeat of what credflow holds
         else:
-            target = secrets.vault_version(core, store, ev.secret_name)
+            target = cache.vault_version(core, store, ev.secret_name)
         for name in names:
-            secrets.ensure_cached(core, store, name, target)
+            cache.ensure_cached(core, store, name, target)
         return Plan(store, names, target, checked=True)
     except StoreError as exc:
         return Plan(store, names, error=exc)
@@ -89,7 +89,7 @@ def apply(core: Core, s: Session, row: SecretEvent, plan: Plan) -> float | None:
         if plan.error is None:
             connection_state.advance(s, plan.store, plan.names, plan.target, checked=plan.checked,
                                      source=row.source, owner_id=row.scope_user_id)
-        elif plan.error.code in secrets.HARD_ERRORS:
+        elif plan.error.code in cache.HARD_ERRORS:
             connection_state.unreadable(s, plan.store, plan.names, plan.error.code, row.scope_user_id)
         else:
             connection_state.failing(core, s, plan.store, plan.names, plan.error.code)

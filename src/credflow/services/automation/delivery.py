@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from credflow.persistence.tables import Connection, Credential, DesktopFlow, EnvironmentVariable, Run, SecretStore
-from credflow.services import authz, secrets
+from credflow.services.access import authz
 from credflow.services.core import Core
+from credflow.services.secrets import cache
 from credflow.stores.base import StoreError
 
 
@@ -64,7 +65,7 @@ def credential_version(core: Core, s: Session, cred: Credential) -> str:
     """The version the next run of a connection on ``cred`` receives (raises Undeliverable)."""
     var, store = _password_variable(s, cred)
     try:
-        return secrets.resolve(core, s, store, var.secret_name or "", var.secret_version).version
+        return cache.resolve(core, s, store, var.secret_name or "", var.secret_version).version
     except StoreError as exc:
         raise Undeliverable("secret_unreadable", f"the secret cannot be read ({exc.code})") from None
 
@@ -88,7 +89,7 @@ def resolve(core: Core, s: Session, run: Run, conn: Connection, flow: DesktopFlo
     user_var = s.get(EnvironmentVariable, cred.username_variable_id)
     try:
         # The connection's version: rotation moves it (for a non-administrator's notice, only on their own).
-        got = secrets.resolve(core, s, store, var.secret_name or "", var.secret_version or conn.secret_version)
+        got = cache.resolve(core, s, store, var.secret_name or "", var.secret_version or conn.secret_version)
     except StoreError as exc:
         raise Undeliverable("secret_unreadable", f"the secret cannot be read ({exc.code})") from None
     username = (user_var.value or "") if user_var is not None else ""
@@ -110,7 +111,7 @@ def values_for_scrub(core: Core, s: Session, conn: Connection, version: str | No
         out = [user_var.value or ""] if user_var is not None else []
         var = s.get(EnvironmentVariable, cred.password_variable_id)
         if var is not None and var.store_id and var.secret_name and version:
-            hit = secrets.cached(core, s, var.store_id, var.secret_name, version)
+            hit = cache.cached(core, s, var.store_id, var.secret_name, version)
             if hit is not None:
                 out.append(hit.value)
         return out

@@ -26,7 +26,9 @@ from credflow.persistence.tables import (
     Run,
     utcnow,
 )
-from credflow.services import authz, lookup, run_state
+from credflow.services import lookup
+from credflow.services.access import authz
+from credflow.services.automation import run_state
 from credflow.services.core import Actor, Core, new_token
 from credflow.services.views import ts
 

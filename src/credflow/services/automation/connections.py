@@ -17,9 +17,11 @@ from credflow.domain.errors import Conflict, NotFound, RuleViolation
 from credflow.domain.names import check_name_one_code
 from credflow.domain.roles import EnvironmentRole
 from credflow.persistence.tables import Connection, Run
-from credflow.services import authz, connection_state, delivery, run_state
+from credflow.services.access import authz
+from credflow.services.automation import delivery, run_state
+from credflow.services.automation.machines import find_group, find_machine
 from credflow.services.core import Actor, Core
-from credflow.services.machines import find_group, find_machine
+from credflow.services.secrets import connection_state
 from credflow.services.views import ts
 
 MAX_USERNAME = 1000

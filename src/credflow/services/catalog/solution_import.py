@@ -33,13 +33,14 @@ from credflow.persistence.tables import (
     SolutionComponent,
     utcnow,
 )
-from credflow.services import authz, cloud_flows
-from credflow.services.connections import connection_to_use
+from credflow.services.access import authz
+from credflow.services.automation import cloud_flows
+from credflow.services.automation.connections import connection_to_use
+from credflow.services.automation.desktop_flows import check_desktop_flow
+from credflow.services.catalog.credentials import require_binding
+from credflow.services.catalog.solutions import ACTION_KEYS, Row, by_name, name_of
+from credflow.services.catalog.variables import set_reference, set_text
 from credflow.services.core import Actor, Core
-from credflow.services.credentials import require_binding
-from credflow.services.desktop_flows import check_desktop_flow
-from credflow.services.solutions import ACTION_KEYS, Row, by_name, name_of
-from credflow.services.variables import set_reference, set_text
 from credflow.solutions import manifest as m
 from credflow.solutions.package import Package, unpack
 

@@ -26,9 +26,10 @@ from credflow.persistence.tables import (
     VariableGrant,
     utcnow,
 )
-from credflow.services import authz, views
+from credflow.services import views
+from credflow.services.access import authz
+from credflow.services.access.principals import resolve_principal
 from credflow.services.core import Actor, Core
-from credflow.services.principals import resolve_principal
 
 SHAREABLE = (CredentialRole.CO_OWNER, CredentialRole.USER, CredentialRole.USER_SHARE)
 ACCESS_REVOKED = "access_revoked"

@@ -12,7 +12,8 @@ from sqlalchemy import select
 from credflow.audit.chain import record
 from credflow.domain.errors import NotFound, Unauthenticated
 from credflow.persistence.tables import EventKey
-from credflow.services import authz, views
+from credflow.services import views
+from credflow.services.access import authz
 from credflow.services.core import Actor, Core, new_token
 
 MAX_KEY_LENGTH = 200

@@ -18,12 +18,14 @@ from credflow.audit.chain import record
 from credflow.domain.errors import Conflict, DomainError, RuleViolation
 from credflow.domain.names import check_name_one_code
 from credflow.persistence.tables import CloudFlow, Connection, ConnectionReference, DesktopFlow, utcnow
-from credflow.services import authz, dependencies, lookup
-from credflow.services.connections import connection_to_use
+from credflow.services import lookup
+from credflow.services.access import authz
+from credflow.services.automation.connections import connection_to_use
+from credflow.services.automation.desktop_flows import find_desktop_flow
+from credflow.services.automation.runs import check_timeout, queue_run, run_view, signal_queued
+from credflow.services.catalog import dependencies
+from credflow.services.catalog.solutions import attach_to_solution
 from credflow.services.core import Actor, Core
-from credflow.services.desktop_flows import find_desktop_flow
-from credflow.services.runs import check_timeout, queue_run, run_view, signal_queued
-from credflow.services.solutions import attach_to_solution
 from credflow.services.views import ts
 
 MAX_ACTIONS = 50

@@ -10,7 +10,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from credflow.services import cloud_flows, runs
+from credflow.services.automation import cloud_flows, runs
 from credflow.services.core import Core
 
 log = logging.getLogger(__name__)

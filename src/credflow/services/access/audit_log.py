@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 from credflow.audit.chain import GENESIS, record, verify
 from credflow.domain.errors import Malformed
 from credflow.persistence.tables import AuditRecord, Environment, User
-from credflow.services import authz, views
+from credflow.services import views
+from credflow.services.access import authz
 from credflow.services.core import Actor, Core
 
 log = logging.getLogger(__name__)

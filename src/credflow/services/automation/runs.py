@@ -17,12 +17,12 @@ from credflow.audit.chain import record
 from credflow.domain.errors import Conflict, NotFound, RuleViolation
 from credflow.domain.roles import EnvironmentRole
 from credflow.persistence.tables import Connection, Credential, DesktopFlow, Machine, Run, utcnow
-from credflow.services import authz
-from credflow.services.connections import connection_to_use
+from credflow.services.access import authz
+from credflow.services.automation.connections import connection_to_use
+from credflow.services.automation.desktop_flows import find_desktop_flow
+from credflow.services.automation.machines import members
+from credflow.services.automation.run_state import ACTIVE, fail
 from credflow.services.core import Actor, Core
-from credflow.services.desktop_flows import find_desktop_flow
-from credflow.services.machines import members
-from credflow.services.run_state import ACTIVE, fail
 from credflow.services.views import ts
 
 DEFAULT_TIMEOUT = 3 * 3600

@@ -27,7 +27,8 @@ from credflow.persistence.tables import (
     Solution,
     SolutionComponent,
 )
-from credflow.services import authz, lookup, views
+from credflow.services import lookup, views
+from credflow.services.access import authz
 from credflow.services.core import Actor, Core
 from credflow.solutions import manifest as m
 from credflow.solutions.package import pack

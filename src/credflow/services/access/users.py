@@ -12,7 +12,8 @@ from credflow.audit.chain import record
 from credflow.domain.errors import Conflict, Forbidden, NotFound, RuleViolation
 from credflow.domain.roles import EnvironmentRole
 from credflow.persistence.tables import Environment, EnvironmentRoleGrant, Organization, User
-from credflow.services import authz, views
+from credflow.services import views
+from credflow.services.access import authz
 from credflow.services.core import Actor, Core, new_token
 
 

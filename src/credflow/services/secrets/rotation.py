@@ -1,7 +1,7 @@
 """Rotation: every source of change (builtin writes, the NotifyEnvironmentVariableSecretChange action, Event
 Grid and CloudEvents deliveries, the polling reconciler, a read that finds a new version) becomes one durable
 ``secret_version_changed(store, name, version)``: a SecretEvent row written in the caller's transaction, so
-it exists before the caller answers. The worker (``credflow.events.worker``) applies it.
+it exists before the caller answers. The worker (``credflow.services.secrets.worker``) applies it.
 
 Deduplication: an event naming a version is keyed by (store, name, version, reach), so a repeated delivery,
 whatever its event id, is stored once; one without a version is keyed by its event id when it has one.
@@ -33,9 +33,10 @@ from credflow.persistence.tables import (
     new_id,
     utcnow,
 )
-from credflow.services import authz, event_keys, secrets
-from credflow.services.connection_state import set_connections_version
+from credflow.services.access import authz
 from credflow.services.core import Actor, Core
+from credflow.services.secrets import cache, event_keys
+from credflow.services.secrets.connection_state import set_connections_version
 from credflow.stores.base import split_field
 
 ENQUEUED = "secret_event_enqueued"  # the in-process signal that wakes the worker
@@ -185,12 +186,12 @@ def status(core: Core, actor: Actor, env_id: str) -> dict[str, Any]:
         heads = s.scalars(select(SecretHead).where(SecretHead.store_id.in_(list(stores)))
                           .order_by(SecretHead.store_id, SecretHead.name)).all() if stores else []
         used = _connections_per_secret(s, list(stores))
-        state = secrets.vault_state(core)
+        state = cache.vault_state(core)
         return {
             "pending_events": pending,
             "secrets": [{"store": h.store_id, "store_name": stores[h.store_id].name, "name": h.name,
                          "current_version": h.current_version, "connections": used.get((h.store_id, h.name), 0),
-                         **secrets.freshness(h)} for h in heads],
+                         **cache.freshness(h)} for h in heads],
             "stores": [{"store": sid, "name": st.name, "poll_interval_seconds": st.poll_interval_seconds,
                         "vault_reads": state.reads.get(sid, 0),
                         "version_checks": state.version_checks.get(sid, 0)} for sid, st in stores.items()],

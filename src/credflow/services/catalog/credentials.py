@@ -22,11 +22,13 @@ from credflow.persistence.tables import (
     SecretStore,
     utcnow,
 )
-from credflow.services import authz, dependencies, views
+from credflow.services import views
+from credflow.services.access import authz
+from credflow.services.automation.desktop_flows import find_desktop_flow
+from credflow.services.catalog import dependencies
+from credflow.services.catalog.solutions import attach_to_solution
+from credflow.services.catalog.variables import find_variable
 from credflow.services.core import Actor, Core
-from credflow.services.desktop_flows import find_desktop_flow
-from credflow.services.solutions import attach_to_solution
-from credflow.services.variables import find_variable
 
 IMMUTABLE = ("username_variable", "password_variable")
 
