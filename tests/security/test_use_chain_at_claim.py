@@ -54,6 +54,6 @@ def test_a_credential_restricted_to_some_flows_refuses_the_others_when_queued(sc
 
 def test_only_owners_and_co_owners_restrict_the_flows(scene: Scene) -> None:
     bob, _, _ = _shared_user_connection(scene)
-    problem(bob.patch(bob.e(f"/credentials/{scene.cred['id']}"), {"allowed_desktop_flows": []}), 403)
+    problem(bob.patch(bob.e(f"/credentials/{scene.cred['id']}"), {"allowed_desktop_flows": []}), 403, "not_owner")
     problem(scene.alice.patch(scene.alice.e(f"/credentials/{scene.cred['id']}"),
                               {"allowed_desktop_flows": ["no-such-flow"]}), 404, "desktop_flow_not_found")

@@ -292,7 +292,9 @@ def credential(session: Session, actor: Actor, env_id: str, credential_id: str, 
     if cred is None or cred_role is None:
         raise NotFound(f"credential {credential_id!r} not found", code="credential_not_found")
     if not credential_allows(cred_role, action):
-        raise Forbidden(f"your role {cred_role.value} on this credential does not allow {action}")
+        # Changing or deleting is for owners (and co-owners): the contract's ``not_owner``.
+        code = "not_owner" if action in ("edit", "delete") else None
+        raise Forbidden(f"your role {cred_role.value} on this credential does not allow {action}", code=code)
     return cred, cred_role
 
 
