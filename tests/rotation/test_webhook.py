@@ -13,7 +13,7 @@ from tests.rotation.conftest import CountingVault, audit, connect, connection, r
 
 from credflow.api.app import create_app
 from credflow.services.core import Core
-from credflow.services.secrets import rotation
+from credflow.services.secrets import outbox
 from credflow.settings import Settings
 
 HOOK = "/events/eventgrid"
@@ -201,6 +201,6 @@ def test_a_fault_on_our_side_is_a_5xx_so_event_grid_retries(
         def broken(*_: Any, **__: Any) -> bool:
             raise RuntimeError("the database went away")
 
-        monkeypatch.setattr(rotation, "secret_version_changed", broken)
+        monkeypatch.setattr(outbox, "secret_version_changed", broken)
         resp = post(admin, [eventgrid_event(topic, "v2")], key)
         assert resp.status_code >= 500 and resp.json()["code"] == "internal_error"

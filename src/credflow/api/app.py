@@ -32,7 +32,6 @@ from credflow.api.routes import (
 from credflow.services.automation import scheduler
 from credflow.services.core import Core, build_core
 from credflow.services.secrets import poller, worker
-from credflow.services.secrets import rotation as rotation_service
 from credflow.settings import Settings
 from credflow.web import routes as web
 
@@ -65,7 +64,6 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
     app = FastAPI(title="credflow", version=__version__, lifespan=lifespan,
                   description="Self-hosted credentials service for automation.")
     app.state.core = core
-    rotation_service.install(core)  # a changed secret reference moves its connections, workers or not
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router, prefix=API_PREFIX)

@@ -44,14 +44,19 @@ class Core:
     hooks: dict[str, list[Any]] = field(default_factory=dict)
     # On SQLite, the machines' writes queue here rather than in SQLite's sleep-and-retry.
     write_lock: threading.Lock = field(default_factory=threading.Lock)
-    # Per-process state a service keeps for itself (vault budgets, installed listeners), by service name.
+    # Per-process state a service keeps for itself (vault budgets, single-flight), by service name.
     state: dict[str, Any] = field(default_factory=dict)
 
     def on(self, name: str, fn: Any) -> None:
-        """Subscribe to an in-process signal (for example ``runs_queued`` to wake waiting machines)."""
+        """Subscribe to an in-process wake-up: ``runs_queued`` (waiting machines) or ``secret_event_enqueued``
+        (the rotation worker). Hooks only wake; no business rule runs in a listener, because a Core built
+        without ``create_app`` has none, and ``emit`` swallows their errors."""
         self.hooks.setdefault(name, []).append(fn)
 
     def emit(self, name: str, *args: Any) -> None:
+        """Wake the listeners of ``name``, best effort: a listener that fails is logged and never breaks the
+        operation that signalled, since whoever it would have woken polls anyway (machines' claims, the
+        worker's idle loop). Anything that must happen belongs in the operation's own transaction."""
         for fn in self.hooks.get(name, []):
             try:
                 fn(*args)

@@ -41,6 +41,7 @@ from credflow.services.catalog.credentials import require_binding
 from credflow.services.catalog.solutions import ACTION_KEYS, Row, by_name, name_of
 from credflow.services.catalog.variables import set_reference, set_text
 from credflow.services.core import Actor, Core
+from credflow.services.secrets import connection_state
 from credflow.solutions import manifest as m
 from credflow.solutions.package import Package, unpack
 
@@ -66,7 +67,7 @@ def import_solution(core: Core, actor: Actor, env_id: str, data: bytes, settings
             if dry_run:
                 raise _DryRun(report)
             for var in job.changed_variables:
-                core.emit("variable_changed", s, var)
+                connection_state.follow_reference(s, var)
             return report
     except _DryRun as done:
         for item in done.report["created"]:

@@ -18,7 +18,7 @@ from credflow.services.access import authz
 from credflow.services.catalog import dependencies
 from credflow.services.catalog.solutions import attach_to_solution
 from credflow.services.core import Actor, Core
-from credflow.services.secrets import cache
+from credflow.services.secrets import cache, connection_state
 from credflow.services.secrets.secret_stores import find_store
 from credflow.stores.base import StoreError
 
@@ -141,10 +141,10 @@ def update_variable(core: Core, actor: Actor, env_id: str, ref: str, changes: di
             if var.type != "secret":
                 raise RuleViolation("a text variable has no secret_reference", code="wrong_fields")
             set_reference(core, s, actor, role, var.env_id, var, changes["secret_reference"])
+            connection_state.follow_reference(s, var)  # its connections move in this same transaction
         var.updated_at = utcnow()
         record(s, actor=actor.label, action="variable.update", env_id=var.env_id,
                object_type="environment_variable", object_id=var.id, detail={"fields": sorted(changes)})
-        core.emit("variable_changed", s, var)
         return _view(s, var)
 
 

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from credflow.persistence.tables import CachedSecret, SecretHead, SecretStore, utcnow
 from credflow.services.core import Core
+from credflow.services.secrets import outbox
 from credflow.services.secrets.secret_stores import open_store
 from credflow.stores.base import (
     DEFAULT_RETRY_AFTER_SECONDS,
@@ -261,7 +262,7 @@ def head(s: Session, store_id: str, name: str) -> SecretHead:
 
 def fetch(core: Core, s: Session, store: SecretStore, name: str, version: str | None = None) -> Resolved:
     """Read from the vault (latest when ``version`` is None), cache it and, for the latest, move the head;
-    a head that moves raises ``secret_version_changed`` so that every connection follows."""
+    a head that moves records ``outbox.secret_version_changed`` so that every connection follows."""
     got = vault_read(core, store, name, version, s)
     remember(core, s, store.id, name, got)
     if version is None:
@@ -271,9 +272,7 @@ def fetch(core: Core, s: Session, store: SecretStore, name: str, version: str | 
             h.current_version = got.version
             h.version_seq += 1
             if previous is not None:
-                from credflow.services.secrets import rotation  # rotation builds on this module
-
-                rotation.secret_version_changed(core, s, store, name, got.version, source="read", after=previous)
+                outbox.secret_version_changed(core, s, store, name, got.version, source="read", after=previous)
         h.checked_at, h.error_code, h.error_since = utcnow(), None, None
     return Resolved(got.value, got.version)
 

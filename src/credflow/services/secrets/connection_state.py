@@ -6,7 +6,9 @@ receives; these set-based updates move all of a secret's connections at once, wh
 - deleted or disabled (the vault says not found / denied): ``secret_unreadable`` at once;
 - an outage: the last good version keeps serving, its age visible, until ``stale_if_error_seconds`` have
   passed; then ``secret_unreadable``;
-- readable again: back to ``connected``.
+- readable again: back to ``connected``;
+- a secret variable pointed at another secret (``follow_reference``): its connections move to that secret's
+  version in the transaction that changes the reference (variables and solution import call it directly).
 Only unpinned references follow the head; a pinned version stays what it is.
 """
 
@@ -66,6 +68,22 @@ def set_connections_version(s: Session, creds: Select[tuple[str]], version: str 
         secret_version=version, updated_at=utcnow(),
         status=case((Connection.status == UNREADABLE, CONNECTED), else_=Connection.status))
     return s.execute(stmt.execution_options(synchronize_session=False)).rowcount or 0  # type: ignore[attr-defined]
+
+
+def follow_reference(s: Session, var: EnvironmentVariable) -> int:
+    """A secret variable's reference changed (another store or secret, pinned or not): in the caller's
+    transaction, every connection of the credentials whose password it is moves to the version their next run
+    will get (the pinned version, else the head credflow holds for the new secret). Text variables change
+    nothing. Returns the number of connections moved."""
+    if var.type != "secret" or not var.store_id or not var.secret_name:
+        return 0
+    version = var.secret_version
+    if version is None:
+        h = s.scalar(select(SecretHead).where(SecretHead.store_id == var.store_id,
+                                              SecretHead.name == var.secret_name))
+        version = h.current_version if h is not None else None
+    creds = select(Credential.id).where(Credential.password_variable_id == var.id)
+    return set_connections_version(s, creds, version)
 
 
 def _set_status(s: Session, creds: Select[tuple[str]], from_status: str, to_status: str,

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from credflow.persistence.tables import EnvironmentVariable, SecretHead, SecretStore, utcnow
 from credflow.services.core import Core
-from credflow.services.secrets import cache, connection_state, rotation
+from credflow.services.secrets import cache, connection_state, outbox
 from credflow.stores.base import StoreError, split_field
 
 log = logging.getLogger(__name__)
@@ -73,8 +73,8 @@ def poll_store(core: Core, store_id: str, interval: float) -> None:
             held = {n: (heads[n][0] if n in heads else None) for n in names}
             behind = [n for n in names if held[n] != outcome]
             if behind:
-                rotation.secret_version_changed(core, s, store, base, outcome, source="poll",
-                                                after=held[behind[0]] or "")
+                outbox.secret_version_changed(core, s, store, base, outcome, source="poll",
+                                              after=held[behind[0]] or "")
             elif any(heads[n][1] for n in names):
                 connection_state.advance(s, store, names, outcome, checked=True, source="poll")
             else:
@@ -123,7 +123,7 @@ class Poller:
                     log.error("rotation poller: store %s: %s", store_id, type(exc).__name__)
         if time.monotonic() >= self.next_prune:
             self.next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
-            rotation.prune_events(self.core)
+            outbox.prune_events(self.core)
         if _bound_reached(self.core):
             with self.core.db.transaction() as s:
                 connection_state.enforce_stale_bound(self.core, s)

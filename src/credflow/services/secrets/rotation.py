@@ -1,22 +1,16 @@
-"""Rotation: every source of change (builtin writes, the NotifyEnvironmentVariableSecretChange action, Event
-Grid and CloudEvents deliveries, the polling reconciler, a read that finds a new version) becomes one durable
-``secret_version_changed(store, name, version)``: a SecretEvent row written in the caller's transaction, so
-it exists before the caller answers. The worker (``credflow.services.secrets.worker``) applies it.
-
-Deduplication: an event naming a version is keyed by (store, name, version, reach), so a repeated delivery,
-whatever its event id, is stored once; one without a version is keyed by its event id when it has one.
+"""Rotation: where changes from outside come in. The seed's NotifyEnvironmentVariableSecretChange action and
+the Event Grid / CloudEvents webhook (with its handshake) each turn what they are told into the durable
+``outbox.secret_version_changed`` event, in one transaction, before they answer; the worker
+(``credflow.services.secrets.worker``) applies it. Also here: the operators' view of pending events and of
+every secret credflow follows.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
-from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
-from sqlalchemy import event as sa_event
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from credflow.audit.chain import record
@@ -30,48 +24,12 @@ from credflow.persistence.tables import (
     SecretEvent,
     SecretHead,
     SecretStore,
-    new_id,
-    utcnow,
 )
 from credflow.services.access import authz
 from credflow.services.core import Actor, Core
-from credflow.services.secrets import cache, event_keys
-from credflow.services.secrets.connection_state import set_connections_version
-from credflow.stores.base import split_field
+from credflow.services.secrets import cache, event_keys, outbox
 
-ENQUEUED = "secret_event_enqueued"  # the in-process signal that wakes the worker
 MAX_BODY_BYTES = 1_048_576  # Event Grid delivers at most 1 MB per request
-KEEP_EVENTS_DAYS = 7
-
-
-def _dedupe(*parts: str) -> str:
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
-
-
-def secret_version_changed(core: Core, s: Session, store: SecretStore, name: str, version: str | None, *,
-                           source: str, event_id: str | None = None, scope_user_id: str | None = None,
-                           after: str | None = None) -> bool:
-    """Record the internal event in ``s``; False when it is a duplicate. The worker wakes after commit."""
-    base, _ = split_field(name.strip())
-    reach = scope_user_id or "*"
-    if version:
-        # A reconciler's observation is keyed by the version it moved from, so a later move back is seen.
-        key = _dedupe("v", store.id, base, version, reach, after or "")
-    elif event_id:
-        key = _dedupe("id", store.id, base, event_id, reach)
-    else:
-        key = _dedupe("n", new_id())
-    if s.scalar(select(SecretEvent.id).where(SecretEvent.dedupe_key == key)) is not None:
-        return False
-    row = SecretEvent(dedupe_key=key, env_id=store.env_id, store_id=store.id, secret_name=base,
-                      version=version, source=source, scope_user_id=scope_user_id)
-    try:
-        with s.begin_nested():
-            s.add(row)
-    except IntegrityError:
-        return False  # the same event, stored by a concurrent delivery
-    sa_event.listen(s, "after_commit", lambda _s: core.emit(ENQUEUED), once=True)
-    return True
 
 
 def match_stores(s: Session, env_id: str, vault: str) -> list[SecretStore]:
@@ -98,7 +56,7 @@ def notify(core: Core, actor: Actor, env_id: str, key_vault_url: str, secret_nam
             raise NotFound("no secret store of this environment is that vault", code="store_not_found")
         scope = None if authz.is_env_admin(role) else actor.id
         for store in stores:
-            secret_version_changed(core, s, store, name, None, source="notify", scope_user_id=scope)
+            outbox.secret_version_changed(core, s, store, name, None, source="notify", scope_user_id=scope)
         record(s, actor=actor.label, action="rotation.notify", env_id=env.id, object_type="secret",
                object_id=stores[0].id if stores else None,
                detail={"name": name, "stores": [st.id for st in stores],
@@ -134,7 +92,8 @@ def receive(core: Core, key: str | None, body: bytes, content_type: str, headers
                 ignored += 1
                 continue
             for store in stores:
-                if secret_version_changed(core, s, store, ev.name, ev.version, source=ev.schema, event_id=ev.id):
+                if outbox.secret_version_changed(core, s, store, ev.name, ev.version, source=ev.schema,
+                                                 event_id=ev.id):
                     accepted += 1
                 else:
                     duplicates += 1
@@ -142,37 +101,6 @@ def receive(core: Core, key: str | None, body: bytes, content_type: str, headers
             record(s, actor=f"event_key:{key_id}", action="rotation.event", env_id=env_id, object_type="event_key",
                    object_id=key_id, detail={"accepted": accepted, "duplicates": duplicates, "ignored": ignored})
     return {"accepted": accepted, "duplicates": duplicates, "ignored": ignored}
-
-
-def prune_events(core: Core) -> int:
-    """Forget applied events older than a week: far past Event Grid's last retry (24 h), so a late repeat
-    still finds its duplicate; anything later would change nothing anyway (heads move forward only)."""
-    cutoff = utcnow() - timedelta(days=KEEP_EVENTS_DAYS)
-    with core.db.transaction() as s:
-        done = s.execute(delete(SecretEvent).where(SecretEvent.processed_at < cutoff)
-                         .execution_options(synchronize_session=False))
-        return int(done.rowcount or 0)  # type: ignore[attr-defined]
-
-
-# --- a secret reference that changes moves the connections of the credentials using it -------------------
-def install(core: Core) -> None:
-    """Subscribe to the signals of other services (once per core)."""
-    if core.state.setdefault("rotation_installed", False):
-        return
-    core.state["rotation_installed"] = True
-    core.on("variable_changed", _on_variable_changed)
-
-
-def _on_variable_changed(s: Session, var: EnvironmentVariable) -> None:
-    if var.type != "secret" or not var.store_id or not var.secret_name:
-        return
-    version = var.secret_version
-    if version is None:
-        h = s.scalar(select(SecretHead).where(SecretHead.store_id == var.store_id,
-                                              SecretHead.name == var.secret_name))
-        version = h.current_version if h is not None else None
-    creds = select(Credential.id).where(Credential.password_variable_id == var.id)
-    set_connections_version(s, creds, version)
 
 
 # --- what operators see -----------------------------------------------------------------------------------

@@ -16,7 +16,9 @@ from credflow.domain.references import normalize_vault_url
 from credflow.persistence.tables import BuiltinSecret, SecretStore, StoreAccess
 from credflow.services import lookup, views
 from credflow.services.access import authz
+from credflow.services.access.principals import resolve_principal
 from credflow.services.core import Actor, Core
+from credflow.services.secrets import outbox
 from credflow.stores.base import SecretNotFound, StoreConfig, StoreContext
 from credflow.stores.base import SecretStore as StoreReader
 
@@ -103,8 +105,6 @@ def get_store(core: Core, actor: Actor, env_id: str, store_id: str) -> dict[str,
 
 def set_access(core: Core, actor: Actor, env_id: str, store_id: str, principal: str, allowed: bool
                ) -> dict[str, Any]:
-    from credflow.services.access.principals import resolve_principal
-
     with core.db.transaction() as s:
         env, _ = authz.require_env(s, actor, env_id, "secret_store.admin")
         store = find_store(s, env.id, store_id)
@@ -185,10 +185,7 @@ def put_secret(core: Core, actor: Actor, env_id: str, store_id: str, name: str, 
         s.flush()
         record(s, actor=actor.label, action="secret.write", env_id=env.id, object_type="secret",
                object_id=store.id, detail={"name": name, "version": row.version})
-        from credflow.services.secrets import rotation  # rotation builds on this module
-
-        rotation.secret_version_changed(core, s, store, name, str(row.version), source="builtin")
-        core.emit("secret_written", s, store, name, str(row.version))
+        outbox.secret_version_changed(core, s, store, name, str(row.version), source="builtin")
         return {"name": name, "version": str(row.version), "created_at": views.ts(row.created_at)}
 
 

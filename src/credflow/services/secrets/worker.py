@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from credflow.persistence.tables import SecretEvent, SecretHead, SecretStore, utcnow
 from credflow.services.core import Core
-from credflow.services.secrets import cache, connection_state, rotation
+from credflow.services.secrets import cache, connection_state, outbox
 from credflow.stores.base import StoreError, Throttled
 
 log = logging.getLogger(__name__)
@@ -174,17 +174,16 @@ class Worker:
 
 def start(core: Core) -> Callable[[], None]:
     """Start the worker thread; returns ``stop``."""
-    rotation.install(core)
     worker = Worker(core)
     thread = threading.Thread(target=worker.run, name="credflow-rotation-worker", daemon=True)
-    core.on(rotation.ENQUEUED, worker.wake.set)
+    core.on(outbox.ENQUEUED, worker.wake.set)
     thread.start()
 
     def stop() -> None:
         worker.stopping.set()
         worker.wake.set()
         thread.join(timeout=15)
-        hooks = core.hooks.get(rotation.ENQUEUED, [])
+        hooks = core.hooks.get(outbox.ENQUEUED, [])
         if worker.wake.set in hooks:
             hooks.remove(worker.wake.set)
 
