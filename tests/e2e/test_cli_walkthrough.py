@@ -28,7 +28,7 @@ def test_the_readme_walkthrough_works_end_to_end(tmp_path: Path) -> None:
         cf("login", "--server", url, "--token", token)
         config = tmp_path / "config" / "config.json"
         assert oct(config.stat().st_mode & 0o777) == "0o600"
-        cf("store", "add", "vault")
+        cf("store", "create", "vault")
         cf("secret", "put", "vault", "robot-password", "--stdin", stdin="Walkthrough-Secret-42\n")
         cf("variable", "create", "robot_user", "--type", "text", "--value", "robot@corp.example")
         cf("variable", "create", "robot_pass", "--type", "secret", "--store", "vault", "--secret", "robot-password")
@@ -44,7 +44,7 @@ def test_the_readme_walkthrough_works_end_to_end(tmp_path: Path) -> None:
         # Share it, and run a flow on a machine with it.
         cf("credential", "share", "Robot login", "--with", "alice@corp.example", "--role", "user")
         assert "alice" in cf("credential", "shares", "Robot login")
-        reg = json.loads(cf("machine", "registration-token", "--json"))
+        reg = json.loads(cf("machine-registration", "create", "--json"))
         state = tmp_path / "pc-1"
         cf("agent", "register", "--server", url, "--registration-token", reg["registration_token"], "--name", "pc-1",
            "--state-dir", str(state))

@@ -10,7 +10,7 @@ from tests.machines.conftest import Machine, register
 
 def test_machines_flows_connections_and_runs_from_the_cli(cli: Any, admin: Api, cred_setup: dict[str, Any],
                                                           machine: Machine) -> None:
-    assert cli("machine", "registration-token", "--json")["registration_token"].startswith("cfr_")
+    assert cli("machine-registration", "create", "--json")["registration_token"].startswith("cfr_")
     assert [m["name"] for m in cli("machine", "list", "--json")] == ["robot-pc-1"]
     other = register(admin, "robot-pc-2")
     group = cli("machine-group", "create", "pool", "--machine", "robot-pc-1", "--machine", other.id, "--json")

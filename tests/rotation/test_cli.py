@@ -37,8 +37,8 @@ def test_event_keys_notify_and_status_from_the_command_line(tmp_path: Path, data
         assert made["key"].startswith("cfe_")
         listed = json.loads(cf("event-key", "list", "--json"))
         assert [k["id"] for k in listed] == [made["id"]] and "key" not in listed[0]
-        cf("notify", "builtin://default/vault", "robot-password")
-        cf("notify", "https://nowhere.vault.azure.net", "robot-password", code=1)
+        cf("rotation", "notify", "builtin://default/vault", "robot-password")
+        cf("rotation", "notify", "https://nowhere.vault.azure.net", "robot-password", code=1)
         admin.secret("vault", "robot-password", "two")
         wait_for(lambda: admin.ok(admin.get(admin.e(f"/connections/{conn}")))["secret_version"] == "2")
         status = json.loads(cf("rotation", "status", "--json"))

@@ -113,8 +113,8 @@ def test_the_team_commands_of_the_cli(admin: Api, cli_as: Callable[[Api], None])
     runner = CliRunner()
     made = runner.invoke(cli, ["team", "create", "ops", "--member", ann.info["email"], "--json"])
     assert made.exit_code == 0, made.output
-    assert runner.invoke(cli, ["team", "add", "ops", bob.info["id"]]).exit_code == 0
-    assert runner.invoke(cli, ["team", "remove", "ops", ann.info["email"]]).exit_code == 0
+    assert runner.invoke(cli, ["team", "member", "add", "ops", bob.info["id"]]).exit_code == 0
+    assert runner.invoke(cli, ["team", "member", "remove", "ops", ann.info["email"]]).exit_code == 0
     listed = runner.invoke(cli, ["team", "list"])
     assert listed.exit_code == 0 and "bob@example.com" in listed.output and "ann@example.com" not in listed.output
     assert runner.invoke(cli, ["team", "delete", "ops"]).exit_code == 0

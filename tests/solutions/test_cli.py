@@ -53,7 +53,7 @@ def test_the_cli_shows_dependencies_as_a_tree_and_moves_solutions(live: tuple[st
     assert PASSWORD.encode() not in creds.read_bytes() + flows.read_bytes()
 
     cf("env", "create", "production")
-    cf("store", "add", "vault", "--env", "production")
+    cf("store", "create", "vault", "--env", "production")
     cf("secret", "put", "vault", "robot-password", "--stdin", "--env", "production", stdin="Prod-Pa55\n")
     _, errors = cf("solution", "import", str(flows), "--env", "production", code=1)
     assert "missing_dependencies" in errors and "CredentialSolution" in errors
@@ -72,7 +72,7 @@ def test_the_cli_shows_dependencies_as_a_tree_and_moves_solutions(live: tuple[st
     assert values["robot_user"] == "prod@corp.example"
 
     cf("solution", "create", "Extra", "--version", "2.0")
-    _, added = cf("solution", "add", "Extra", "credential", "Robot login", "--no-required")
+    _, added = cf("solution", "component", "add", "Extra", "credential", "Robot login", "--no-required")
     assert "added credential Robot login" in added
     cf("solution", "update", "Extra", "--version", "2.1")
     assert json.loads(cf("solution", "list", "--json")[0])[-1]["version"] == "2.1"

@@ -25,6 +25,7 @@ from credflow.api.routes import (
     secret_stores,
     sharing,
     solutions,
+    store_kinds,
     teams,
     users,
     variables,
@@ -37,7 +38,7 @@ from credflow.web import routes as web
 
 API_PREFIX = "/api/v1"
 ROUTERS = [
-    users.router, passwords.router, secret_stores.router, variables.router, credentials.router,
+    users.router, passwords.router, secret_stores.router, store_kinds.router, variables.router, credentials.router,
     sharing.router, teams.router, audit.router,
     machines.router, agent.router, desktop_flows.router, connections.router, runs.router, cloud_flows.router,
     solutions.router, rotation.router, events.api_router,

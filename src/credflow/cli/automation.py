@@ -1,4 +1,5 @@
-"""Client commands for machines, machine groups, desktop flows, connections, runs and cloud flows."""
+"""Client commands for machines (and their registration tokens), machine groups, desktop flows, connections,
+runs, connection references and cloud flows."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from credflow.cli.common import EnvOpt, JsonOpt, calling, environment, err, out,
 # ruff: noqa: UP045  (typer reads Optional[...] annotations)
 
 machine_app = typer.Typer(help="Machines that run desktop flows.", no_args_is_help=True)
+registration_app = typer.Typer(help="Registration tokens: how a new machine joins an environment.",
+                               no_args_is_help=True)
 group_app = typer.Typer(help="Machine groups: a free member takes the next run.", no_args_is_help=True)
 flow_app = typer.Typer(help="Desktop flows: the command a machine runs.", no_args_is_help=True)
 conn_app = typer.Typer(help="Connections: a machine or group, and a credential or a username and password.",
@@ -31,13 +34,16 @@ def _e(env: Optional[str], path: str) -> str:
 
 
 # --- machines and groups ------------------------------------------------------------------------------------
-@machine_app.command("registration-token")
-def registration_token(expires_in: Optional[int] = typer.Option(None, help="Seconds the token stays valid."),
-                       env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
+@registration_app.command("create")
+def registration_create(expires_in: Optional[int] = typer.Option(None, help="Seconds the token stays valid."),
+                        env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
     """A single-use token for `credflow agent register`; shown only now."""
     body = {"expires_in_seconds": expires_in} if expires_in else None
     with calling() as c:
         show(c.post(_e(env, "/machine-registrations"), body), as_json, ["registration_token", "expires_at"])
+
+
+machine_app.command("registration-token", hidden=True)(registration_create)  # the old spelling, for one release
 
 
 @machine_app.command("list")
@@ -262,7 +268,7 @@ def cloud_delete(name: str, env: Optional[str] = EnvOpt) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    for sub, name in ((machine_app, "machine"), (group_app, "machine-group"), (flow_app, "desktop-flow"),
-                      (conn_app, "connection"), (run_app, "run"), (ref_app, "connection-reference"),
-                      (cloud_app, "cloud-flow")):
+    for sub, name in ((machine_app, "machine"), (registration_app, "machine-registration"),
+                      (group_app, "machine-group"), (flow_app, "desktop-flow"), (conn_app, "connection"),
+                      (run_app, "run"), (ref_app, "connection-reference"), (cloud_app, "cloud-flow")):
         app.add_typer(sub, name=name)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from credflow.cli import agent, automation, passwords, resources, rotation, server, sharing, solutions
+from credflow.cli import agent, audit, automation, credentials, passwords, resources, rotation, server, solutions, teams
 
 app = typer.Typer(help="credflow: credentials for automation.", no_args_is_help=True)
 server.register(app)
 resources.register(app)
-sharing.register(app)
+credentials.register(app)
+teams.register(app)
+audit.register(app)
 agent.register(app)
 automation.register(app)
 solutions.register(app)

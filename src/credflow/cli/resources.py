@@ -1,14 +1,16 @@
-"""Client commands for users, environments, stores, secrets, variables and credentials."""
+"""Client commands for signing in, users, environments, secret stores, secrets and environment variables."""
 
 from __future__ import annotations
 
 import json
 import sys
 from typing import Optional
+from urllib.parse import quote
 
 import typer
 
 from credflow.cli.common import EnvOpt, JsonOpt, calling, environment, err, save_login, show
+from credflow.cli.dependencies import show_dependencies
 from credflow.client.http import ApiError, Client
 
 # ruff: noqa: UP045  (typer reads Optional[...] annotations)
@@ -19,8 +21,6 @@ store_app = typer.Typer(help="Secret stores (vaults).", no_args_is_help=True)
 secret_app = typer.Typer(help="Secrets of builtin stores (values are written, never read back).",
                          no_args_is_help=True)
 var_app = typer.Typer(help="Environment variables: text values and secret references.", no_args_is_help=True)
-cred_app = typer.Typer(help="Credentials: a text username variable and a secret password variable.",
-                       no_args_is_help=True)
 
 
 def login(server: str = typer.Option(..., help="credflow server URL."),
@@ -71,18 +71,21 @@ def env_list(as_json: bool = JsonOpt) -> None:
         show(c.all("/environments"), as_json, ["id", "name", "created_at"])
 
 
-@store_app.command("add")
-def store_add(name: str, kind: str = typer.Option("builtin", help="builtin, hashicorp-vault, azure-keyvault, "
-                                                  "aws-secretsmanager"),
-              vault_url: Optional[str] = typer.Option(None, help="What events name this vault by."),
-              config: str = typer.Option("{}", help="Kind-specific config as JSON ('-' reads stdin)."),
-              env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
+@store_app.command("create")
+def store_create(name: str, kind: str = typer.Option("builtin", help="builtin, hashicorp-vault, azure-keyvault, "
+                                                     "aws-secretsmanager (`credflow store kinds` lists them)."),
+                 vault_url: Optional[str] = typer.Option(None, help="What events name this vault by."),
+                 config: str = typer.Option("{}", help="Kind-specific config as JSON ('-' reads stdin)."),
+                 env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
     """Register a secret store (system administrators)."""
     cfg = json.loads(sys.stdin.read() if config == "-" else config)
     with calling() as c:
         body = {"name": name, "kind": kind, "vault_url": vault_url, "config": cfg}
         show(c.post(f"/environments/{environment(env)}/secret-stores", body), as_json,
              ["id", "name", "kind", "vault_url"])
+
+
+store_app.command("add", hidden=True)(store_create)  # the old spelling, kept for one release
 
 
 @store_app.command("list")
@@ -108,6 +111,13 @@ def store_check(store: str, env: Optional[str] = EnvOpt, as_json: bool = JsonOpt
         show(report if as_json else report["checks"], as_json, ["check", "ok", "detail"])
         if not report["ok"]:
             raise typer.Exit(1)
+
+
+@store_app.command("kinds")
+def store_kinds(as_json: bool = JsonOpt) -> None:
+    """The kinds of secret store this server can open; for one it cannot, why and the command that fixes it."""
+    with calling() as c:
+        show(c.all("/secret-store-kinds"), as_json, ["kind", "viable", "detail", "install"])
 
 
 @secret_app.command("put")
@@ -187,66 +197,13 @@ def var_delete(name: str, env: Optional[str] = EnvOpt) -> None:
         err.print(f"deleted {name}")
 
 
-def credential_id(c: Client, env: str, name: str) -> str:
-    """The id of a credential named by id or name (the server answers 404 for neither)."""
-    for cred in c.all(f"/environments/{env}/credentials"):
-        if name in (cred["name"], cred["id"]):
-            return str(cred["id"])
-    return name
-
-
-@cred_app.command("create")
-def cred_create(name: str, username_variable: str = typer.Option(..., "--username", help="Text variable."),
-                password_variable: str = typer.Option(..., "--password", help="Secret variable."),
-                description: Optional[str] = None, solution: Optional[str] = None,
-                env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
-    body = {"name": name, "description": description, "username_variable": username_variable,
-            "password_variable": password_variable, **({"solution": solution} if solution else {})}
-    with calling() as c:
-        show(c.post(f"/environments/{environment(env)}/credentials", body), as_json,
-             ["id", "name", "description", "my_role", "status"])
-
-
-@cred_app.command("list")
-def cred_list(env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
-    with calling() as c:
-        show(c.all(f"/environments/{environment(env)}/credentials"), as_json,
-             ["id", "name", "description", "owner", "my_role", "status"])
-
-
-@cred_app.command("show")
-def cred_show(name: str, env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
-    with calling() as c:
-        e = environment(env)
-        show(c.get(f"/environments/{e}/credentials/{credential_id(c, e, name)}"), as_json)
-
-
-@cred_app.command("update")
-def cred_update(name: str, new_name: Optional[str] = typer.Option(None, "--name"),
-                description: Optional[str] = None,
-                allow_flow: list[str] = typer.Option([], help="Only these desktop flows may run with it "
-                                                              "(repeatable)."),
-                any_flow: bool = typer.Option(False, help="Any desktop flow may run with it again."),
-                env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
-    body: dict[str, object] = {k: v for k, v in (("name", new_name), ("description", description)) if v is not None}
-    if allow_flow and any_flow:
-        err.print("[red]error[/red]: give --allow-flow or --any-flow, not both")
-        raise typer.Exit(2)
-    if allow_flow or any_flow:
-        body["allowed_desktop_flows"] = list(allow_flow) or None
-    with calling() as c:
-        e = environment(env)
-        show(c.patch(f"/environments/{e}/credentials/{credential_id(c, e, name)}", body), as_json,
-             ["id", "name", "description", "allowed_desktop_flows"])
-
-
-@cred_app.command("delete")
-def cred_delete(name: str, force: bool = typer.Option(False, help="Delete even while connections use it."),
-                env: Optional[str] = EnvOpt) -> None:
-    with calling() as c:
-        e = environment(env)
-        c.delete(f"/environments/{e}/credentials/{credential_id(c, e, name)}", params={"force": force})
-        err.print(f"deleted {name}; its environment variables stay")
+@var_app.command("dependencies")
+def var_dependencies(name: str, every: bool = typer.Option(False, "--all", help="Every connection."),
+                     env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
+    """Where an environment variable is used: credentials, their connections, and cloud flows."""
+    show_dependencies(f"Environment variable [bold]{name}[/bold]",
+                      f"/environments/{environment(env)}/environment-variables/{quote(name, safe='')}/dependencies",
+                      every, as_json)
 
 
 def register(app: typer.Typer) -> None:
@@ -256,4 +213,3 @@ def register(app: typer.Typer) -> None:
     app.add_typer(store_app, name="store")
     app.add_typer(secret_app, name="secret")
     app.add_typer(var_app, name="variable")
-    app.add_typer(cred_app, name="credential")

@@ -1,5 +1,5 @@
-"""Client commands for rotation: the seed's notify action, event keys for the Event Grid webhook, and what
-rotation holds (versions, freshness, pending events)."""
+"""Client commands for rotation: the seed's notify action, what rotation holds (versions, freshness, pending
+events), and event keys for the Event Grid webhook."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from credflow.cli.common import EnvOpt, JsonOpt, calling, environment, err, show
 
 key_app = typer.Typer(help="Event keys: what authenticates the Event Grid webhook (several may be valid).",
                       no_args_is_help=True)
-rotation_app = typer.Typer(help="Rotation: versions credflow holds, their freshness, pending events.",
-                           no_args_is_help=True)
+rotation_app = typer.Typer(help="Rotation: tell credflow a secret changed; the versions it holds, their "
+                                "freshness, pending events.", no_args_is_help=True)
 
 
+@rotation_app.command("notify")
 def notify(keyvault_url: str = typer.Argument(..., metavar="KEYVAULT_URL",
                                               help="The vault URL, or the Event Grid topic (an Azure resource id)."),
            secret_name: str = typer.Argument(..., metavar="SECRET_NAME", help="The secret's name in that vault."),
@@ -70,6 +71,6 @@ def rotation_status(env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> Non
 
 
 def register(app: typer.Typer) -> None:
-    app.command("notify")(notify)
-    app.add_typer(key_app, name="event-key")
     app.add_typer(rotation_app, name="rotation")
+    app.command("notify", hidden=True)(notify)  # the old spelling, kept for one release
+    app.add_typer(key_app, name="event-key")

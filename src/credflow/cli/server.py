@@ -51,7 +51,10 @@ keys = typer.Typer(help="Master key (KEK) management.")
 def rotate(
     data_dir: Annotated[Optional[Path], typer.Option(help="Data directory.")] = None,  # noqa: UP045
 ) -> None:
-    """Make a new master key active and re-wrap every data key under it. Safe while the server runs."""
+    """Make a new master key active and re-wrap every data key under it. Safe while the server runs.
+
+    It opens the server's database and master key directly, not through the API: run it on the server host.
+    """
     from credflow.services.core import build_core
 
     settings = _settings(data_dir)

@@ -1,22 +1,19 @@
-"""Client commands for solutions (create, add, export, import) and for dependencies, shown as a tree."""
+"""``credflow solution``: solutions, their components, and moving them between environments (export, import)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import quote
 
 import typer
-from rich.tree import Tree
 
-from credflow.cli.common import EnvOpt, JsonOpt, calling, environment, err, out, show
-from credflow.cli.resources import cred_app, var_app
-from credflow.client.http import Client
+from credflow.cli.common import EnvOpt, JsonOpt, calling, environment, err, show
 
 # ruff: noqa: UP045  (typer reads Optional[...] annotations)
 
 solution_app = typer.Typer(help="Solutions: move components between environments.", no_args_is_help=True)
+component_app = typer.Typer(help="The components of a solution.", no_args_is_help=True)
 TYPES = ("environment_variable", "credential", "desktop_flow", "connection_reference", "cloud_flow")
 COLUMNS = ["unique_name", "display_name", "version", "publisher", "components"]
 
@@ -29,7 +26,7 @@ def _row(sol: dict[str, Any]) -> dict[str, Any]:
 def solution_create(unique_name: str, display_name: Optional[str] = typer.Option(None, help="Default: the name."),
                     version: str = typer.Option("1.0.0.0", help="Like 1.0.0.0."),
                     publisher: Optional[str] = None, env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
-    """Create an empty solution; add components with `credflow solution add`."""
+    """Create an empty solution; add components with `credflow solution component add`."""
     body = {"unique_name": unique_name, "display_name": display_name or unique_name, "version": version,
             "publisher": publisher}
     with calling() as c:
@@ -54,11 +51,11 @@ def solution_update(solution: str, version: Optional[str] = None, display_name: 
              as_json, COLUMNS)
 
 
-@solution_app.command("add")
-def solution_add(solution: str, type_: str = typer.Argument(..., metavar="TYPE", help=", ".join(TYPES)),
-                 component: str = typer.Argument(..., help="The component's id or name."),
-                 required: bool = typer.Option(True, help="Also add what it needs that no other solution holds."),
-                 env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
+@component_app.command("add")
+def component_add(solution: str, type_: str = typer.Argument(..., metavar="TYPE", help=", ".join(TYPES)),
+                  component: str = typer.Argument(..., help="The component's id or name."),
+                  required: bool = typer.Option(True, help="Also add what it needs that no other solution holds."),
+                  env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
     """Add a component; a credential brings its variables, a cloud flow its desktop flows and references."""
     body = {"type": type_, "id": component, "add_required": required}
     with calling() as c:
@@ -108,67 +105,8 @@ def solution_import(file: Path = typer.Argument(..., exists=True, dir_okay=False
     show(rows, False, ["outcome", "type", "name"])
 
 
-# --- dependencies ---------------------------------------------------------------------------------------------
-def _pages(c: Client, path: str, every: bool) -> dict[str, Any]:
-    got: dict[str, Any] = c.get(path, params={"limit": 500 if every else 50})
-    while every and got.get("next_cursor"):
-        more = c.get(path, params={"limit": 500, "cursor": got["next_cursor"]})
-        got["connections"] += more["connections"]
-        got["next_cursor"] = more["next_cursor"]
-    return got
-
-
-def _connection_label(conn: dict[str, Any]) -> str:
-    return f"{conn['name']} [dim](owner {conn.get('owner_email') or conn['owner']}, {conn['status']})[/dim]"
-
-
-def _tree(title: str, deps: dict[str, Any]) -> Tree:
-    tree = Tree(title)
-    counts = deps["counts"]
-    shown = len(deps["connections"])
-    if "credentials" in deps:
-        creds = tree.add(f"Credentials ({counts['credentials']})")
-        for cred in deps["credentials"]:
-            node = creds.add(cred["name"])
-            for conn in deps["connections"]:
-                if conn["credential"] == cred["id"]:
-                    node.add(_connection_label(conn))
-    else:
-        conns = tree.add(f"Connections ({counts['connections']})")
-        for conn in deps["connections"]:
-            conns.add(_connection_label(conn))
-    if shown < counts["connections"]:
-        tree.add(f"[yellow]{shown} of {counts['connections']} connections shown; --all lists every one[/yellow]")
-    flows = tree.add(f"Cloud flows ({counts['cloud_flows']})")
-    for flow in deps["cloud_flows"]:
-        flows.add(flow["name"])
-    return tree
-
-
-@var_app.command("dependencies")
-def variable_dependencies(name: str, every: bool = typer.Option(False, "--all", help="Every connection."),
-                          env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
-    """Where an environment variable is used: credentials, their connections, and cloud flows."""
-    with calling() as c:
-        deps = _pages(c, f"/environments/{environment(env)}/environment-variables/{quote(name, safe='')}"
-                         "/dependencies", every)
-    if as_json:
-        print(json.dumps(deps, indent=2))
-        return
-    out.print(_tree(f"Environment variable [bold]{name}[/bold]", deps))
-
-
-@cred_app.command("dependencies")
-def credential_dependencies(name: str, every: bool = typer.Option(False, "--all", help="Every connection."),
-                            env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
-    """Where a credential is used: connections and cloud flows."""
-    with calling() as c:
-        deps = _pages(c, f"/environments/{environment(env)}/credentials/{quote(name, safe='')}/dependencies",
-                      every)
-    if as_json:
-        print(json.dumps(deps, indent=2))
-        return
-    out.print(_tree(f"Credential [bold]{name}[/bold]", deps))
+solution_app.add_typer(component_app, name="component")
+solution_app.command("add", hidden=True)(component_add)  # the old spelling, kept for one release
 
 
 def register(app: typer.Typer) -> None:

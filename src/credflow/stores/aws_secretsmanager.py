@@ -16,9 +16,6 @@ from contextlib import contextmanager
 from functools import cached_property
 from typing import Any, ClassVar, TypeVar
 
-import boto3
-import botocore.exceptions
-from botocore.config import Config as BotoConfig
 from pydantic import SecretStr, model_validator
 
 from credflow.stores.base import (
@@ -38,6 +35,15 @@ from credflow.stores.base import (
     secret,
     split_field,
 )
+
+try:
+    import boto3
+    import botocore.exceptions
+    from botocore.config import Config as BotoConfig
+except ImportError:  # without the aws extra the kind is listed as not viable, with the command that adds it
+    _MISSING_EXTRA: str | None = "aws"
+else:
+    _MISSING_EXTRA = None
 
 T = TypeVar("T")
 CURRENT = "AWSCURRENT"
@@ -187,6 +193,7 @@ def _from_client_error(exc: botocore.exceptions.ClientError, what: str) -> Store
 class AwsSecretsManagerPlugin:
     kind: ClassVar[str] = "aws-secretsmanager"
     Config: ClassVar[type[StoreConfig]] = AwsSecretsManagerConfig
+    missing_extra: ClassVar[str | None] = _MISSING_EXTRA
 
     @classmethod
     def open(cls, config: StoreConfig, context: StoreContext) -> AwsSecretsManagerStore:

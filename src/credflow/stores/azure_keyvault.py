@@ -30,16 +30,6 @@ from contextlib import contextmanager
 from functools import cached_property
 from typing import Any, ClassVar, TypeVar
 
-from azure.core.credentials import TokenCredential
-from azure.core.exceptions import (
-    AzureError,
-    ClientAuthenticationError,
-    HttpResponseError,
-    ServiceRequestError,
-    ServiceResponseError,
-)
-from azure.identity import ClientSecretCredential, ManagedIdentityCredential
-from azure.keyvault.secrets import SecretClient
 from pydantic import SecretStr, model_validator
 
 from credflow.stores.base import (
@@ -58,6 +48,22 @@ from credflow.stores.base import (
     retry_after_seconds,
     split_field,
 )
+
+try:
+    from azure.core.credentials import TokenCredential
+    from azure.core.exceptions import (
+        AzureError,
+        ClientAuthenticationError,
+        HttpResponseError,
+        ServiceRequestError,
+        ServiceResponseError,
+    )
+    from azure.identity import ClientSecretCredential, ManagedIdentityCredential
+    from azure.keyvault.secrets import SecretClient
+except ImportError:  # without the azure extra the kind is listed as not viable, with the command that adds it
+    _MISSING_EXTRA: str | None = "azure"
+else:
+    _MISSING_EXTRA = None
 
 T = TypeVar("T")
 PROBE_NAME = "credflow-access-check"  # read by checks(); its absence proves the right to read
@@ -193,6 +199,7 @@ def _from_status(exc: HttpResponseError, what: str) -> StoreError:
 class AzureKeyVaultPlugin:
     kind: ClassVar[str] = "azure-keyvault"
     Config: ClassVar[type[StoreConfig]] = AzureKeyVaultConfig
+    missing_extra: ClassVar[str | None] = _MISSING_EXTRA
 
     @classmethod
     def open(cls, config: StoreConfig, context: StoreContext) -> AzureKeyVaultStore:

@@ -19,9 +19,6 @@ from contextlib import contextmanager
 from functools import cached_property
 from typing import Any, ClassVar, TypeVar
 
-import hvac
-import hvac.exceptions
-import requests
 from pydantic import SecretStr, model_validator
 
 from credflow.stores.base import (
@@ -40,6 +37,15 @@ from credflow.stores.base import (
     retry_after_seconds,
     split_field,
 )
+
+try:
+    import hvac
+    import hvac.exceptions
+    import requests
+except ImportError:  # without the vault extra the kind is listed as not viable, with the command that adds it
+    _MISSING_EXTRA: str | None = "vault"
+else:
+    _MISSING_EXTRA = None
 
 T = TypeVar("T")
 TIMEOUT_SECONDS = 10
@@ -231,6 +237,7 @@ def _json_or_empty(response: requests.Response) -> dict[str, Any]:
 class HashiCorpVaultPlugin:
     kind: ClassVar[str] = "hashicorp-vault"
     Config: ClassVar[type[StoreConfig]] = HashiCorpVaultConfig
+    missing_extra: ClassVar[str | None] = _MISSING_EXTRA
 
     @classmethod
     def open(cls, config: StoreConfig, context: StoreContext) -> HashiCorpVaultStore:

@@ -18,6 +18,10 @@ def _vault_checks(core: Core, s: Any, store: SecretStore) -> list[CheckResult]:
     if store.kind == "builtin":
         return [CheckResult("reachable", True, "the builtin store is part of credflow"),
                 CheckResult("service_can_read", True, "credflow reads its own store under the barrier")]
+    not_viable = core.registry.not_viable.get(store.kind)
+    if not_viable is not None:  # e.g. the vault's SDK is not installed: say how to install it
+        return [CheckResult("reachable", False, f"credflow cannot open {store.kind} stores here: {not_viable.reason}"),
+                CheckResult("service_can_read", False, "not checked: the store cannot be opened")]
     try:
         reader = open_store(core, s, store)
     except (DomainError, StoreError, ValueError) as exc:
