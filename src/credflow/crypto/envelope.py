@@ -17,7 +17,6 @@ from pathlib import Path
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 _DEK_AAD = b"credflow/dek/v1"
-KEY_FILE_NAME = "master.key"
 
 
 class KeyringError(Exception):

@@ -44,7 +44,3 @@ class RuleViolation(DomainError):
 
 class TooManyRequests(DomainError):
     status, code, title = 429, "too_many_requests", "Too many requests"
-
-
-class Unavailable(DomainError):
-    status, code, title = 503, "unavailable", "Service unavailable"

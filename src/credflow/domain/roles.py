@@ -57,6 +57,7 @@ _ADMIN = _MAKER | {
     "secret.write",
     "machine.delete",
     "event_key.admin",
+    "rotation.notify_all",  # a notice of a secret change refreshes every connection, not only the caller's
     "audit.read",
     "team.write",
     "credential.admin",  # sees and acts on every credential of the environment

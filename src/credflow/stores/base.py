@@ -63,28 +63,85 @@ class StoreConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    @classmethod
-    def secret_fields(cls) -> set[str]:
-        """The write-only fields; those of a nested config are dotted (``approle.secret_id``)."""
-        names = {n for n, f in cls.model_fields.items() if _is_secret(f.annotation)}
-        for name, f in cls.model_fields.items():
-            for nested in _nested_configs(f.annotation):
-                names |= {f"{name}.{inner}" for inner in nested.secret_fields()}
-        return names
-
 
 class PollingConfig(StoreConfig):
     poll_interval_seconds: int = 60
 
 
+# --- reading a kind's config schema: the one reader the web form, the API view and sealing use --------------
+@dataclass(frozen=True)
+class ConfigField:
+    """One field of a kind's config."""
+
+    name: str  # dotted for a field of a nested config: "approle.secret_id"
+    required: bool  # must be given (a nested config's fields only when the nested config itself must be)
+    secret: bool  # annotated ``SecretStr``: write-only, sealed with the barrier, never shown again
+    type: str  # "string" | "integer" | "boolean"
+    description: str | None
+    default: Any  # None for a required field
+
+
+def _candidates(annotation: Any) -> tuple[Any, ...]:
+    """The annotation and, for a union such as ``X | None``, its members."""
+    return (annotation, *typing.get_args(annotation))
+
+
 def _is_secret(annotation: Any) -> bool:
-    text = repr(annotation)
-    return "SecretStr" in text
+    return any(isinstance(c, type) and issubclass(c, SecretStr) for c in _candidates(annotation))
 
 
-def _nested_configs(annotation: Any) -> list[type[StoreConfig]]:
-    candidates = [annotation, *typing.get_args(annotation)]
-    return [c for c in candidates if isinstance(c, type) and issubclass(c, StoreConfig)]
+def _nested_config(annotation: Any) -> type[StoreConfig] | None:
+    return next((c for c in _candidates(annotation) if isinstance(c, type) and issubclass(c, StoreConfig)), None)
+
+
+def _type(annotation: Any) -> str:
+    args = set(typing.get_args(annotation)) or {annotation}
+    if bool in args:
+        return "boolean"
+    if int in args:
+        return "integer"
+    return "string"
+
+
+def config_fields(config: type[BaseModel]) -> list[ConfigField]:
+    """The fields of a kind's config model in declaration order, a nested config's fields flattened under
+    dotted names."""
+    return _fields(config, "", True)
+
+
+def _fields(model: type[BaseModel], prefix: str, required: bool) -> list[ConfigField]:
+    out: list[ConfigField] = []
+    for name, info in model.model_fields.items():
+        nested = _nested_config(info.annotation)
+        if nested is not None:
+            out += _fields(nested, f"{prefix}{name}.", required and info.is_required())
+            continue
+        out.append(ConfigField(prefix + name, required and info.is_required(), _is_secret(info.annotation),
+                               _type(info.annotation), info.description,
+                               None if info.is_required() else info.default))
+    return out
+
+
+def split_config(config: StoreConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(public, full): ``public`` is what a store's view shows, every field but the value of a secret one (a
+    secret field left unset shows as null); ``full`` is the whole config with the secret values revealed, to be
+    sealed."""
+    secret = {f.name for f in config_fields(type(config)) if f.secret}
+
+    def walk(model: BaseModel, prefix: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        public: dict[str, Any] = {}
+        full: dict[str, Any] = {}
+        for name in type(model).model_fields:
+            value, dotted = getattr(model, name), prefix + name
+            if isinstance(value, BaseModel):
+                public[name], full[name] = walk(value, dotted + ".")
+            elif dotted in secret and value is not None:
+                full[name] = value.get_secret_value()
+            else:
+                public[name] = full[name] = value
+        return public, full
+
+    return walk(config, "")
 
 
 class SecretStore(Protocol):
@@ -169,9 +226,3 @@ class CheckResult:
     check: str  # "reachable" | "service_can_read" | ...
     ok: bool
     detail: str
-
-
-class CheckableStore(Protocol):
-    def checks(self) -> list[CheckResult]:
-        """``reachable`` and ``service_can_read`` for this store, each with a detail saying how to fix it."""
-        ...

@@ -24,6 +24,7 @@ from credflow.domain.roles import (
     env_allows,
     strongest,
 )
+from credflow.domain.statuses import ConnectionStatus
 from credflow.persistence.tables import (
     Connection,
     Credential,
@@ -258,7 +259,7 @@ def use_chain_break(session: Session, run: Run, conn: Connection, cred: Credenti
     if cred is None:
         return None  # a connection with a typed username and password: its owner's own values
     if not may_use_credential(session, conn.owner_id, cred):
-        return "access_revoked", "the connection's owner may no longer use the credential"
+        return ConnectionStatus.ACCESS_REVOKED, "the connection's owner may no longer use the credential"
     if store is None or not may_use_store(session, cred.owner_id, store, _user_role(session, cred.owner_id,
                                                                                       cred.env_id)):
         return "store_access_denied", "the credential's owner may no longer use the password's secret store"

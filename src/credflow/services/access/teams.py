@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from credflow.audit.chain import record
 from credflow.domain.errors import Conflict, NotFound, RuleViolation
+from credflow.domain.names import check_name
 from credflow.persistence.tables import (
     CredentialShare,
     Environment,
@@ -26,14 +27,6 @@ from credflow.services import lookup, views
 from credflow.services.access import authz
 from credflow.services.catalog.sharing import refresh_access, refresh_principal
 from credflow.services.core import Actor, Core
-
-
-def _check_name(name: Any) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise RuleViolation("a team needs a non-empty name", code="empty_name")
-    if len(name.strip()) > 200:
-        raise RuleViolation("a team name has at most 200 characters", code="name_too_long")
-    return name.strip()
 
 
 def find_team(s: Session, env_id: str, ref: str) -> Team:
@@ -59,7 +52,7 @@ def _view(s: Session, team: Team) -> dict[str, Any]:
 
 
 def create_team(core: Core, actor: Actor, env_id: str, name: str, members: list[str]) -> dict[str, Any]:
-    name = _check_name(name)
+    name = check_name(name, "team", count_blanks=False)
     with core.db.transaction() as s:
         env, _ = authz.require_env(s, actor, env_id, "team.write")
         if s.scalar(select(Team.id).where(Team.env_id == env.id, Team.name == name)):

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from credflow.audit.chain import record
 from credflow.domain.errors import Conflict, DomainError, RuleViolation
-from credflow.domain.names import check_name_one_code
+from credflow.domain.names import check_name
 from credflow.persistence.tables import CloudFlow, Connection, ConnectionReference, DesktopFlow, utcnow
 from credflow.services import lookup
 from credflow.services.access import authz
@@ -44,7 +44,7 @@ def find_reference(s: Session, env_id: str, ref: str) -> ConnectionReference:
 
 def create_reference(core: Core, actor: Actor, env_id: str, name: str, connection: str | None = None
                      ) -> dict[str, Any]:
-    name = check_name_one_code(name, "connection reference")
+    name = check_name(name, "connection reference", one_code=True)
     with core.db.transaction() as s:
         env, role = authz.require_env(s, actor, env_id, "connection_reference.create")
         if s.scalar(select(ConnectionReference.id).where(ConnectionReference.env_id == env.id,
@@ -181,7 +181,7 @@ def find_cloud_flow(s: Session, env_id: str, ref: str) -> CloudFlow:
 
 def create_cloud_flow(core: Core, actor: Actor, env_id: str, name: str, trigger: Any, actions: Any,
                       solution: str | None = None) -> dict[str, Any]:
-    name = check_name_one_code(name, "cloud flow")
+    name = check_name(name, "cloud flow", one_code=True)
     trig = check_trigger(trigger)
     with core.db.transaction() as s:
         env, _ = authz.require_env(s, actor, env_id, "cloud_flow.create")

@@ -14,8 +14,9 @@ from sqlalchemy.orm import Session
 
 from credflow.audit.chain import record
 from credflow.domain.errors import Conflict, NotFound, RuleViolation
-from credflow.domain.names import check_name_one_code
+from credflow.domain.names import check_name
 from credflow.domain.roles import EnvironmentRole
+from credflow.domain.statuses import ConnectionStatus
 from credflow.persistence.tables import Connection, Run
 from credflow.services.access import authz
 from credflow.services.automation import delivery, run_state
@@ -91,13 +92,13 @@ def _check_fields(credential: str | None, username: str | None, password: str | 
 
 def create_connection(core: Core, actor: Actor, env_id: str, name: str, target: Any, credential: str | None,
                       username: str | None = None, password: str | None = None) -> dict[str, Any]:
-    name = check_name_one_code(name, "connection")
+    name = check_name(name, "connection", one_code=True)
     _check_fields(credential, username, password)
     with core.db.transaction() as s:
         env, _ = authz.require_env(s, actor, env_id, "connection.create")
         machine_id, group_id = _target(s, env.id, target)
         conn = Connection(env_id=env.id, name=name, owner_id=actor.id, machine_id=machine_id,
-                          machine_group_id=group_id, status="connected")
+                          machine_group_id=group_id, status=ConnectionStatus.CONNECTED)
         if credential is not None:
             cred, _ = authz.credential(s, actor, env.id, credential, "use")
             conn.credential_id = cred.id

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from credflow.domain.statuses import ConnectionStatus
 from credflow.persistence.tables import Connection, Credential, DesktopFlow, EnvironmentVariable, Run, SecretStore
 from credflow.services.access import authz
 from credflow.services.core import Core
@@ -50,7 +51,8 @@ def _password_variable(s: Session, cred: Credential) -> tuple[EnvironmentVariabl
     var = s.get(EnvironmentVariable, cred.password_variable_id)
     store = s.get(SecretStore, var.store_id) if var is not None and var.store_id else None
     if var is None or store is None or not var.secret_name:
-        raise Undeliverable("secret_unreadable", "the credential's secret variable names no readable secret")
+        raise Undeliverable(ConnectionStatus.SECRET_UNREADABLE,
+                            "the credential's secret variable names no readable secret")
     return var, store
 
 
@@ -67,23 +69,23 @@ def credential_version(core: Core, s: Session, cred: Credential) -> str:
     try:
         return cache.resolve(core, s, store, var.secret_name or "", var.secret_version).version
     except StoreError as exc:
-        raise Undeliverable("secret_unreadable", f"the secret cannot be read ({exc.code})") from None
+        raise Undeliverable(ConnectionStatus.SECRET_UNREADABLE, f"the secret cannot be read ({exc.code})") from None
 
 
 def resolve(core: Core, s: Session, run: Run, conn: Connection, flow: DesktopFlow) -> Delivered:
     """The values ``run`` of ``conn`` receives now, or Undeliverable with the reason. The whole use chain is
     checked first (``authz.use_chain_break``): nothing is opened for a run whose chain is broken."""
-    if conn.status != "connected":
+    if conn.status != ConnectionStatus.CONNECTED:
         raise Undeliverable(conn.status, f"the connection's status is {conn.status}")
     if conn.credential_id is None:
         if conn.sealed_username is None or conn.sealed_password is None:
-            raise Undeliverable("credential_deleted", "the connection's credential was deleted")
+            raise Undeliverable(ConnectionStatus.CREDENTIAL_DELETED, "the connection's credential was deleted")
         _check_chain(s, run, conn, None, flow, None)
         return Delivered(core.barrier.open(s, conn.sealed_username, username_aad(conn.id)),
                          core.barrier.open(s, conn.sealed_password, password_aad(conn.id)), None, None)
     cred = s.get(Credential, conn.credential_id)
     if cred is None:
-        raise Undeliverable("credential_deleted", "the connection's credential was deleted")
+        raise Undeliverable(ConnectionStatus.CREDENTIAL_DELETED, "the connection's credential was deleted")
     var, store = _password_variable(s, cred)
     _check_chain(s, run, conn, cred, flow, store)
     user_var = s.get(EnvironmentVariable, cred.username_variable_id)
@@ -91,7 +93,7 @@ def resolve(core: Core, s: Session, run: Run, conn: Connection, flow: DesktopFlo
         # The connection's version: rotation moves it (for a non-administrator's notice, only on their own).
         got = cache.resolve(core, s, store, var.secret_name or "", var.secret_version or conn.secret_version)
     except StoreError as exc:
-        raise Undeliverable("secret_unreadable", f"the secret cannot be read ({exc.code})") from None
+        raise Undeliverable(ConnectionStatus.SECRET_UNREADABLE, f"the secret cannot be read ({exc.code})") from None
     username = (user_var.value or "") if user_var is not None else ""
     return Delivered(username, got.value, got.version, cred.id)
 

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from credflow.audit.chain import record
 from credflow.domain.errors import Conflict, RuleViolation
-from credflow.domain.names import check_name_one_code
+from credflow.domain.names import check_name
 from credflow.persistence.tables import DesktopFlow, Run
 from credflow.services import lookup
 from credflow.services.access import authz
@@ -34,7 +34,7 @@ def find_desktop_flow(s: Session, env_id: str, ref: str) -> DesktopFlow:
 
 def check_desktop_flow(name: Any, command: Any) -> tuple[str, list[str]]:
     """The name and the command line (argv) of a desktop flow, checked."""
-    name = check_name_one_code(name, "desktop flow")
+    name = check_name(name, "desktop flow", one_code=True)
     if (not isinstance(command, list) or not command or len(command) > MAX_ARGS
             or not all(isinstance(a, str) and len(a) <= MAX_ARG_LENGTH for a in command) or not command[0]):
         raise RuleViolation(f"command is a list of 1 to {MAX_ARGS} strings (argv), the first naming the program",

@@ -20,6 +20,7 @@ from credflow.audit.chain import record
 from credflow.crypto import sealing
 from credflow.domain.errors import Conflict, DomainError, NotFound, RuleViolation, Unauthenticated
 from credflow.domain.masking import mask
+from credflow.domain.statuses import RunStatus
 from credflow.persistence.tables import Connection, DesktopFlow, Machine, MachineGroupMember, Run, utcnow
 from credflow.services.access import authz
 from credflow.services.automation import delivery
@@ -53,7 +54,7 @@ def _my_runs(machine_id: str, env_id: str | None):  # type: ignore[no-untyped-de
     queued_at) walks the queued runs in order; each run's connection is found by its key."""
     groups = select(MachineGroupMember.group_id).where(MachineGroupMember.machine_id == machine_id)
     return (select(Run).join(Connection, Connection.id == Run.connection_id)
-            .where(Run.env_id == env_id, Run.status == "queued",
+            .where(Run.env_id == env_id, Run.status == RunStatus.QUEUED,
                    or_(Connection.machine_id == machine_id, Connection.machine_group_id.in_(groups))))
 
 
@@ -66,7 +67,7 @@ def heartbeat(core: Core, actor: Actor, running: list[str] | None = None) -> dic
     with _writing(core) as s:
         s.execute(update(Machine).where(Machine.id == actor.id).values(last_seen=now))
         if running is not None:
-            held = s.scalars(select(Run).where(Run.machine_id == actor.id, Run.status == "running")
+            held = s.scalars(select(Run).where(Run.machine_id == actor.id, Run.status == RunStatus.RUNNING)
                              .with_for_update()).all()
             for run in held:
                 if run.id not in running:
@@ -91,7 +92,7 @@ def claim(core: Core, actor: Actor) -> dict[str, Any] | str | None:
         if machine is None:
             raise Unauthenticated("the machine no longer exists", code="machine_not_found")
         machine.last_seen = utcnow()
-        if s.scalar(select(exists().where(Run.machine_id == machine.id, Run.status == "running"))):
+        if s.scalar(select(exists().where(Run.machine_id == machine.id, Run.status == RunStatus.RUNNING))):
             return BUSY
         for _ in range(MAX_SKIPPED):
             run = s.scalar(_my_runs(machine.id, machine.env_id).order_by(Run.queued_at, Run.id).limit(1)
@@ -121,7 +122,7 @@ def _deliver(core: Core, s: Session, machine: Machine, run: Run) -> dict[str, An
     payload = json.dumps({"username": got.username, "password": got.password, "version": got.version})
     sealed = sealing.seal(machine.public_key, payload.encode())
     now = utcnow()
-    run.status, run.machine_id, run.started_at, run.secret_version = "running", machine.id, now, got.version
+    run.status, run.machine_id, run.started_at, run.secret_version = RunStatus.RUNNING, machine.id, now, got.version
     if got.version is not None and conn.secret_version != got.version:
         conn.secret_version = got.version
     record(s, actor=f"machine:{machine.id}", action="credential.deliver", env_id=run.env_id, object_type="run",
@@ -147,7 +148,7 @@ def finish(core: Core, actor: Actor, run_id: str, exit_code: int, log: str) -> d
         run = s.scalar(select(Run).where(Run.id == run_id).with_for_update())
         if run is None or run.machine_id != actor.id:
             raise NotFound(f"this machine does not hold run {run_id!r}", code="run_not_held")
-        if run.status != "running":
+        if run.status != RunStatus.RUNNING:
             raise Conflict(f"the run is no longer running (it has {run.status})", code="run_not_running",
                            status_now=run.status)
         conn = s.get(Connection, run.connection_id)
@@ -155,7 +156,7 @@ def finish(core: Core, actor: Actor, run_id: str, exit_code: int, log: str) -> d
         text = raw.decode("utf-8", "replace").replace("\x00", "")  # what every database can keep
         run.log = mask(text, values)
         run.exit_code = exit_code
-        run.status = "succeeded" if exit_code == 0 else "failed"
+        run.status = RunStatus.SUCCEEDED if exit_code == 0 else RunStatus.FAILED
         run.finished_at = utcnow()
         record(s, actor=actor.label, action="run.finish", env_id=run.env_id, object_type="run", object_id=run.id,
                detail={"machine": actor.id, "exit_code": exit_code, "status": run.status})

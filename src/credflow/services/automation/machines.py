@@ -17,6 +17,7 @@ from credflow.crypto.sealing import BadPublicKey, parse_public_key
 from credflow.domain.errors import Conflict, Forbidden, RuleViolation, Unauthenticated
 from credflow.domain.names import check_name
 from credflow.domain.roles import EnvironmentRole
+from credflow.domain.statuses import RunStatus
 from credflow.persistence.tables import (
     Connection,
     Machine,
@@ -149,8 +150,8 @@ def fail_runs_of_targets(s: Session, machine_id: str | None, group_id: str | Non
     count = 0
     conns = select(Connection.id).where(
         Connection.machine_id == machine_id if machine_id else Connection.machine_group_id == group_id)
-    queued = s.scalars(select(Run).where(Run.status == "queued", Run.connection_id.in_(conns))).all()
-    held = s.scalars(select(Run).where(Run.status == "running", Run.machine_id == machine_id)).all() \
+    queued = s.scalars(select(Run).where(Run.status == RunStatus.QUEUED, Run.connection_id.in_(conns))).all()
+    held = s.scalars(select(Run).where(Run.status == RunStatus.RUNNING, Run.machine_id == machine_id)).all() \
         if machine_id else []
     for run in [*queued, *held]:
         run_state.fail(run, why)

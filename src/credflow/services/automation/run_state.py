@@ -8,13 +8,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from credflow.domain.statuses import RunStatus
 from credflow.persistence.tables import Run, utcnow
 
-ACTIVE = ("queued", "running")
+ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
 
 
 def fail(r: Run, reason: str, now: datetime | None = None) -> None:
-    r.status, r.finished_at = "failed", now or utcnow()
+    r.status, r.finished_at = RunStatus.FAILED, now or utcnow()
     r.log = (r.log or "") + f"[credflow] the run failed: {reason}\n"
 
 

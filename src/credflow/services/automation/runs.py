@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from credflow.audit.chain import record
 from credflow.domain.errors import Conflict, NotFound, RuleViolation
 from credflow.domain.roles import EnvironmentRole
+from credflow.domain.statuses import RunStatus
 from credflow.persistence.tables import Connection, Credential, DesktopFlow, Machine, Run, utcnow
 from credflow.services.access import authz
 from credflow.services.automation.connections import connection_to_use
@@ -68,7 +69,7 @@ def queue_run(s: Session, actor_label: str, flow: DesktopFlow, conn: Connection,
         raise RuleViolation(f"connection {conn.name!r} has no machine or machine group any more",
                             code="connection_has_no_target")
     run = Run(env_id=conn.env_id, desktop_flow_id=flow.id, connection_id=conn.id, cloud_flow_id=cloud_flow_id,
-              status="queued", timeout_seconds=timeout_seconds, created_by=created_by, queued_at=utcnow())
+              status=RunStatus.QUEUED, timeout_seconds=timeout_seconds, created_by=created_by, queued_at=utcnow())
     s.add(run)
     s.flush()
     record(s, actor=actor_label, action="run.queue", env_id=conn.env_id, object_type="run", object_id=run.id,
@@ -153,11 +154,11 @@ def expire_overdue(core: Core, now: datetime | None = None) -> int:
     due: dict[str, str] = {}
     for rid, status, queued_at, started_at, timeout, last_seen in rows:
         limit = timedelta(seconds=timeout)
-        if status == "queued" and now - queued_at > limit:
+        if status == RunStatus.QUEUED and now - queued_at > limit:
             due[rid] = "timed_out (no machine took it in time)"
-        elif status == "running" and started_at is not None and now - started_at > limit:
+        elif status == RunStatus.RUNNING and started_at is not None and now - started_at > limit:
             due[rid] = "timed_out"
-        elif status == "running" and (last_seen is None or now - last_seen > lost_after):
+        elif status == RunStatus.RUNNING and (last_seen is None or now - last_seen > lost_after):
             due[rid] = "machine_lost (the machine stopped sending heartbeats)"
     if not due:
         return 0

@@ -15,6 +15,7 @@ from credflow.audit.chain import record
 from credflow.domain.errors import Conflict, RuleViolation
 from credflow.domain.names import check_name
 from credflow.domain.roles import EnvironmentRole
+from credflow.domain.statuses import ConnectionStatus
 from credflow.persistence.tables import (
     Connection,
     Credential,
@@ -137,7 +138,7 @@ def delete_credential(core: Core, actor: Actor, env_id: str, cred_id: str, force
             raise Conflict("connections use this credential; delete them first or pass force=true",
                            code="in_use", dependents=using)
         s.execute(update(Connection).where(Connection.credential_id == cred.id)
-                  .values(status="credential_deleted", credential_id=None, updated_at=utcnow())
+                  .values(status=ConnectionStatus.CREDENTIAL_DELETED, credential_id=None, updated_at=utcnow())
                   .execution_options(synchronize_session=False))
         record(s, actor=actor.label, action="credential.delete", env_id=cred.env_id, object_type="credential",
                object_id=cred.id, detail={"name": cred.name, "forced": bool(using["connections"])})

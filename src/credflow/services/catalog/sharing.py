@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from credflow.audit.chain import record
 from credflow.domain.errors import Forbidden, Malformed, NotFound, RuleViolation
 from credflow.domain.roles import GRANTABLE, CredentialRole
+from credflow.domain.statuses import ConnectionStatus
 from credflow.persistence.tables import (
     Connection,
     Credential,
@@ -32,9 +33,9 @@ from credflow.services.access.principals import resolve_principal
 from credflow.services.core import Actor, Core
 
 SHAREABLE = (CredentialRole.CO_OWNER, CredentialRole.USER, CredentialRole.USER_SHARE)
-ACCESS_REVOKED = "access_revoked"
-CONNECTED = "connected"
-_KEEP = {"credential_deleted"}  # statuses access does not decide
+ACCESS_REVOKED = ConnectionStatus.ACCESS_REVOKED
+CONNECTED = ConnectionStatus.CONNECTED
+_KEEP = {ConnectionStatus.CREDENTIAL_DELETED}  # statuses access does not decide
 
 
 def _shareable_role(value: str) -> CredentialRole:

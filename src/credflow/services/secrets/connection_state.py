@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, object_session
 
 from credflow.audit.chain import record
+from credflow.domain.statuses import ConnectionStatus
 from credflow.persistence.tables import (
     Connection,
     Credential,
@@ -35,7 +36,7 @@ from credflow.persistence.tables import (
 from credflow.services.core import Core
 from credflow.services.secrets import cache
 
-CONNECTED, UNREADABLE = "connected", "secret_unreadable"
+CONNECTED, UNREADABLE = ConnectionStatus.CONNECTED, ConnectionStatus.SECRET_UNREADABLE
 SYSTEM = "system:rotation"
 WORKER = f"{socket.gethostname()}/{os.getpid()}"  # which server process applied a change (audit detail)
 

@@ -54,7 +54,7 @@ def notify(core: Core, actor: Actor, env_id: str, key_vault_url: str, secret_nam
         stores = match_stores(s, env.id, key_vault_url)
         if not stores and authz.env_allows(role, "secret_store.read"):
             raise NotFound("no secret store of this environment is that vault", code="store_not_found")
-        scope = None if authz.is_env_admin(role) else actor.id
+        scope = None if authz.env_allows(role, "rotation.notify_all") else actor.id
         for store in stores:
             outbox.secret_version_changed(core, s, store, name, None, source="notify", scope_user_id=scope)
         record(s, actor=actor.label, action="rotation.notify", env_id=env.id, object_type="secret",

@@ -6,7 +6,7 @@ import json
 import re
 from typing import Any
 
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -19,22 +19,11 @@ from credflow.services.access import authz
 from credflow.services.access.principals import resolve_principal
 from credflow.services.core import Actor, Core
 from credflow.services.secrets import outbox
-from credflow.stores.base import SecretNotFound, StoreConfig, StoreContext
+from credflow.stores.base import SecretNotFound, StoreConfig, StoreContext, split_config
 from credflow.stores.base import SecretStore as StoreReader
 
 MAX_SECRET_BYTES = 25_000  # Azure Key Vault's limit, kept for every kind
 _SECRET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,199}$")
-
-
-def _public(model: BaseModel) -> dict[str, Any]:
-    """The config without its secret fields (they are write-only)."""
-    out: dict[str, Any] = {}
-    for name in type(model).model_fields:
-        value = getattr(model, name)
-        if isinstance(value, SecretStr):
-            continue
-        out[name] = _public(value) if isinstance(value, BaseModel) else value
-    return out
 
 
 def _validate_config(core: Core, kind: str, config: dict[str, Any]) -> StoreConfig:
@@ -63,9 +52,9 @@ def create_store(core: Core, actor: Actor, env_id: str, name: str, kind: str, va
             vault_url = f"builtin://{env.name}/{name}"
         if s.scalar(select(SecretStore.id).where(SecretStore.env_id == env.id, SecretStore.name == name)):
             raise Conflict(f"a secret store named {name!r} exists", code="duplicate_name")
-        full = json.loads(json.dumps(model.model_dump(mode="python"), default=_reveal))
+        public, full = split_config(model)  # the secret fields are write-only: sealed, never shown
         row = SecretStore(env_id=env.id, name=name, kind=kind, vault_url=vault_url,
-                          vault_url_norm=normalize_vault_url(vault_url), config=_public(model),
+                          vault_url_norm=normalize_vault_url(vault_url), config=public,
                           poll_interval_seconds=int(getattr(model, "poll_interval_seconds", 0) or 0),
                           created_by=actor.id)
         s.add(row)
@@ -75,12 +64,6 @@ def create_store(core: Core, actor: Actor, env_id: str, name: str, kind: str, va
         record(s, actor=actor.label, action="secret_store.create", env_id=env.id, object_type="secret_store",
                object_id=row.id, detail={"name": name, "kind": kind})
         return views.secret_store(row)
-
-
-def _reveal(value: Any) -> Any:
-    if isinstance(value, SecretStr):
-        return value.get_secret_value()
-    raise TypeError(type(value).__name__)
 
 
 def find_store(s: Session, env_id: str, ref: str) -> SecretStore:

@@ -1,16 +1,16 @@
-"""A secret store's config form, derived from the kind's declared config model: secret fields (``SecretStr``)
-become write-only password inputs that are never filled back in."""
+"""A secret store's config form, derived from the kind's declared config model (read by
+``credflow.stores.base.config_fields``): secret fields (``SecretStr``) become write-only password inputs that are
+never filled back in."""
 
 from __future__ import annotations
 
-import typing
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
 from starlette.datastructures import FormData
 
-from credflow.stores.base import StoreConfig
+from credflow.stores.base import config_fields
 
 PREFIX = "cfg."
 
@@ -32,35 +32,15 @@ class ConfigField:
         return "cfg-" + self.name.replace(".", "-").replace("_", "-")
 
 
-def _kind(annotation: Any) -> str:
-    if "SecretStr" in repr(annotation):
-        return "password"
-    args = set(typing.get_args(annotation)) or {annotation}
-    if bool in args:
-        return "bool"
-    if int in args:
-        return "number"
-    return "text"
+_INPUT = {"boolean": "bool", "integer": "number"}
 
 
-def _nested(annotation: Any) -> type[StoreConfig] | None:
-    for c in (annotation, *typing.get_args(annotation)):
-        if isinstance(c, type) and issubclass(c, StoreConfig):
-            return c
-    return None
-
-
-def fields_of(model: type[BaseModel], prefix: str = "", optional: bool = False) -> list[ConfigField]:
+def fields_of(model: type[BaseModel]) -> list[ConfigField]:
     out: list[ConfigField] = []
-    for name, info in model.model_fields.items():
-        nested = _nested(info.annotation)
-        if nested is not None:
-            out += fields_of(nested, f"{prefix}{name}.", optional=True)
-            continue
-        label = (prefix + name).replace(".", " ").replace("_", " ")
-        default = None if info.is_required() else info.default
-        out.append(ConfigField(prefix + name, label[0].upper() + label[1:], _kind(info.annotation),
-                               info.is_required() and not optional, default))
+    for f in config_fields(model):
+        label = f.name.replace(".", " ").replace("_", " ")
+        kind = "password" if f.secret else _INPUT.get(f.type, "text")
+        out.append(ConfigField(f.name, label[0].upper() + label[1:], kind, f.required, f.default))
     return out
 
 
