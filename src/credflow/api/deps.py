@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from credflow.domain.errors import Unauthenticated
 from credflow.services.access.audit_log import record_failed_sign_in
@@ -17,7 +18,13 @@ def get_core(request: Request) -> Core:
     return core
 
 
-def get_actor(request: Request) -> Actor:
+# Declares the bearer token in /openapi.json; it refuses nothing itself (get_actor reads the header and answers
+# 401 as problem details).
+BEARER = HTTPBearer(auto_error=False, scheme_name="token",
+                    description="A user's API token, or a machine's token for the /machines/me operations.")
+
+
+def get_actor(request: Request, _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]) -> Actor:
     core: Core = request.app.state.core
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")

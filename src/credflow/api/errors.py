@@ -1,4 +1,8 @@
-"""Every error leaves as RFC 9457 problem details with a stable ``code``; no error echoes an input value."""
+"""Every error leaves as RFC 9457 problem details with a stable ``code``; no error echoes an input value.
+
+``problem_responses(...)`` documents those answers on a route or router (``responses=``): each status it names
+is ``application/problem+json`` with the ``Problem`` schema, and ``install`` adds that schema to /openapi.json.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,55 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from credflow.api.models import Problem
 from credflow.domain.errors import DomainError
 
 log = logging.getLogger("credflow.api")
 PROBLEM = "application/problem+json"
+PROBLEM_SCHEMA = "#/components/schemas/Problem"
+
+# What each status means in this API (API.md, Conventions).
+STATUS_MEANINGS = {
+    400: "Malformed: the body is not JSON or not a JSON object, or a cursor or upload this operation cannot read",
+    401: "No token, or a token that is not valid (revoked, expired, unknown)",
+    403: "Authenticated, but not allowed",
+    404: "Not found, or not visible to the caller",
+    409: "Conflict: the name is taken, or the object is in use",
+    413: "Too large",
+    422: "Valid JSON that breaks a rule, or a parameter or body that does not match its schema",
+    429: "Too many requests; try again later",
+    500: "An unexpected error (no detail is given)",
+    503: "A vault or service this operation needs is unavailable; try again later",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route or router: each status answered as problem details."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        entry: dict[str, Any] = {"description": STATUS_MEANINGS[status],
+                                 "content": {PROBLEM: {"schema": {"$ref": PROBLEM_SCHEMA}}}}
+        if status == 401:
+            entry["headers"] = {"WWW-Authenticate": {"description": "Bearer", "schema": {"type": "string"}}}
+        out[status] = entry
+    return out
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Put the ``Problem`` schema (which the ``responses`` above refer to) among the OpenAPI components."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        spec = build()  # which FastAPI keeps as app.openapi_schema
+        schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+        problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(problem_schema.pop("$defs", {}))
+        schemas["Problem"] = problem_schema
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
@@ -24,6 +73,8 @@ def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JS
 
 
 def install(app: FastAPI) -> None:
+    _document_problems(app)
+
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
         return problem(exc.status, exc.code, exc.title, exc.detail, **exc.extra)

@@ -9,29 +9,37 @@ from fastapi.responses import JSONResponse
 
 from credflow.api import wakeup
 from credflow.api.deps import ActorDep, CoreDep
+from credflow.api.errors import problem_responses
 from credflow.api.machine_schemas import Heartbeat, JobResult, MachineRegister
+from credflow.api.models import HeartbeatAnswer, Job, MachineRegistered, RunSummary
 from credflow.services.automation import dispatch, machines
 
 router = APIRouter(prefix="/machines", tags=["machine agent"])
+# The /machines/me operations take a machine token: 401 without a valid one, 403 with a user's.
+MACHINE = problem_responses(400, 401, 403, 422)
 
 
-@router.post("/register", status_code=201)
+@router.post("/register", status_code=201, response_model=MachineRegistered,
+             responses=problem_responses(400, 401, 409, 422))
 def register(body: MachineRegister, core: CoreDep) -> dict[str, Any]:
     return machines.register_machine(core, body.registration_token, body.name, body.public_key)
 
 
-@router.post("/me/heartbeat")
+@router.post("/me/heartbeat", response_model=HeartbeatAnswer, responses=MACHINE)
 def heartbeat(core: CoreDep, actor: ActorDep, body: Heartbeat | None = None) -> dict[str, Any]:
     return dispatch.heartbeat(core, actor, body.running if body else None)
 
 
-@router.post("/me/jobs/claim", responses={204: {"description": "no job for this machine (or it holds one)"}})
+@router.post("/me/jobs/claim", response_model=Job, response_description="a job, its credential sealed to the machine",
+             responses={204: {"description": "no job for this machine (or it holds one)"},
+                        **problem_responses(401, 403, 422)})
 async def claim(request: Request, core: CoreDep, actor: ActorDep,
                 wait: float = Query(0, ge=0, le=120, description="seconds to wait for a job")) -> Response:
     job = await wakeup.claim(request, core, actor, wait)
     return JSONResponse(job) if job is not None else Response(status_code=204)
 
 
-@router.post("/me/jobs/{run_id}/result")
+@router.post("/me/jobs/{run_id}/result", response_model=RunSummary,
+             responses=problem_responses(400, 401, 403, 404, 409, 413, 422))
 def result(run_id: str, body: JobResult, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
     return dispatch.finish(core, actor, run_id, body.exit_code, body.log)

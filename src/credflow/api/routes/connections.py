@@ -5,14 +5,17 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from credflow.api.deps import ActorDep, CoreDep
+from credflow.api.errors import problem_responses
 from credflow.api.machine_schemas import ConnectionCreate
+from credflow.api.models import ConnectionPublic, Page
 from credflow.api.paging import Limit, page
 from credflow.services.automation import connections
 
-router = APIRouter(prefix="/environments/{env}/connections", tags=["connections"])
+router = APIRouter(prefix="/environments/{env}/connections", tags=["connections"],
+                   responses=problem_responses(401, 403, 404, 422))
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=ConnectionPublic, responses=problem_responses(400))
 def create_connection(env: str, body: ConnectionCreate, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
     return connections.create_connection(
         core, actor, env, body.name, body.target, body.credential,
@@ -20,18 +23,18 @@ def create_connection(env: str, body: ConnectionCreate, core: CoreDep, actor: Ac
         password=body.password.get_secret_value() if body.password is not None else None)
 
 
-@router.get("")
+@router.get("", response_model=Page[ConnectionPublic])
 def list_connections(env: str, core: CoreDep, actor: ActorDep, limit: Limit = 50, cursor: str | None = None,
                      credential: str | None = None) -> dict[str, Any]:
     return page(connections.list_connections(core, actor, env, credential=credential), limit, cursor)
 
 
-@router.get("/{connection}")
+@router.get("/{connection}", response_model=ConnectionPublic, responses=problem_responses(409))
 def get_connection(env: str, connection: str, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
     return connections.get_connection(core, actor, env, connection)
 
 
-@router.delete("/{connection}", status_code=204)
+@router.delete("/{connection}", status_code=204, responses=problem_responses(409))
 def delete_connection(env: str, connection: str, core: CoreDep, actor: ActorDep) -> Response:
     connections.delete_connection(core, actor, env, connection)
     return Response(status_code=204)

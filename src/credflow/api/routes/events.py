@@ -13,9 +13,27 @@ from fastapi import APIRouter, Header, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from credflow.api.deps import CoreDep
+from credflow.api.errors import problem_responses
+from credflow.api.models import DeliveryResult, SubscriptionValidation
 from credflow.services.secrets import rotation
 
 PATH = "/events/eventgrid"
+_EVENT = {"type": "object", "additionalProperties": True,
+          "description": "an Event Grid event (eventType, subject, data, ...) or a CloudEvent (type, source, ...)"}
+_DELIVERY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {"anyOf": [{"type": "array", "items": _EVENT}, _EVENT]}},
+    "application/cloudevents+json": {"schema": _EVENT},
+    "application/cloudevents-batch+json": {"schema": {"type": "array", "items": _EVENT}}}}}
+# 400 and 401 are the sender's fault (Event Grid drops the event); a 500 is ours, and Event Grid retries. 422
+# stands where FastAPI would document its own validation answer: these parameters take any string.
+_DELIVERY_PROBLEMS = problem_responses(400, 401, 422, 500)
+_HANDSHAKE = {200: {"description": "delivery granted", "headers": {
+    "WebHook-Allowed-Origin": {"required": True, "schema": {"type": "string"},
+                               "description": "the WebHook-Request-Origin that was asked for"},
+    "WebHook-Allowed-Rate": {"required": True, "schema": {"type": "string"},
+                             "description": "the WebHook-Request-Rate that was asked for, or *"},
+    "Allow": {"required": True, "schema": {"type": "string"}, "description": "POST, OPTIONS"}}},
+    **problem_responses(400, 401, 422)}
 router = APIRouter(tags=["rotation"])
 api_router = APIRouter(tags=["rotation"], include_in_schema=False)  # the same, under /api/v1
 
@@ -36,5 +54,9 @@ def handshake(core: CoreDep, key: str | None = None, aeg_sas_key: Annotated[str 
 
 
 for _router in (router, api_router):
-    _router.add_api_route(PATH, eventgrid, methods=["POST"], summary="Event Grid / CloudEvents deliveries")
-    _router.add_api_route(PATH, handshake, methods=["OPTIONS"], summary="CloudEvents webhook handshake")
+    _router.add_api_route(PATH, eventgrid, methods=["POST"], summary="Event Grid / CloudEvents deliveries",
+                          response_model=SubscriptionValidation | DeliveryResult, openapi_extra=_DELIVERY,
+                          response_description="the validation handshake's answer, or what became of the events",
+                          responses=_DELIVERY_PROBLEMS)
+    _router.add_api_route(PATH, handshake, methods=["OPTIONS"], summary="CloudEvents webhook handshake",
+                          response_class=Response, responses=_HANDSHAKE)

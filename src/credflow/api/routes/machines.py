@@ -5,26 +5,29 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from credflow.api.deps import ActorDep, CoreDep
+from credflow.api.errors import problem_responses
 from credflow.api.machine_schemas import GroupCreate, GroupUpdate, RegistrationCreate
+from credflow.api.models import MachineGroupPublic, MachinePublic, Page, Registration
 from credflow.api.paging import Limit, page
 from credflow.services.automation import machines
 
-router = APIRouter(prefix="/environments/{env}", tags=["machines"])
+router = APIRouter(prefix="/environments/{env}", tags=["machines"], responses=problem_responses(401, 403, 404, 422))
 
 
-@router.post("/machine-registrations", status_code=201)
+@router.post("/machine-registrations", status_code=201, response_model=Registration,
+             responses=problem_responses(400))
 def create_registration(env: str, core: CoreDep, actor: ActorDep, body: RegistrationCreate | None = None
                         ) -> dict[str, Any]:
     return machines.create_registration(core, actor, env, body.expires_in_seconds if body else None)
 
 
-@router.get("/machines")
+@router.get("/machines", response_model=Page[MachinePublic])
 def list_machines(env: str, core: CoreDep, actor: ActorDep, limit: Limit = 50, cursor: str | None = None
                   ) -> dict[str, Any]:
     return page(machines.list_machines(core, actor, env), limit, cursor)
 
 
-@router.get("/machines/{machine}")
+@router.get("/machines/{machine}", response_model=MachinePublic)
 def get_machine(env: str, machine: str, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
     return machines.get_machine(core, actor, env, machine)
 
@@ -35,23 +38,24 @@ def delete_machine(env: str, machine: str, core: CoreDep, actor: ActorDep) -> Re
     return Response(status_code=204)
 
 
-@router.post("/machine-groups", status_code=201)
+@router.post("/machine-groups", status_code=201, response_model=MachineGroupPublic,
+             responses=problem_responses(400, 409))
 def create_group(env: str, body: GroupCreate, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
     return machines.create_group(core, actor, env, body.name, body.machines)
 
 
-@router.get("/machine-groups")
+@router.get("/machine-groups", response_model=Page[MachineGroupPublic])
 def list_groups(env: str, core: CoreDep, actor: ActorDep, limit: Limit = 50, cursor: str | None = None
                 ) -> dict[str, Any]:
     return page(machines.list_groups(core, actor, env), limit, cursor)
 
 
-@router.get("/machine-groups/{group}")
+@router.get("/machine-groups/{group}", response_model=MachineGroupPublic)
 def get_group(env: str, group: str, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
     return machines.get_group(core, actor, env, group)
 
 
-@router.patch("/machine-groups/{group}")
+@router.patch("/machine-groups/{group}", response_model=MachineGroupPublic, responses=problem_responses(400, 409))
 def update_group(env: str, group: str, body: GroupUpdate, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
     return machines.update_group(core, actor, env, group, body.name, body.machines)
 

@@ -8,10 +8,12 @@ from fastapi import APIRouter, Response
 from pydantic import Field
 
 from credflow.api.deps import ActorDep, CoreDep
+from credflow.api.errors import problem_responses
+from credflow.api.models import PasswordState
 from credflow.api.schemas import Body
 from credflow.services.access import passwords
 
-router = APIRouter(tags=["passwords"])
+router = APIRouter(tags=["passwords"], responses=problem_responses(400, 401, 403, 422))
 
 
 class PasswordSet(Body):
@@ -23,7 +25,7 @@ class PasswordChange(Body):
     new: str = Field(max_length=passwords.MAX_LENGTH)
 
 
-@router.post("/users/{user_id}/password")
+@router.post("/users/{user_id}/password", response_model=PasswordState, responses=problem_responses(404))
 def set_password(user_id: str, body: PasswordSet, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
     return passwords.set_password(core, actor, user_id, body.password)
 

@@ -5,19 +5,21 @@ from typing import Any
 from fastapi import APIRouter
 
 from credflow.api.deps import ActorDep, CoreDep
+from credflow.api.errors import problem_responses
 from credflow.api.machine_schemas import RunCreate
+from credflow.api.models import Page, RunPublic, RunSummary
 from credflow.api.paging import Limit, page
 from credflow.services.automation import runs
 
-router = APIRouter(prefix="/environments/{env}/runs", tags=["runs"])
+router = APIRouter(prefix="/environments/{env}/runs", tags=["runs"], responses=problem_responses(401, 403, 404, 422))
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=RunPublic, responses=problem_responses(400, 409))
 def create_run(env: str, body: RunCreate, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
     return runs.create_run(core, actor, env, body.desktop_flow, body.connection, body.timeout_seconds)
 
 
-@router.get("")
+@router.get("", response_model=Page[RunSummary])
 def list_runs(env: str, core: CoreDep, actor: ActorDep, limit: Limit = 50, cursor: str | None = None,
               status: str | None = None, connection: str | None = None, desktop_flow: str | None = None,
               cloud_flow: str | None = None) -> dict[str, Any]:
@@ -25,11 +27,11 @@ def list_runs(env: str, core: CoreDep, actor: ActorDep, limit: Limit = 50, curso
                                cloud_flow=cloud_flow), limit, cursor)
 
 
-@router.get("/{run_id}")
+@router.get("/{run_id}", response_model=RunPublic)
 def get_run(env: str, run_id: str, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
     return runs.get_run(core, actor, env, run_id)
 
 
-@router.post("/{run_id}/cancel")
+@router.post("/{run_id}/cancel", response_model=RunPublic, responses=problem_responses(409))
 def cancel_run(env: str, run_id: str, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
     return runs.cancel_run(core, actor, env, run_id)

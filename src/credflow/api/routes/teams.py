@@ -6,11 +6,14 @@ from fastapi import APIRouter, Response
 from pydantic import Field
 
 from credflow.api.deps import ActorDep, CoreDep
+from credflow.api.errors import problem_responses
+from credflow.api.models import Page, TeamPublic
 from credflow.api.paging import Limit, page
 from credflow.api.schemas import Body
 from credflow.services.access import teams
 
-router = APIRouter(prefix="/environments/{env}/teams", tags=["teams"])
+router = APIRouter(prefix="/environments/{env}/teams", tags=["teams"],
+                   responses=problem_responses(401, 403, 404, 422))
 
 
 class TeamCreate(Body):
@@ -18,23 +21,23 @@ class TeamCreate(Body):
     members: list[str] = Field(default_factory=list)
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=TeamPublic, responses=problem_responses(400, 409))
 def create_team(env: str, body: TeamCreate, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
     return teams.create_team(core, actor, env, body.name, body.members)
 
 
-@router.get("")
+@router.get("", response_model=Page[TeamPublic])
 def list_teams(env: str, core: CoreDep, actor: ActorDep, limit: Limit = 50, cursor: str | None = None
                ) -> dict[str, Any]:
     return page(teams.list_teams(core, actor, env), limit, cursor)
 
 
-@router.get("/{team}")
+@router.get("/{team}", response_model=TeamPublic)
 def get_team(env: str, team: str, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
     return teams.get_team(core, actor, env, team)
 
 
-@router.put("/{team}/members/{user}")
+@router.put("/{team}/members/{user}", response_model=TeamPublic)
 def add_member(env: str, team: str, user: str, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
     return teams.add_member(core, actor, env, team, user)
 

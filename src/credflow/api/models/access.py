@@ -1,0 +1,78 @@
+"""Users, environments, teams and the audit trail."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from credflow.api.models.common import Public, Timestamp
+
+
+class EnvironmentPublic(Public):
+    id: str
+    name: str
+    organization: str
+    created_at: Timestamp
+
+
+class EnvironmentWithRole(EnvironmentPublic):
+    my_role: str = Field(description="the caller's role here: system_administrator, environment_maker, basic_user")
+
+
+class UserPublic(Public):
+    id: str
+    name: str
+    email: str
+    environment_roles: dict[str, str] = Field(description="environment id to role (only those the caller may see)")
+    organization_admin: bool
+    created_at: Timestamp
+
+
+class UserCreated(UserPublic):
+    token: str = Field(description="the user's API token: shown only here")
+
+
+class MachineIdentity(Public):
+    """``GET /me`` called with a machine token."""
+
+    kind: Literal["machine"]
+    id: str
+    name: str | None
+    environment: str | None
+
+
+class PasswordState(Public):
+    """A password was set; the user must change it at the next sign-in when someone else set it."""
+
+    id: str
+    email: str
+    must_change_password: bool
+
+
+class TeamMemberPublic(Public):
+    id: str
+    name: str
+    email: str
+
+
+class TeamPublic(Public):
+    id: str
+    name: str
+    environment: str
+    members: list[TeamMemberPublic]
+    created_at: Timestamp
+
+
+class AuditRecordPublic(Public):
+    id: str = Field(description="the sequence number, as the list's cursor")
+    seq: int
+    at: Timestamp
+    actor: str
+    action: str
+    object_type: str | None
+    object_id: str | None
+    detail: dict[str, Any] | None
+    environment: str | None
+    prev_hash: str
+    hash: str
