@@ -96,6 +96,10 @@ def test_machine_groups_hold_machines_of_their_environment(admin: Api) -> None:
     assert changed["machines"] == sorted([a.id, b.id])
     problem(admin.post(admin.e("/machine-groups"), {"name": "robots"}), 409, "duplicate_name")
     problem(admin.post(admin.e("/machine-groups"), {"name": "x", "machines": ["nope"]}), 404, "machine_not_found")
+    other = admin.ok(admin.post(admin.e("/machine-groups"), {"name": "spare"}), 201)
+    problem(admin.patch(admin.e(f"/machine-groups/{other['id']}"), {"name": "robots"}), 409, "duplicate_name")
+    assert admin.ok(admin.get(admin.e(f"/machine-groups/{other['id']}")))["name"] == "spare"
+    assert admin.delete(admin.e("/machine-groups/spare")).status_code == 204
     listed = {m["name"]: m["groups"] for m in _machines(admin)}
     assert listed == {"pc-a": [group["id"]], "pc-b": [group["id"]]}
     assert admin.delete(admin.e("/machine-groups/robots")).status_code == 204

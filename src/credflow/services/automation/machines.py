@@ -232,8 +232,9 @@ def update_group(core: Core, actor: Actor, env_id: str, ref: str, name: str | No
         g = find_group(s, env.id, ref)
         authz.require_owner(actor, role, g.owner_id, "machine group")
         if name is not None:
-            g.name = check_name(name, "machine group")
-            _unique_group(s, env.id, g.name, except_id=g.id)
+            new_name = check_name(name, "machine group")
+            _unique_group(s, env.id, new_name, except_id=g.id)  # before the change, or autoflush writes it
+            g.name = new_name
         ids = _set_members(s, actor, role, g, machines) if machines is not None else members(s, g.id)
         record(s, actor=actor.label, action="machine_group.update", env_id=env.id, object_type="machine_group",
                object_id=g.id, detail={"name": g.name, "machines": ids})
