@@ -4,10 +4,23 @@ from __future__ import annotations
 
 import typer
 
-from credflow.cli import agent, audit, automation, credentials, passwords, resources, rotation, server, solutions, teams
+from credflow.cli import (
+    agent,
+    audit,
+    automation,
+    backup,
+    credentials,
+    passwords,
+    resources,
+    rotation,
+    server,
+    solutions,
+    teams,
+)
 
 app = typer.Typer(help="credflow: credentials for automation.", no_args_is_help=True)
 server.register(app)
+backup.register(app)
 resources.register(app)
 credentials.register(app)
 teams.register(app)
