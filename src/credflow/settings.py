@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     registration_token_ttl_seconds: int = 3600
     max_log_bytes: int = 1_000_000
     run_workers: bool = True  # the in-process rotation worker, poller and scheduler
+    # Whether a secret store may use this server's own identity: a managed identity, AWS's default credential
+    # chain, the host's VAULT_CLIENT_CERT or ~/.netrc. Off, a store must carry credentials of its own.
+    allow_ambient_credentials: bool = False
+
 
     def resolved_database_url(self) -> str:
         if self.database_url:

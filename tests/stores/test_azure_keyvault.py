@@ -13,20 +13,22 @@ from credflow.stores.testing import StoreContractTests
 from tests.stores.conftest import Azure, AzureApp, free_port
 
 
-def open_akv(azure: Azure, app: AzureApp | None = None, vault_url: str | None = None,
+def open_akv(azure: Azure, app: AzureApp | None = None, vault_url: str | None = None, *,
+             verify_challenge_resource: bool = False, allow_ambient_credentials: bool = False,
              **config: object) -> AzureKeyVaultStore:
+    """The store as the plugin opens it, but with the SDK's challenge check off unless asked for: the stand-in
+    vault is 127.0.0.1, not *.vault.azure.net."""
     wire = azure.wire
     settings: dict[str, object] = {
         "tenant_id": wire.tenant_id,
         "authority_host": wire.authority_host,
         "ca_bundle": str(wire.ca_bundle),
-        "verify_challenge_resource": False,  # the stand-in vault is 127.0.0.1, not *.vault.azure.net
     }
     if app is not None:
         settings |= {"client_id": app.client_id, "client_secret": app.client_secret}
     model = AzureKeyVaultConfig.model_validate(settings | config)
-    url = vault_url or wire.vault_url
-    return AzureKeyVaultPlugin.open(model, StoreContext(store_id="akv", vault_url=url))
+    return AzureKeyVaultStore(model, vault_url or wire.vault_url, allow_ambient_credentials=allow_ambient_credentials,
+                              verify_challenge_resource=verify_challenge_resource)
 
 
 class TestAzureKeyVaultContract(StoreContractTests):
@@ -79,13 +81,35 @@ def test_a_managed_identity_reads_secrets(azure: Azure, monkeypatch: pytest.Monk
     monkeypatch.setenv("IDENTITY_HEADER", azure.wire.identity_header)
     azure.wire.let_managed_identity_read()
     version = azure.wire.set_secret("via-managed-identity", "mi value")
-    got = open_akv(azure, managed_identity=True).read("via-managed-identity")
+    got = open_akv(azure, managed_identity=True, allow_ambient_credentials=True).read("via-managed-identity")
     assert (got.value, got.version) == ("mi value", version)
 
 
-def test_the_sdk_refuses_a_vault_whose_challenge_names_another_resource(azure: Azure) -> None:
+def test_a_managed_identity_is_denied_without_the_operators_consent(azure: Azure,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IDENTITY_ENDPOINT", azure.wire.identity_endpoint)
+    monkeypatch.setenv("IDENTITY_HEADER", azure.wire.identity_header)
+    azure.wire.let_managed_identity_read()
+    azure.wire.set_secret("not-via-managed-identity", "mi value")
+    with pytest.raises(AccessDenied, match="CREDFLOW_ALLOW_AMBIENT_CREDENTIALS"):
+        open_akv(azure, managed_identity=True).read("not-via-managed-identity")
+
+
+def test_verify_challenge_resource_is_no_setting_and_is_ignored_in_a_saved_config() -> None:
+    saved = {"tenant_id": "t", "client_id": "c", "client_secret": "s", "verify_challenge_resource": False}
+    with pytest.raises(ValueError, match="verify_challenge_resource"):
+        AzureKeyVaultConfig.model_validate(saved)
+    assert "verify_challenge_resource" not in AzureKeyVaultConfig.from_stored(saved).model_dump()
+    assert "verify_challenge_resource" not in {f.name for f in config_fields(AzureKeyVaultConfig)}
+
+
+def test_the_plugin_keeps_the_sdks_check_of_the_vaults_challenge(azure: Azure) -> None:
     azure.wire.set_secret("challenge-checked", "v")
-    store = open_akv(azure, azure.reader, verify_challenge_resource=True)
+    config = AzureKeyVaultConfig.model_validate({
+        "tenant_id": azure.wire.tenant_id, "authority_host": azure.wire.authority_host,
+        "ca_bundle": str(azure.wire.ca_bundle), "client_id": azure.reader.client_id,
+        "client_secret": azure.reader.client_secret})
+    store = AzureKeyVaultPlugin.open(config, StoreContext(store_id="akv", vault_url=azure.wire.vault_url))
     with pytest.raises(StoreError, match="challenge") as caught:
         store.read("challenge-checked")
     assert "does not match the requested domain" in str(caught.value.__context__)

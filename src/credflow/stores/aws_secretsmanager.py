@@ -5,8 +5,13 @@ version labelled ``AWSCURRENT``, which ``current_version`` finds through Describ
 ``NAME#FIELD`` picks a field of a JSON SecretString; a plain ``NAME`` returns the whole SecretString.
 
 Without ``access_key_id``/``secret_access_key`` boto3's default chain is used (instance or task role,
-environment). The SDK does not retry: credflow decides, using ``Throttled.retry_after``. Secrets Manager
-sends no ``Retry-After``, so a throttled read suggests ``DEFAULT_RETRY_AFTER_SECONDS``.
+environment, ``~/.aws``): the server's own identity, so only when the operator sets
+``CREDFLOW_ALLOW_AMBIENT_CREDENTIALS``. Without it such a store is refused when registered, and one saved before
+is denied before any call. An ``endpoint_url`` that is or resolves to a link-local address is refused
+(``credflow.stores.egress``).
+
+The SDK does not retry: credflow decides, using ``Throttled.retry_after``. Secrets Manager sends no
+``Retry-After``, so a throttled read suggests ``DEFAULT_RETRY_AFTER_SECONDS``.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from credflow.stores.base import (
     secret,
     split_field,
 )
+from credflow.stores.egress import NOT_CALLED, AddressRefused, AmbientCredentialsOff, refuse_link_local
 
 try:
     import boto3
@@ -75,10 +81,20 @@ class AwsSecretsManagerConfig(PollingConfig):
             raise ValueError("give both access_key_id and secret_access_key, or neither")
         return self
 
+    def addresses(self) -> dict[str, str]:
+        return {"endpoint_url": self.endpoint_url} if self.endpoint_url else {}
+
+    def ambient_identity(self) -> str | None:
+        if self.access_key_id is not None:
+            return None
+        return ("AWS's default credential chain (the host's instance or task role, environment or ~/.aws), as it "
+                "has no access_key_id and secret_access_key")
+
 
 class AwsSecretsManagerStore:
-    def __init__(self, config: AwsSecretsManagerConfig) -> None:
+    def __init__(self, config: AwsSecretsManagerConfig, *, allow_ambient_credentials: bool = False) -> None:
         self._config = config
+        self._allow_ambient = allow_ambient_credentials
 
     def read(self, name: str, version: str | None = None) -> SecretValue:
         secret_id, field = split_field(name)
@@ -109,6 +125,10 @@ class AwsSecretsManagerStore:
         )
         try:
             self._call("list secrets", lambda c: c.list_secrets(MaxResults=1))
+        except AddressRefused as exc:
+            return [CheckResult("reachable", False, str(exc)), CheckResult("service_can_read", False, NOT_CALLED)]
+        except AmbientCredentialsOff as exc:
+            return [CheckResult("reachable", False, NOT_CALLED), CheckResult("service_can_read", False, str(exc))]
         except StoreUnavailable:
             return [
                 CheckResult("reachable", False, f"cannot reach {where}: check the region, endpoint_url and "
@@ -132,6 +152,12 @@ class AwsSecretsManagerStore:
 
     @cached_property
     def _client(self) -> Any:
+        if self._config.access_key_id is None and not self._allow_ambient:
+            raise AmbientCredentialsOff(
+                "this store has no access_key_id and secret_access_key, and credflow lends its own AWS identity "
+                "(the default credential chain) only when the operator sets CREDFLOW_ALLOW_AMBIENT_CREDENTIALS: "
+                "give the store access keys"
+            )
         # A session of its own: boto3's default session is not safe to share between threads.
         session = boto3.session.Session()
         return session.client(
@@ -146,6 +172,8 @@ class AwsSecretsManagerStore:
         )
 
     def _call(self, what: str, call: Callable[[Any], T]) -> T:
+        if self._config.endpoint_url:
+            refuse_link_local(self._config.endpoint_url)
         with _translated(what):
             return call(self._client)
 
@@ -161,7 +189,7 @@ def _translated(what: str) -> Iterator[None]:
     except botocore.exceptions.NoCredentialsError:
         raise AccessDenied(
             f"credflow has no AWS credentials to {what}: set access_key_id and secret_access_key, or run "
-            "credflow with an instance or task role"
+            "credflow with an instance or task role and CREDFLOW_ALLOW_AMBIENT_CREDENTIALS"
         ) from None
     except (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError) as exc:
         raise StoreUnavailable(f"AWS is unreachable; could not {what} ({type(exc).__name__})") from None
@@ -199,4 +227,4 @@ class AwsSecretsManagerPlugin:
     def open(cls, config: StoreConfig, context: StoreContext) -> AwsSecretsManagerStore:
         if not isinstance(config, AwsSecretsManagerConfig):
             raise TypeError(f"expected AwsSecretsManagerConfig, got {type(config).__name__}")
-        return AwsSecretsManagerStore(config)
+        return AwsSecretsManagerStore(config, allow_ambient_credentials=context.allow_ambient_credentials)

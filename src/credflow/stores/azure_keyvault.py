@@ -9,8 +9,10 @@ a JSON value; a plain ``NAME`` returns the whole value, JSON or not (like AWS), 
 secret has no field ``value`` and a plain name must read it unchanged.
 
 Identity: a service principal (``client_id`` + ``client_secret``) or a managed identity
-(``managed_identity``; ``client_id`` then names a user-assigned identity). The SDK does not retry:
-credflow decides, using ``Throttled.retry_after`` from Key Vault's ``Retry-After``.
+(``managed_identity``; ``client_id`` then names a user-assigned identity). A managed identity is the server's
+own, so it is used only when the operator sets ``CREDFLOW_ALLOW_AMBIENT_CREDENTIALS``: without it such a store is
+refused when registered, and one saved before is denied before any call. The SDK does not retry: credflow
+decides, using ``Throttled.retry_after`` from Key Vault's ``Retry-After``.
 
 Settings beyond the API's list, each off by default:
 
@@ -18,9 +20,12 @@ Settings beyond the API's list, each off by default:
   loopback identity endpoint in tests; MSAL's instance discovery (a call to the public cloud) is skipped then.
 - ``ca_bundle``: a PEM file trusted for TLS to the vault and the identity endpoint, for TLS-inspecting
   proxies and for the loopback test server's self-signed certificate.
-- ``verify_challenge_resource``: the SDK sends a token only to a host under the resource named in the
-  vault's 401 challenge (``*.vault.azure.net``). Only a Key Vault-compatible endpoint on another host (the
-  loopback test server at 127.0.0.1) needs it off.
+
+The SDK sends a token only to a host under the resource named in the vault's 401 challenge
+(``*.vault.azure.net``), always: that check is no setting (a store saved with ``verify_challenge_resource``,
+a setting once, opens with the key ignored). credflow follows no redirect from the vault, and refuses a
+``vault_url`` or ``authority_host`` that is or resolves to a link-local address (``credflow.stores.egress``).
+Without ``CREDFLOW_ALLOW_AMBIENT_CREDENTIALS`` no request carries ``~/.netrc`` credentials of the host.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from credflow.stores.base import (
     retry_after_seconds,
     split_field,
 )
+from credflow.stores.egress import NOT_CALLED, AddressRefused, AmbientCredentialsOff, refuse_link_local, without_netrc
 
 try:
     from azure.core.credentials import TokenCredential
@@ -58,6 +64,7 @@ try:
         ServiceRequestError,
         ServiceResponseError,
     )
+    from azure.core.pipeline.transport import RequestsTransport
     from azure.identity import ClientSecretCredential, ManagedIdentityCredential
     from azure.keyvault.secrets import SecretClient
 except ImportError:  # without the azure extra the kind is listed as not viable, with the command that adds it
@@ -76,7 +83,8 @@ class AzureKeyVaultConfig(PollingConfig):
     managed_identity: bool = False
     authority_host: str | None = None
     ca_bundle: str | None = None
-    verify_challenge_resource: bool = True
+
+    retired_fields: ClassVar[frozenset[str]] = frozenset({"verify_challenge_resource"})
 
     @model_validator(mode="after")
     def _one_identity(self) -> AzureKeyVaultConfig:
@@ -86,11 +94,22 @@ class AzureKeyVaultConfig(PollingConfig):
             raise ValueError("client_secret needs client_id")
         return self
 
+    def addresses(self) -> dict[str, str]:
+        return {"authority_host": self.authority_host} if self.authority_host else {}
+
+    def ambient_identity(self) -> str | None:
+        return "a managed identity of credflow's host (managed_identity: true)" if self.managed_identity else None
+
 
 class AzureKeyVaultStore:
-    def __init__(self, config: AzureKeyVaultConfig, vault_url: str) -> None:
+    def __init__(self, config: AzureKeyVaultConfig, vault_url: str, *, allow_ambient_credentials: bool = False,
+                 verify_challenge_resource: bool = True) -> None:
+        """``verify_challenge_resource`` is the SDK's check of the vault's challenge, kept on by the plugin; only
+        a test of a Key Vault-compatible endpoint on another host (127.0.0.1) turns it off."""
         self._config = config
         self._vault_url = vault_url
+        self._allow_ambient = allow_ambient_credentials
+        self._verify_challenge_resource = verify_challenge_resource
 
     def read(self, name: str, version: str | None = None) -> SecretValue:
         base, field = split_field(name)
@@ -112,6 +131,10 @@ class AzureKeyVaultStore:
         )
         try:
             self.read(PROBE_NAME)
+        except AddressRefused as exc:
+            return [CheckResult("reachable", False, str(exc)), CheckResult("service_can_read", False, NOT_CALLED)]
+        except AmbientCredentialsOff as exc:
+            return [CheckResult("reachable", False, NOT_CALLED), CheckResult("service_can_read", False, str(exc))]
         except SecretNotFound:
             return [reachable, CheckResult("service_can_read", True, "credflow's identity may read secrets")]
         except StoreUnavailable:
@@ -131,7 +154,8 @@ class AzureKeyVaultStore:
         return SecretClient(
             self._vault_url,
             self._credential,
-            verify_challenge_resource=self._config.verify_challenge_resource,
+            verify_challenge_resource=self._verify_challenge_resource,
+            permit_redirects=False,
             retry_total=0,
             **self._transport_options(),
         )
@@ -140,6 +164,12 @@ class AzureKeyVaultStore:
     def _credential(self) -> TokenCredential:
         config = self._config
         if config.managed_identity:
+            if not self._allow_ambient:
+                raise AmbientCredentialsOff(
+                    "this store uses a managed identity, which is credflow's own, and credflow lends it only when "
+                    "the operator sets CREDFLOW_ALLOW_AMBIENT_CREDENTIALS: give the store client_id and "
+                    "client_secret"
+                )
             return ManagedIdentityCredential(client_id=config.client_id, **self._transport_options())
         assert config.client_id is not None and config.client_secret is not None  # by the config validator
         return ClientSecretCredential(
@@ -152,9 +182,18 @@ class AzureKeyVaultStore:
         )
 
     def _transport_options(self) -> dict[str, Any]:
-        return {"connection_verify": self._config.ca_bundle} if self._config.ca_bundle else {}
+        options: dict[str, Any] = {"connection_verify": self._config.ca_bundle} if self._config.ca_bundle else {}
+        if not self._allow_ambient:  # a transport whose session adds no ~/.netrc credentials of the host
+            transport = RequestsTransport(**options)
+            transport.open()  # makes its session; no I/O
+            without_netrc(transport.session)
+            options["transport"] = transport
+        return options
 
     def _call(self, what: str, call: Callable[[SecretClient], T]) -> T:
+        refuse_link_local(self._vault_url)
+        if self._config.authority_host:
+            refuse_link_local(self._config.authority_host)
         with _translated(what):
             return call(self._client)
 
@@ -205,4 +244,5 @@ class AzureKeyVaultPlugin:
     def open(cls, config: StoreConfig, context: StoreContext) -> AzureKeyVaultStore:
         if not isinstance(config, AzureKeyVaultConfig):
             raise TypeError(f"expected AzureKeyVaultConfig, got {type(config).__name__}")
-        return AzureKeyVaultStore(config, context.vault_url)
+        return AzureKeyVaultStore(config, context.vault_url,
+                                  allow_ambient_credentials=context.allow_ambient_credentials)

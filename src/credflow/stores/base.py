@@ -13,7 +13,7 @@ import typing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, Self
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
@@ -59,9 +59,25 @@ class Throttled(StoreError):
 
 
 class StoreConfig(BaseModel):
-    """Base of every kind's config. Unknown fields are refused."""
+    """Base of every kind's config. Unknown fields are refused, except a kind's ``retired_fields`` in a config
+    saved before they were removed: ``from_stored`` drops those."""
 
     model_config = ConfigDict(extra="forbid")
+    retired_fields: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def from_stored(cls, data: dict[str, Any]) -> Self:
+        """A config as saved with a store, once valid: its retired fields are ignored."""
+        return cls.model_validate({k: v for k, v in data.items() if k not in cls.retired_fields})
+
+    def addresses(self) -> dict[str, str]:
+        """The addresses (URLs or hosts) this config makes credflow connect to, by field name."""
+        return {}
+
+    def ambient_identity(self) -> str | None:
+        """What of the server's own identity this config would use (a managed identity, AWS's default
+        credential chain), said for an operator, or None when the config names its own credentials."""
+        return None
 
 
 class PollingConfig(StoreConfig):
@@ -156,12 +172,15 @@ class SecretStore(Protocol):
 
 @dataclass
 class StoreContext:
-    """What credflow hands a store when it opens one: the store's identity and, for the builtin store,
-    access to credflow's own encrypted storage."""
+    """What credflow hands a store when it opens one: the store's identity, whether it may use the server's
+    own identity and, for the builtin store, access to credflow's own encrypted storage."""
 
     store_id: str
     vault_url: str
     builtin: Any = None  # credflow.stores.builtin.BuiltinBackend for the builtin kind
+    # CREDFLOW_ALLOW_AMBIENT_CREDENTIALS: whether a store may use the server's own identity (a managed identity,
+    # AWS's default chain, a client certificate or ~/.netrc credentials of the server's environment).
+    allow_ambient_credentials: bool = False
 
 
 class StorePlugin(Protocol):

@@ -5,7 +5,13 @@ the field ``value``. Versions are KV v2's integer versions, written as strings; 
 from the metadata endpoint, so polling never reads a value.
 
 Credentials are a token or an AppRole. An AppRole token is fetched on first use and fetched again once when
-Vault refuses it, since AppRole tokens expire. The SDK never retries: credflow decides, using
+Vault refuses it, since AppRole tokens expire. Every client is built with the store's own token (or none, for
+the AppRole login and the health check), never the server's: hvac would otherwise send ``VAULT_TOKEN`` or
+``~/.vault-token`` of credflow's host to the store's address. ``VAULT_CLIENT_CERT`` and ``~/.netrc`` of the
+host are used only with ``CREDFLOW_ALLOW_AMBIENT_CREDENTIALS``. Before connecting, and before following a
+redirect, the address is resolved and a link-local one refused (``credflow.stores.egress``).
+
+The SDK never retries: credflow decides, using
 ``Throttled.retry_after``. hvac drops response headers when it raises, so a requests hook turns a 429 into
 ``Throttled`` before hvac sees it. Vault's rate-limit quotas send ``Retry-After`` only when
 ``sys/quotas/config`` has ``enable_rate_limit_response_headers``; without it ``DEFAULT_RETRY_AFTER_SECONDS``
@@ -18,6 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from typing import Any, ClassVar, TypeVar
+from urllib.parse import urljoin
 
 from pydantic import SecretStr, model_validator
 
@@ -35,8 +42,10 @@ from credflow.stores.base import (
     Throttled,
     pick_from_mapping,
     retry_after_seconds,
+    secret,
     split_field,
 )
+from credflow.stores.egress import AddressRefused, refuse_link_local, without_netrc
 
 try:
     import hvac
@@ -69,10 +78,14 @@ class HashiCorpVaultConfig(PollingConfig):
             raise ValueError("give exactly one of token or approle")
         return self
 
+    def addresses(self) -> dict[str, str]:
+        return {"address": self.address}
+
 
 class HashiCorpVaultStore:
-    def __init__(self, config: HashiCorpVaultConfig) -> None:
+    def __init__(self, config: HashiCorpVaultConfig, *, allow_ambient_credentials: bool = False) -> None:
         self._config = config
+        self._allow_ambient = allow_ambient_credentials
 
     def read(self, name: str, version: str | None = None) -> SecretValue:
         path, field = split_field(name)
@@ -101,21 +114,26 @@ class HashiCorpVaultStore:
 
     @cached_property
     def _client(self) -> hvac.Client:
-        session = requests.Session()
-        session.hooks["response"].append(_raise_when_throttled)
-        client = hvac.Client(
-            url=self._config.address,
-            namespace=self._config.namespace,
-            session=session,
-            timeout=TIMEOUT_SECONDS,
-        )
-        if self._config.token is not None:
-            client.token = self._config.token.get_secret_value()
-        elif self._config.approle is not None:
+        client = self._new_client(secret(self._config.token) or "", self._config.namespace, _raise_when_throttled)
+        if self._config.approle is not None:
             _log_in_with_approle(client, self._config.approle)
         return client
 
+    def _new_client(self, token: str, namespace: str | None, *hooks: Callable[..., None]) -> hvac.Client:
+        """A client that sends ``token`` and nothing of the server's own: hvac reads ``VAULT_TOKEN`` or
+        ``~/.vault-token`` when its token is None, ``VAULT_CLIENT_CERT`` when its cert is None, and requests
+        reads ``~/.netrc``."""
+        session = requests.Session()
+        session.hooks["response"].extend([*hooks, _refuse_link_local_redirect])
+        ambient: dict[str, Any] = {}
+        if not self._allow_ambient:
+            without_netrc(session)
+            ambient["cert"] = ()  # not None: no client certificate, not VAULT_CLIENT_CERT's
+        return hvac.Client(url=self._config.address, token=token, namespace=namespace,
+                           session=session, timeout=TIMEOUT_SECONDS, **ambient)
+
     def _call(self, what: str, call: Callable[[hvac.Client], T]) -> T:
+        refuse_link_local(self._config.address)
         logged_in_before = "_client" in self.__dict__
         try:
             with _translated(what):
@@ -129,9 +147,11 @@ class HashiCorpVaultStore:
 
     def _check_reachable(self) -> CheckResult:
         address = self._config.address
-        client = hvac.Client(url=address, timeout=TIMEOUT_SECONDS)
         try:
-            health: Any = client.sys.read_health_status(method="GET", standby_ok=True)
+            refuse_link_local(address)
+            health: Any = self._new_client("", None).sys.read_health_status(method="GET", standby_ok=True)
+        except AddressRefused as exc:
+            return CheckResult("reachable", False, str(exc))
         except requests.RequestException:
             return CheckResult(
                 "reachable",
@@ -181,6 +201,11 @@ def _log_in_with_approle(client: hvac.Client, approle: AppRoleLogin) -> None:
         client.auth.approle.login(role_id=approle.role_id, secret_id=approle.secret_id.get_secret_value())
     except (hvac.exceptions.InvalidRequest, hvac.exceptions.Unauthorized, hvac.exceptions.Forbidden):
         raise AccessDenied("Vault refused the AppRole login: check role_id and secret_id") from None
+
+
+def _refuse_link_local_redirect(response: requests.Response, *args: object, **kwargs: object) -> None:
+    if response.is_redirect:
+        refuse_link_local(urljoin(response.url, response.headers["Location"]))
 
 
 def _raise_when_throttled(response: requests.Response, *args: object, **kwargs: object) -> None:
@@ -243,4 +268,4 @@ class HashiCorpVaultPlugin:
     def open(cls, config: StoreConfig, context: StoreContext) -> HashiCorpVaultStore:
         if not isinstance(config, HashiCorpVaultConfig):
             raise TypeError(f"expected HashiCorpVaultConfig, got {type(config).__name__}")
-        return HashiCorpVaultStore(config)
+        return HashiCorpVaultStore(config, allow_ambient_credentials=context.allow_ambient_credentials)

@@ -21,6 +21,7 @@ from credflow.services.core import Actor, Core
 from credflow.services.secrets import outbox
 from credflow.stores.base import SecretNotFound, StoreConfig, StoreContext, split_config
 from credflow.stores.base import SecretStore as StoreReader
+from credflow.stores.egress import LINK_LOCAL_RANGES, literal_link_local
 
 MAX_SECRET_BYTES = 25_000  # Azure Key Vault's limit, kept for every kind
 _SECRET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,199}$")
@@ -41,6 +42,23 @@ def _validate_config(core: Core, kind: str, config: dict[str, Any]) -> StoreConf
                             errors=problems) from None
 
 
+def _check_identity_and_addresses(core: Core, kind: str, model: StoreConfig, vault_url: str) -> None:
+    """The rules a store's config keeps beyond its schema, on create (and on any change of a store): no
+    link-local address, whatever the settings; the server's own identity only where the operator allows it."""
+    addresses = {"vault_url": vault_url, **model.addresses()}
+    for field, address in addresses.items():
+        if literal_link_local(address):
+            raise RuleViolation(f"the store's {field} is a link-local address ({LINK_LOCAL_RANGES}), where cloud "
+                                "metadata services answer; credflow never connects to one",
+                                code="link_local_address", field=field)
+    ambient = model.ambient_identity()
+    if ambient and not core.settings.allow_ambient_credentials:
+        raise RuleViolation(f"this {kind} store names no credentials of its own, so it would use {ambient}. "
+                            "credflow lends its own identity to stores only when the operator sets "
+                            "CREDFLOW_ALLOW_AMBIENT_CREDENTIALS=true; otherwise give the store its own credentials",
+                            code="ambient_credentials_off")
+
+
 def create_store(core: Core, actor: Actor, env_id: str, name: str, kind: str, vault_url: str | None,
                  config: dict[str, Any]) -> dict[str, Any]:
     with core.db.transaction() as s:
@@ -50,6 +68,7 @@ def create_store(core: Core, actor: Actor, env_id: str, name: str, kind: str, va
             if kind != "builtin":
                 raise RuleViolation("vault_url is required for this kind", code="missing_vault_url")
             vault_url = f"builtin://{env.name}/{name}"
+        _check_identity_and_addresses(core, kind, model, vault_url)
         if s.scalar(select(SecretStore.id).where(SecretStore.env_id == env.id, SecretStore.name == name)):
             raise Conflict(f"a secret store named {name!r} exists", code="duplicate_name")
         public, full = split_config(model)  # the secret fields are write-only: sealed, never shown
@@ -112,8 +131,9 @@ def open_store(core: Core, s: Session, store: SecretStore) -> StoreReader:
     if plugin is None:
         raise RuleViolation(f"store kind {store.kind!r} is not available", code="store_kind_not_viable")
     full = json.loads(core.barrier.open(s, store.secret_config or "{}", f"store-config:{store.id}"))
-    ctx = StoreContext(store_id=store.id, vault_url=store.vault_url, builtin=BuiltinBackend(core))
-    reader = plugin.open(plugin.Config.model_validate(full), ctx)
+    ctx = StoreContext(store_id=store.id, vault_url=store.vault_url, builtin=BuiltinBackend(core),
+                       allow_ambient_credentials=core.settings.allow_ambient_credentials)
+    reader = plugin.open(plugin.Config.from_stored(full), ctx)
     core.open_stores[key] = reader
     return reader
 
