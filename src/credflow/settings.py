@@ -28,7 +28,6 @@ class Settings(BaseSettings):
     # chain, the host's VAULT_CLIENT_CERT or ~/.netrc. Off, a store must carry credentials of its own.
     allow_ambient_credentials: bool = False
 
-
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
