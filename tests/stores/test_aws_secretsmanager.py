@@ -88,6 +88,19 @@ def test_the_current_version_follows_the_awscurrent_label(moto: Moto) -> None:
     assert store.read("moved-label").value == "first"
 
 
+def test_a_secret_scheduled_for_deletion_is_not_found_until_it_is_restored(moto: Moto) -> None:
+    name = f"scheduled-{uuid.uuid4().hex[:8]}"
+    version = put(moto, name, "v")
+    store = open_aws(moto.endpoint, moto.admin_keys)
+    moto.admin().delete_secret(SecretId=name, RecoveryWindowInDays=7)
+    with pytest.raises(SecretNotFound):
+        store.current_version(name)
+    with pytest.raises(SecretNotFound):
+        store.read(name)
+    moto.admin().restore_secret(SecretId=name)
+    assert store.current_version(name) == version
+
+
 def test_a_malformed_version_id_is_not_found(moto: Moto) -> None:
     put(moto, "short-version", "v")
     with pytest.raises(SecretNotFound):

@@ -118,6 +118,27 @@ def test_a_version_that_is_not_a_positive_number_is_not_found(openbao: OpenBao) 
             store.read("numbered", version)
 
 
+def test_a_deleted_or_destroyed_current_version_is_not_found_and_a_scheduled_deletion_not_yet(
+        openbao: OpenBao) -> None:
+    kv, store = openbao.root().secrets.kv.v2, open_vault(openbao.address, token=openbao.root_token)
+    deleted = f"deleted-{uuid.uuid4().hex[:8]}"
+    write(openbao, deleted, {"value": "one"})
+    write(openbao, deleted, {"value": "two"})
+    kv.delete_latest_version_of_secret(path=deleted)  # `bao kv delete`: the metadata still names version 2
+    with pytest.raises(SecretNotFound):
+        store.current_version(deleted)
+    with pytest.raises(SecretNotFound):
+        store.read(deleted)
+    scheduled = f"scheduled-{uuid.uuid4().hex[:8]}"
+    kv.update_metadata(path=scheduled, delete_version_after="1h")  # every version carries a deletion time ahead
+    with pytest.raises(SecretNotFound):
+        store.current_version(scheduled)  # metadata, but no version yet
+    assert write(openbao, scheduled, {"value": "v"}) == store.current_version(scheduled) == "1"
+    kv.destroy_secret_versions(path=scheduled, versions=[1])
+    with pytest.raises(SecretNotFound):
+        store.current_version(scheduled)
+
+
 def test_an_approle_reads_secrets(openbao: OpenBao) -> None:
     version = write(openbao, "via-approle", {"value": "approle value"})
     store = open_vault(openbao.address, approle=approle(openbao, READER_POLICY))

@@ -1,7 +1,8 @@
 """AWS Secrets Manager as a secret store.
 
 A secret's name is its secret id or ARN. Versions are Secrets Manager's VersionIds; the latest is the
-version labelled ``AWSCURRENT``, which ``current_version`` finds through DescribeSecret (no value read).
+version labelled ``AWSCURRENT``, which ``current_version`` finds through DescribeSecret (no value read); a
+secret scheduled for deletion is not found there, as GetSecretValue refuses it.
 ``NAME#FIELD`` picks a field of a JSON SecretString; a plain ``NAME`` returns the whole SecretString.
 
 Without ``access_key_id``/``secret_access_key`` boto3's default chain is used (instance or task role,
@@ -110,6 +111,8 @@ class AwsSecretsManagerStore:
     def current_version(self, name: str) -> str:
         secret_id, _ = split_field(name)
         response = self._call(f"describe {secret_id!r}", lambda c: c.describe_secret(SecretId=secret_id))
+        if response.get("DeletedDate"):  # scheduled for deletion: GetSecretValue refuses it already
+            raise SecretNotFound(f"{secret_id!r} is marked for deletion")
         stages: dict[str, list[str]] = response.get("VersionIdsToStages") or {}
         for version_id, labels in stages.items():
             if CURRENT in labels:

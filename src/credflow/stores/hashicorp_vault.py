@@ -2,7 +2,8 @@
 
 A secret's name is its path under the KV v2 mount; ``NAME#FIELD`` picks one field and a plain ``NAME`` reads
 the field ``value``. Versions are KV v2's integer versions, written as strings; the current version comes
-from the metadata endpoint, so polling never reads a value.
+from the metadata endpoint, so polling never reads a value. A current version the metadata shows deleted
+(``kv delete``) or destroyed, or none at all, is not found there, as a read of the secret would be.
 
 Credentials are a token or an AppRole. An AppRole token is fetched on first use and fetched again once when
 Vault refuses it, since AppRole tokens expire. Every client is built with the store's own token (or none, for
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urljoin
@@ -107,7 +109,12 @@ class HashiCorpVaultStore:
                 path=path, mount_point=self._config.mount
             ),
         )
-        return str(response["data"]["current_version"])
+        current = str(response["data"]["current_version"])
+        if current == "0":  # metadata written before any version
+            raise SecretNotFound(f"{path!r} has no version in Vault")
+        if _deleted((response["data"].get("versions") or {}).get(current) or {}):
+            raise SecretNotFound(f"the current version of {path!r} is deleted in Vault")
+        return current
 
     def checks(self) -> list[CheckResult]:
         return [self._check_reachable(), self._check_service_can_read()]
@@ -241,6 +248,20 @@ def _translated(what: str) -> Iterator[None]:
         raise StoreUnavailable(f"Vault is unavailable; could not {what} ({type(exc).__name__})") from None
     except hvac.exceptions.VaultError as exc:
         raise StoreError(f"Vault failed to {what} ({type(exc).__name__})") from None
+
+
+def _deleted(version: dict[str, Any]) -> bool:
+    """Whether a version the metadata lists is destroyed, or deleted (``kv delete``: its deletion time has passed;
+    with ``delete_version_after`` every version carries one ahead), so that reading it answers 404."""
+    if version.get("destroyed"):
+        return True
+    when = version.get("deletion_time")
+    if not when:
+        return False
+    try:
+        return datetime.fromisoformat(when) <= datetime.now(UTC)
+    except (TypeError, ValueError):
+        return False
 
 
 def _version_number(version: str | None) -> int | None:
