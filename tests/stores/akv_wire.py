@@ -98,6 +98,11 @@ class KeyVaultWire:
             self._secrets.setdefault(name, []).append(_Version(version, value, int(time.time())))
         return version
 
+    def delete_secret(self, name: str) -> None:
+        """Delete every version, as ``DELETE /secrets/{name}`` does: reads answer 404 ``SecretNotFound`` after."""
+        with self._lock:
+            self._secrets.pop(name, None)
+
     def throttle(self, name: str, retry_after: int) -> None:
         with self._lock:
             self._throttled[name] = retry_after

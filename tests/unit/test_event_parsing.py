@@ -93,3 +93,23 @@ def test_a_body_that_is_not_events_is_malformed(raw: bytes, code: str) -> None:
 def test_a_delivery_holds_at_most_max_events() -> None:
     assert refused(body([event_grid()] * (MAX_EVENTS + 1))) == "too_many_events"
     assert len(parse(body([event_grid()] * MAX_EVENTS), "application/json", {}).events) == MAX_EVENTS
+
+
+@pytest.mark.parametrize("version", ["", "   ", "x" * 201, "v 2", "2\u0000", "\ud800", True, None, [], {"v": 2}])
+def test_a_version_no_vault_could_have_is_read_as_no_version(version: Any) -> None:
+    data = {"ObjectType": "Secret", "ObjectName": "db-password", "Version": version}
+    (ev,) = parse(body([event_grid(data=data)]), "application/json", {}).events
+    assert (ev.name, ev.version, ev.is_new_secret_version) == ("db-password", None, True)
+
+
+def test_a_version_is_kept_as_sent_when_it_could_be_one() -> None:
+    for version in ("7", "ee059b2bb5bc48398a53b168c6cdcb10", "x" * 200, "not-a-number", "-1"):
+        (ev,) = parse(body([event_grid(data={"Version": version})]), "application/json", {}).events
+        assert ev.version == version
+
+
+def test_a_name_vault_or_event_id_that_cannot_be_one_is_absent() -> None:
+    bad = event_grid(id="e\u0000", subject="db\u0000", topic="https://[::1/vault",
+                     data={"Id": "https://[x/secrets/db/1", "ObjectName": "n" * 501, "Version": "1"})
+    (ev,) = parse(body([bad]), "application/json", {}).events
+    assert (ev.id, ev.name, ev.vaults, ev.version) == (None, None, (), "1")

@@ -4,6 +4,11 @@ Microsoft's own samples carry keys with stray spaces (``"ObjectName "``), values
 (``" ee05..."``), camelCase in older revisions and NBF/EXP as strings or numbers. So keys are matched
 case-insensitively after trimming, string values are trimmed, numbers may come as strings, and fields we
 do not understand are ignored. Only a body that is not JSON, or not events at all, is malformed.
+
+What cannot be what it claims to be is dropped, never refused: a version that no vault could have (blank, over
+``MAX_VERSION`` characters, with spaces or control characters) is read as no version at all, and a name,
+vault, event id or validation code that cannot be one (too long, with control characters) as absent. An
+event's version is only a hint to the worker anyway; the vault's current version is what connections follow.
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ from credflow.domain.errors import Malformed
 VALIDATION = "microsoft.eventgrid.subscriptionvalidationevent"
 NEW_VERSION = "microsoft.keyvault.secretnewversioncreated"
 MAX_EVENTS = 5000
+MAX_VERSION = 200  # Key Vault's versions are 32 hex digits, Secrets Manager's VersionIds 32 to 64 characters
+MAX_NAME = 500  # the longest secret name a reference may hold
+MAX_VAULT = 2000
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,17 @@ def _text(value: Any) -> str | None:
     return None
 
 
+def _plain(value: Any, limit: int) -> str | None:
+    """Text of at most ``limit`` printable characters, or None."""
+    text = _text(value)
+    return text if text is not None and len(text) <= limit and text.isprintable() else None
+
+
+def _version(value: Any) -> str | None:
+    text = _plain(value, MAX_VERSION)
+    return text if text is not None and not any(c.isspace() for c in text) else None
+
+
 def _number(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
@@ -73,6 +92,18 @@ def _number(value: Any) -> float | None:
         except ValueError:
             return None
     return None
+
+
+def _vault(value: Any) -> str | None:
+    """A vault URL or resource id that can be compared with the stores' (a URL that splits)."""
+    text = _plain(value, MAX_VAULT)
+    if text is None:
+        return None
+    try:
+        urlsplit(text)
+    except ValueError:  # e.g. an unclosed [ in the host
+        return None
+    return text
 
 
 def _vault_of_id(secret_id: str | None) -> str | None:
@@ -92,11 +123,13 @@ def _event(raw: Any, position: int) -> tuple[VaultEvent, dict[str, Any]]:
     if kind is None:
         raise Malformed(f"event {position} has no {'type' if cloud else 'eventType'}", code="malformed_event")
     data = _data(ev.get("data"))
-    vaults = tuple(v for v in (_text(ev.get("source" if cloud else "topic")), _vault_of_id(_text(data.get("id"))))
+    vaults = tuple(v for v in (_vault(ev.get("source" if cloud else "topic")), _vault_of_id(_vault(data.get("id"))))
                    if v)
     event = VaultEvent(
-        id=_text(ev.get("id")), type=kind.lower(), schema="cloudevents" if cloud else "eventgrid", vaults=vaults,
-        name=_text(ev.get("subject")) or _text(data.get("objectname")), version=_text(data.get("version")),
+        id=_plain(ev.get("id"), MAX_NAME), type=kind.lower(), schema="cloudevents" if cloud else "eventgrid",
+        vaults=vaults,
+        name=_plain(ev.get("subject"), MAX_NAME) or _plain(data.get("objectname"), MAX_NAME),
+        version=_version(data.get("version")),
         object_type=_text(data.get("objecttype")), not_before=_number(data.get("nbf")),
         expires=_number(data.get("exp")))
     return event, data
@@ -142,7 +175,7 @@ def parse(body: bytes, content_type: str, headers: Mapping[str, str]) -> Deliver
     for position, raw in enumerate(doc):
         event, data = _event(raw, position)
         if event.type == VALIDATION:
-            delivery.validation_code = _text(data.get("validationcode"))
+            delivery.validation_code = _plain(data.get("validationcode"), MAX_NAME)
             if delivery.validation_code is None:
                 raise Malformed("the validation event has no data.validationCode", code="malformed_event")
         delivery.events.append(event)

@@ -5,7 +5,10 @@ so it exists before the caller answers. The worker (``credflow.services.secrets.
 poller prunes applied events after a week (``prune_events``).
 
 Deduplication: an event naming a version is keyed by (store, name, version, reach), so a repeated delivery,
-whatever its event id, is stored once; one without a version is keyed by its event id when it has one.
+whatever its event id, is stored once; one without a version is keyed by its event id when it has one. A
+delivery from outside (``DELIVERED``) never shares a key with credflow's own events: a delivery naming a
+version before credflow writes or sees it must not make that write's event a duplicate, which would keep
+connections from following it.
 
 This module sits below everything else in ``services.secrets`` that raises the event (cache, secret_stores,
 rotation, poller) and the worker that applies it, so none of them needs to import another to record one.
@@ -27,6 +30,7 @@ from credflow.stores.base import split_field
 
 ENQUEUED = "secret_event_enqueued"  # the in-process signal that wakes the worker
 KEEP_EVENTS_DAYS = 7
+DELIVERED = frozenset({"eventgrid", "cloudevents"})  # the sources that come from outside, by event key
 
 
 def _dedupe(*parts: str) -> str:
@@ -41,7 +45,8 @@ def secret_version_changed(core: Core, s: Session, store: SecretStore, name: str
     reach = scope_user_id or "*"
     if version:
         # A reconciler's observation is keyed by the version it moved from, so a later move back is seen.
-        key = _dedupe("v", store.id, base, version, reach, after or "")
+        delivered = ("delivery",) if source in DELIVERED else ()
+        key = _dedupe("v", store.id, base, version, reach, after or "", *delivered)
     elif event_id:
         key = _dedupe("id", store.id, base, event_id, reach)
     else:

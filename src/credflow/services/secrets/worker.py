@@ -1,10 +1,17 @@
 """The rotation worker: applies the durable ``secret_version_changed`` events (SecretEvent rows).
 
-For each event: find the names unpinned variables use for the secret, decide the version to move to (a
-builtin event's version, else the vault's current version), put that version in the cache with one vault
+For each event: find the names unpinned variables use for the secret, ask the vault for its current
+version (the event's own version is a hint, never the truth), put that version in the cache with one vault
 read (single-flight), then in one transaction move the heads forward only and every affected connection with
 set-based updates, and mark the event processed. A crash at any point leaves the row unprocessed, so the
 work is done again after restart; doing it twice changes nothing.
+
+An event's version only ever saves work: when it names the version credflow holds (for a builtin store, that
+version or an older one) the vault is not asked and nothing moves. Any other version, whether newer, older,
+unknown to the vault, or malformed, makes the worker ask the vault for its current version, and it is that
+answer connections follow. So only the vault saying the secret itself is gone or closed to us (not found or
+denied for its current version) turns connections ``secret_unreadable``; a version named by an event that the
+vault does not have never does.
 
 On SQLite one in-process thread does this, woken as soon as an event is committed. On PostgreSQL every
 server process runs one and they share the rows with ``FOR UPDATE SKIP LOCKED``.
@@ -66,16 +73,11 @@ def prepare(core: Core, ev: Pending) -> Plan:
             SecretHead.store_id == store.id, SecretHead.name.in_(names)))}
     if not names:
         return Plan(store)
-    current = {n: heads.get(n, (None, None)) for n in names}
+    if ev.version and not any(err or connection_state.newer(store.kind, ev.version, v)
+                              for v, err in (heads.get(n, (None, None)) for n in names)):
+        return Plan(store, names)  # what credflow holds, or (builtin) older: nothing to ask the vault
     try:
-        if store.kind == "builtin":
-            target = ev.version or cache.vault_version(core, store, ev.secret_name)
-            if not any(connection_state.newer("builtin", target, v) or err for v, err in current.values()):
-                return Plan(store, names, target)  # an older or repeated version: nothing to read
-        elif ev.version and all(v == ev.version and err is None for v, err in current.values()):
-            return Plan(store, names, ev.version)  # a repeat of what credflow holds
-        else:
-            target = cache.vault_version(core, store, ev.secret_name)
+        target = cache.vault_version(core, store, ev.secret_name)
         for name in names:
             cache.ensure_cached(core, store, name, target)
         return Plan(store, names, target, checked=True)
