@@ -23,6 +23,12 @@ class Settings(BaseSettings):
     machine_offline_after_seconds: int = 60
     registration_token_ttl_seconds: int = 3600
     max_log_bytes: int = 1_000_000
+    # The largest request body, counted as it arrives (413 above it); solution imports may be larger.
+    max_body_bytes: int = 1_048_576
+    max_import_body_bytes: int = 16_777_216
+    # Failed authentications from one client address in a sliding window, after which it gets 429.
+    failed_auth_limit: int = 20
+    failed_auth_window_seconds: int = 60
     run_workers: bool = True  # the in-process rotation worker, poller and scheduler
     # Whether a secret store may use this server's own identity: a managed identity, AWS's default credential
     # chain, the host's VAULT_CLIENT_CERT or ~/.netrc. Off, a store must carry credentials of its own.

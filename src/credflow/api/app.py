@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from credflow import __version__
 from credflow.api import errors
+from credflow.api.limits import install_limits
 from credflow.api.routes import (
     agent,
     audit,
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
                   description="Self-hosted credentials service for automation.")
     app.state.core = core
     errors.install(app)
+    install_limits(app, API_PREFIX)
     for router in ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
     for router in ROOT_ROUTERS:

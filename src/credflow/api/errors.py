@@ -28,9 +28,9 @@ STATUS_MEANINGS = {
     403: "Authenticated, but not allowed",
     404: "Not found, or not visible to the caller",
     409: "Conflict: the name is taken, or the object is in use",
-    413: "Too large",
+    413: "Too large: the body is larger than this operation takes (body_too_large), or a part of it is",
     422: "Valid JSON that breaks a rule, or a parameter or body that does not match its schema",
-    429: "Too many requests; try again later",
+    429: "Too many requests (too_many_failed_sign_ins: from this address); try again after Retry-After seconds",
     500: "An unexpected error (no detail is given)",
     503: "A vault or service this operation needs is unavailable; try again later",
 }
@@ -44,8 +44,25 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
                                  "content": {PROBLEM: {"schema": {"$ref": PROBLEM_SCHEMA}}}}
         if status == 401:
             entry["headers"] = {"WWW-Authenticate": {"description": "Bearer", "schema": {"type": "string"}}}
+        if status == 429:
+            entry["headers"] = {"Retry-After": {"description": "seconds to wait before trying again",
+                                                "required": True, "schema": {"type": "integer"}}}
         out[status] = entry
     return out
+
+
+def _document_limits(spec: dict[str, Any]) -> None:
+    """The answers every operation may give besides its own: 413 where it takes a body (credflow.api.limits
+    counts every body), 429 where it checks a credential (credflow.services.access.failed_auth)."""
+    for operations in spec.get("paths", {}).values():
+        for operation in operations.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses = operation["responses"]
+            if "requestBody" in operation:
+                responses.setdefault("413", problem_responses(413)[413])
+            if "401" in responses:
+                responses.setdefault("429", problem_responses(429)[429])
 
 
 def _document_problems(app: FastAPI) -> None:
@@ -60,6 +77,7 @@ def _document_problems(app: FastAPI) -> None:
         problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(problem_schema.pop("$defs", {}))
         schemas["Problem"] = problem_schema
+        _document_limits(spec)
         return spec
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -68,7 +86,9 @@ def _document_problems(app: FastAPI) -> None:
 def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
     body = {"type": f"https://credflow.dev/problems/{code}", "status": status, "title": title,
             "detail": detail, "code": code, **extra}
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    if status == 429 and "retry_after" in extra:
+        headers["Retry-After"] = str(extra["retry_after"])
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 

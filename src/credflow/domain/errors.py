@@ -38,6 +38,10 @@ class Conflict(DomainError):
     status, code, title = 409, "conflict", "Conflict"
 
 
+class TooLarge(DomainError):
+    status, code, title = 413, "body_too_large", "Too large"
+
+
 class RuleViolation(DomainError):
     status, code, title = 422, "rule_violation", "The request breaks a rule"
 

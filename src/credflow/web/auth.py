@@ -139,8 +139,8 @@ class Throttle:
 @dataclass
 class WebState:
     codec: SessionCodec
-    per_account: Throttle = field(default_factory=Throttle)  # email and client address
-    per_client: Throttle = field(default_factory=lambda: Throttle(limit=30))  # one address, any email
+    # email and client address; one address, whatever it tries, is limited by services.access.failed_auth
+    per_account: Throttle = field(default_factory=Throttle)
 
 
 @dataclass

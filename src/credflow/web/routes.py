@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse, Response
 
 from credflow.domain.errors import DomainError, NotFound, RuleViolation, TooManyRequests, Unauthenticated
-from credflow.services.access import passwords, users
+from credflow.services.access import failed_auth, passwords, users
 from credflow.web import auth
 from credflow.web.auth import AnyUser, CurrentUser, PostedForm
 from credflow.web.pages import (
@@ -88,18 +88,22 @@ async def sign_in(request: Request) -> Response:
 
 
 def _sign_in(request: Request, email: str, password: str, next_: str) -> Response:
-    web = auth.state(request)
+    web, core = auth.state(request), auth.core_of(request)
     client = auth.client_address(request)
     account = f"{email.lower()}|{client}"
-    wait = max(web.per_account.retry_after(account), web.per_client.retry_after(client))
-    if wait:
+    # The address first: locked out after too many failures of any kind from it (failed_auth), then the account.
+    wait = failed_auth.password_wait(core, client, request.url.path)
+    err: DomainError = failed_auth.refusal(wait)
+    if not wait:
+        wait = web.per_account.retry_after(account)
         err = TooManyRequests(f"too many failed sign-ins; try again in {wait} seconds", code="sign_in_throttled")
+    if wait:
         return _sign_in_page(request, next_, email, err, headers={"Retry-After": str(wait)})
     try:
-        actor = passwords.sign_in(auth.core_of(request), email, password, client)
+        actor = passwords.sign_in(core, email, password, client)
     except Unauthenticated as exc:
         web.per_account.fail(account)
-        web.per_client.fail(client)
+        failed_auth.password_failed(core, client)
         return _sign_in_page(request, next_, email, exc)
     web.per_account.clear(account)
     resp = see_other(next_)

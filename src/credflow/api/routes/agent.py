@@ -8,10 +8,11 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from credflow.api import wakeup
-from credflow.api.deps import ActorDep, CoreDep
+from credflow.api.deps import ActorDep, CoreDep, client_address
 from credflow.api.errors import problem_responses
 from credflow.api.machine_schemas import Heartbeat, JobResult, MachineRegister
 from credflow.api.models import HeartbeatAnswer, Job, MachineRegistered, RunSummary
+from credflow.services.access import failed_auth
 from credflow.services.automation import dispatch, machines
 
 router = APIRouter(prefix="/machines", tags=["machine agent"])
@@ -21,8 +22,11 @@ MACHINE = problem_responses(400, 401, 403, 422)
 
 @router.post("/register", status_code=201, response_model=MachineRegistered,
              responses=problem_responses(400, 401, 409, 422))
-def register(body: MachineRegister, core: CoreDep) -> dict[str, Any]:
-    return machines.register_machine(core, body.registration_token, body.name, body.public_key)
+def register(request: Request, body: MachineRegister, core: CoreDep) -> dict[str, Any]:
+    return failed_auth.attempt(
+        core, client_address(request), body.registration_token,
+        lambda: machines.register_machine(core, body.registration_token, body.name, body.public_key),
+        reason="invalid_registration_token", path=request.url.path)
 
 
 @router.post("/me/heartbeat", response_model=HeartbeatAnswer, responses=MACHINE)

@@ -1,21 +1,23 @@
 """The Event Grid / CloudEvents webhook, at ``/events/eventgrid`` (and under ``/api/v1``).
 
-Authenticated by an event key (``?key=`` or the ``aeg-sas-key`` header), not by a user token. Event Grid
-drops events answered 400/401/403 and retries the others, so those three mean a fault of the sender only:
-a bad key, a body that is not events. Everything of ours that fails is a 5xx, and is retried.
+Authenticated by an event key (``?key=`` or the ``aeg-sas-key`` header), not by a user token, checked before
+the body is read. Event Grid drops events answered 400/401/403/413 and retries the others, so those mean a
+fault of the sender only: a bad key, a body that is not events or is too large. Everything of ours that fails
+is a 5xx, and is retried.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from credflow.api.deps import CoreDep
+from credflow.api.deps import CoreDep, client_address
 from credflow.api.errors import problem_responses
 from credflow.api.models import DeliveryResult, SubscriptionValidation
-from credflow.services.secrets import rotation
+from credflow.services.access import failed_auth
+from credflow.services.secrets import event_keys, rotation
 
 PATH = "/events/eventgrid"
 _EVENT = {"type": "object", "additionalProperties": True,
@@ -38,18 +40,29 @@ router = APIRouter(tags=["rotation"])
 api_router = APIRouter(tags=["rotation"], include_in_schema=False)  # the same, under /api/v1
 
 
-async def eventgrid(request: Request, core: CoreDep, key: str | None = None,
-                    aeg_sas_key: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+def _sender(request: Request, core: CoreDep, key: str | None = None,
+            aeg_sas_key: Annotated[str | None, Header()] = None) -> tuple[str, str]:
+    """The (key id, environment id) of the event key sent: 401 without a valid one, 429 from an address with too
+    many failures. Checked before the body is read, so a caller without a key cannot make the server read one."""
+    sent = (key or aeg_sas_key or "").strip()
+    if not sent:
+        return event_keys.authenticate_key(core, None)  # 401 missing_event_key: no attempt to count
+    return failed_auth.attempt(core, client_address(request), sent, lambda: event_keys.authenticate_key(core, sent),
+                               reason="invalid_event_key", path=request.url.path)
+
+
+Sender = Annotated[tuple[str, str], Depends(_sender)]
+
+
+async def eventgrid(request: Request, core: CoreDep, sender: Sender) -> dict[str, Any]:
     body = await request.body()
     headers = {k.lower(): v for k, v in request.headers.items()}
-    return await run_in_threadpool(rotation.receive, core, key or aeg_sas_key, body,
-                                   headers.get("content-type", ""), headers)
+    return await run_in_threadpool(rotation.receive, core, sender, body, headers.get("content-type", ""), headers)
 
 
-def handshake(core: CoreDep, key: str | None = None, aeg_sas_key: Annotated[str | None, Header()] = None,
-              webhook_request_origin: Annotated[str | None, Header()] = None,
+def handshake(sender: Sender, webhook_request_origin: Annotated[str | None, Header()] = None,
               webhook_request_rate: Annotated[str | None, Header()] = None) -> Response:
-    granted = rotation.webhook_grant(core, key or aeg_sas_key, webhook_request_origin, webhook_request_rate)
+    granted = rotation.webhook_grant(webhook_request_origin, webhook_request_rate)
     return Response(status_code=200, headers=granted)
 
 

@@ -71,9 +71,7 @@ async def _field(form: Any, name: str, limit: int) -> bytes | None:
              responses=problem_responses(400, 409))
 async def import_solution(env: str, request: Request, core: CoreDep, actor: ActorDep, dry_run: bool = False
                           ) -> dict[str, Any]:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_ARCHIVE_BYTES + MAX_SETTINGS_BYTES + 64 * 1024:
-        raise Malformed("the upload is larger than a solution may be", code="zip_too_large")
+    # The body's size is limited as it arrives (credflow.api.limits: max_import_body_bytes, 413).
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise Malformed("send the zip as the multipart form field 'file'", code="missing_file")
     async with request.form(max_files=2, max_fields=2) as form:

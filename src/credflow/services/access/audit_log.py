@@ -1,13 +1,12 @@
-"""Reading and checking the audit trail, and recording failed sign-ins.
+"""Reading and checking the audit trail.
 
-Records are written by each service with ``credflow.audit.chain.record``. Here: the environment's trail for
-its system administrators, a verdict on the chain that names each changed, inserted or deleted record, and
-the ``auth.failed`` record for a bearer token that matched nobody (never the token itself).
+Records are written by each service with ``credflow.audit.chain.record`` (failed authentications by
+``credflow.services.access.failed_auth``, one per address and minute). Here: the environment's trail for its
+system administrators, and a verdict on the chain that names each changed, inserted or deleted record.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,14 +14,12 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from credflow.audit.chain import GENESIS, record, verify
+from credflow.audit.chain import GENESIS, verify
 from credflow.domain.errors import Malformed
-from credflow.persistence.tables import AuditRecord, Environment, User
+from credflow.persistence.tables import AuditRecord, User
 from credflow.services import views
 from credflow.services.access import authz
 from credflow.services.core import Actor, Core
-
-log = logging.getLogger(__name__)
 
 
 def _view(row: AuditRecord) -> dict[str, Any]:
@@ -64,18 +61,6 @@ def list_records(core: Core, actor: Actor, env_id: str, *, object_id: str | None
         rows = s.scalars(q.order_by(AuditRecord.seq).limit(limit + 1)).all()
         items = [_view(r) for r in rows[:limit]]
         return {"items": items, "next_cursor": items[-1]["id"] if len(rows) > limit else None}
-
-
-def record_failed_sign_in(core: Core, path: str, env_ref: str | None, client: str | None) -> None:
-    """An ``auth.failed`` record for a bearer token that matched no user or machine. The environment is the
-    one the path names by id, so its administrators see attempts on it."""
-    try:
-        with core.db.transaction() as s:
-            env = s.get(Environment, env_ref) if env_ref else None
-            record(s, actor="anonymous", action="auth.failed", env_id=env.id if env else None,
-                   detail={"reason": "invalid_token", "path": path[:300], "client": client})
-    except Exception:  # a failure to audit never turns a 401 into a 500
-        log.exception("could not record a failed sign-in")
 
 
 @dataclass(frozen=True)

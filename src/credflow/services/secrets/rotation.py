@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from credflow.audit.chain import record
-from credflow.domain.errors import Malformed, NotFound, RuleViolation
+from credflow.domain.errors import Malformed, NotFound, RuleViolation, TooLarge
 from credflow.domain.references import azure_vault_name, normalize_vault_url, vault_name_from_resource_id
 from credflow.events.parsing import parse
 from credflow.persistence.tables import (
@@ -27,7 +27,7 @@ from credflow.persistence.tables import (
 )
 from credflow.services.access import authz
 from credflow.services.core import Actor, Core
-from credflow.services.secrets import cache, event_keys, outbox
+from credflow.services.secrets import cache, outbox
 
 MAX_BODY_BYTES = 1_048_576  # Event Grid delivers at most 1 MB per request
 
@@ -64,23 +64,24 @@ def notify(core: Core, actor: Actor, env_id: str, key_vault_url: str, secret_nam
         return {"accepted": True}
 
 
-def webhook_grant(core: Core, key: str | None, origin: str | None, rate: str | None) -> dict[str, str]:
-    """The CloudEvents abuse-protection handshake (OPTIONS): the headers that grant delivery."""
-    event_keys.authenticate_key(core, key)
+def webhook_grant(origin: str | None, rate: str | None) -> dict[str, str]:
+    """The CloudEvents abuse-protection handshake (OPTIONS), for a caller whose event key was accepted: the
+    headers that grant delivery."""
     if not origin or not origin.strip():
         raise Malformed("the handshake needs a WebHook-Request-Origin header", code="missing_origin")
     return {"WebHook-Allowed-Origin": origin.strip(), "WebHook-Allowed-Rate": (rate or "").strip() or "*",
             "Allow": "POST, OPTIONS"}
 
 
-def receive(core: Core, key: str | None, body: bytes, content_type: str, headers: Mapping[str, str]
+def receive(core: Core, sender: tuple[str, str], body: bytes, content_type: str, headers: Mapping[str, str]
             ) -> dict[str, Any]:
-    """An Event Grid / CloudEvents delivery: stored durably before the answer, applied by the worker.
-    A bad key is 401 and a body that is not events 400; anything else that fails is ours (5xx), so that
-    Event Grid retries instead of dropping the event."""
-    key_id, env_id = event_keys.authenticate_key(core, key)
+    """An Event Grid / CloudEvents delivery from ``sender``, the (key id, environment id) of the event key
+    ``event_keys.authenticate_key`` accepted before the body was read: stored durably before the answer,
+    applied by the worker. A body that is not events is 400, one over 1 MB 413; anything else that fails is
+    ours (5xx), so that Event Grid retries instead of dropping the event."""
+    key_id, env_id = sender
     if len(body) > MAX_BODY_BYTES:
-        raise Malformed("a delivery holds at most 1 MB", code="body_too_large")
+        raise TooLarge("a delivery holds at most 1 MB", code="body_too_large")
     delivery = parse(body, content_type, headers)
     if delivery.validation_code is not None:
         return {"validationResponse": delivery.validation_code}
