@@ -198,6 +198,20 @@ def test_a_running_run_past_its_timeout_fails(admin: Api, setup: dict[str, Any],
     problem(setup["machine"].finish(queued["id"]), 409, "run_not_running")
 
 
+def test_a_machine_unseen_for_long_loses_its_run_but_not_for_time_the_server_was_down(
+        admin: Api, setup: dict[str, Any], core: Any) -> None:
+    queued = queue(admin, setup["flow"]["id"], setup["connection"]["id"])
+    assert setup["machine"].job() is not None  # seen now, and then no more
+    lost_after = 3 * core.settings.machine_offline_after_seconds
+    restarted = utcnow() + timedelta(seconds=lost_after + 60)  # the server was down all that time
+    core.started_at = restarted
+    runs_service.expire_overdue(core, now=restarted + timedelta(seconds=lost_after - 1))
+    assert run(admin, queued["id"])["status"] == "running"  # the machine has the whole delay to get in touch
+    runs_service.expire_overdue(core, now=restarted + timedelta(seconds=lost_after + 1))
+    got = run(admin, queued["id"])
+    assert got["status"] == "failed" and "machine_lost (the machine stopped sending heartbeats)" in got["log"]
+
+
 def test_a_run_of_a_deleted_credential_fails_at_claim_and_gets_nothing(admin: Api, setup: dict[str, Any]) -> None:
     queued = queue(admin, setup["flow"]["id"], setup["connection"]["id"])
     assert admin.delete(admin.e(f"/credentials/{setup['credential']['id']}"), params={"force": True}

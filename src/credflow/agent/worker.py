@@ -3,6 +3,10 @@
 The heartbeat thread and a claim never overlap (one lock), so a heartbeat that names the runs the agent
 executes can never fail a run the server is handing out at that moment. At start the agent says it runs
 nothing, which fails any run a previous life of this agent left behind.
+
+A server that is away, stopping or answering 5xx (its database restarting, say) is asked again with a growing
+pause: a claim answered 204 is simply asked again, and a run's result is kept and sent again for up to
+``REPORT_PATIENCE_SECONDS``, so a server restart loses no result.
 """
 
 from __future__ import annotations
@@ -23,6 +27,13 @@ from credflow.crypto.sealing import open_sealed
 
 log = logging.getLogger("credflow.agent")
 DEFAULT_BUDGET = 1_000_000
+REPORT_PATIENCE_SECONDS = 900.0  # how long a finished run's result is offered to a server that cannot take it
+MAX_BACKOFF_SECONDS = 30.0
+
+
+def _passing(exc: ApiError) -> bool:
+    """A refusal that may pass: the server or its database is busy, restarting or out of space for now."""
+    return exc.status >= 500 or exc.status in (408, 429)
 
 
 class Agent:
@@ -89,19 +100,26 @@ class Agent:
 
     def report(self, run_id: str, outcome: executor.Outcome) -> None:
         body = {"exit_code": outcome.exit_code, "log": outcome.log}
-        for attempt in range(6):
+        deadline = time.monotonic() + REPORT_PATIENCE_SECONDS
+        pause = 1.0
+        while True:
             try:
                 self.http.post(f"/machines/me/jobs/{run_id}/result", body)
                 return
             except ApiError as exc:
-                if exc.status == 413:
+                if exc.status == 413 and body["log"] == outcome.log:
                     body["log"] = executor.fit(outcome.log, 64_000)
                     continue
-                log.warning("the server refused the result of run %s: %s", run_id, exc.problem.get("code"))
-                return
+                if not _passing(exc):
+                    log.warning("the server refused the result of run %s: %s", run_id, exc.problem.get("code"))
+                    return
+                log.warning("the server cannot take the result of run %s now (%s); retrying", run_id,
+                            exc.problem.get("code"))
             except httpx.HTTPError as exc:
                 log.warning("reporting run %s failed (%s); retrying", run_id, type(exc).__name__)
-                self.stopping.wait(min(2 ** attempt, 30))
+            if time.monotonic() + pause > deadline or self.stopping.wait(pause):
+                break
+            pause = min(pause * 2, MAX_BACKOFF_SECONDS)
         log.error("gave up reporting run %s", run_id)
 
     def run_job(self, job: dict[str, Any]) -> None:
@@ -127,12 +145,16 @@ class Agent:
                     self.beat()  # nothing runs yet: runs a previous life left behind are failed now
                 break
             except ApiError as exc:
-                log.error("the server refused this machine: %s", exc.problem.get("detail"))
-                return 2
+                if not _passing(exc):
+                    log.error("the server refused this machine: %s", exc.problem.get("detail"))
+                    return 2
+                log.warning("the server cannot answer now (%s); retrying", exc.problem.get("code"))
+                self.stopping.wait(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
             except httpx.HTTPError as exc:
                 log.warning("server unreachable (%s); retrying", type(exc).__name__)
                 self.stopping.wait(backoff)
-                backoff = min(backoff * 2, 30)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
         threading.Thread(target=self._heartbeats, name="heartbeats", daemon=True).start()
         log.info("machine %s (%s) waiting for jobs from %s", self.state.name, self.state.machine_id,
                  self.state.server)
@@ -143,19 +165,20 @@ class Agent:
                 job = self.claim()
                 backoff = 1.0
                 if job is None and time.monotonic() - asked < min(1.0, self.wait / 2):
-                    self.stopping.wait(1.0)  # the server holds a run for this machine; the heartbeat sorts it out
+                    # The server holds a run for this machine (the heartbeat sorts it out) or is stopping.
+                    self.stopping.wait(1.0)
             except ApiError as exc:
                 if exc.status in (401, 403):
                     log.error("the server refused this machine: %s", exc.problem.get("detail"))
                     return 2
                 log.warning("claim failed: %s", exc.problem.get("code"))
                 self.stopping.wait(backoff)
-                backoff = min(backoff * 2, 30)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
                 continue
             except httpx.HTTPError as exc:
                 log.warning("server unreachable (%s); retrying", type(exc).__name__)
                 self.stopping.wait(backoff)
-                backoff = min(backoff * 2, 30)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
                 continue
             if job:
                 self.run_job(job)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
 
 from credflow import __version__
-from credflow.api import errors
+from credflow.api import errors, lifecycle
 from credflow.api.limits import install_limits
 from credflow.api.routes import (
     agent,
@@ -46,7 +45,8 @@ ROUTERS = [
 ]
 ROOT_ROUTERS = [events.router]  # outside /api/v1: the Event Grid webhook
 
-# Background work started with the app: each is ``start(core) -> stop``.
+# Background work started with the app: each is ``start(core) -> stop``; ``stop`` lets the current step end
+# (``lifecycle`` stops them at the first sign of a shutdown).
 BACKGROUND: list[Callable[[Core], Callable[[], Any]]] = [scheduler.start, worker.start, poller.start]
 
 
@@ -54,15 +54,7 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
     settings = settings or Settings()
     core = core or build_core(settings)
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        stops = [start(core) for start in BACKGROUND] if settings.run_workers else []
-        try:
-            yield
-        finally:
-            for stop in stops:
-                stop()
-
+    lifespan = lifecycle.lifespan(core, BACKGROUND if settings.run_workers else [])
     app = FastAPI(title="credflow", version=__version__, lifespan=lifespan,
                   description="Self-hosted credentials service for automation.")
     app.state.core = core

@@ -32,7 +32,8 @@ STATUS_MEANINGS = {
     422: "Valid JSON that breaks a rule, or a parameter or body that does not match its schema",
     429: "Too many requests (too_many_failed_sign_ins: from this address); try again after Retry-After seconds",
     500: "An unexpected error (no detail is given)",
-    503: "A vault or service this operation needs is unavailable; try again later",
+    503: "A vault, the database or another service this operation needs is unavailable; try again later",
+    507: "The database's storage is full: nothing was written; try again once space is freed",
 }
 
 

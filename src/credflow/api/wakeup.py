@@ -5,6 +5,9 @@ A waiting claim is a coroutine parked on an ``asyncio.Event``. When runs are que
 are woken; every waiter also re-checks the database on its own every second or so, which is how runs queued
 by another server process (or a wake-up that went to a machine that got another job) are found. The database
 work runs in the thread pool, one short transaction at a time.
+
+When the server begins to stop (``close``), every waiting claim answers "no job" (204) at once and later ones
+do not wait or claim: the agents ask again, of whichever server answers next.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ class Waiters:
         self._loop = loop
         self._waiting: dict[int, Waiter] = {}  # in arrival order: the longest-waiting machine is woken first
         self._ids = itertools.count()
+        self.closed = False
 
     def add(self, machine_id: str) -> tuple[int, Waiter]:
         key, waiter = next(self._ids), Waiter(machine_id)
@@ -44,6 +48,12 @@ class Waiters:
 
     def remove(self, key: int) -> None:
         self._waiting.pop(key, None)
+
+    def close(self) -> None:
+        """The server is stopping: wake every waiting claim; from now on claims answer no job. Loop thread only."""
+        self.closed = True
+        for waiter in self._waiting.values():
+            waiter.event.set()
 
     def notify(self, machine_ids: list[str], count: int = 1) -> None:
         """Callable from any thread."""
@@ -71,7 +81,7 @@ def waiters_for(app: FastAPI, core: Core) -> Waiters:
 
 async def claim(request: Request, core: Core, actor: Actor, wait: float) -> dict[str, Any] | None:
     """The next job for the machine, waiting up to ``wait`` seconds for one; None when there is none. A machine
-    that hung up is handed nothing (the job would be lost on the way)."""
+    that hung up is handed nothing (the job would be lost on the way), nor is any while the server stops."""
     waiters = waiters_for(request.app, core)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
@@ -80,9 +90,9 @@ async def claim(request: Request, core: Core, actor: Actor, wait: float) -> dict
         key, waiter = waiters.add(actor.id)
         try:
             result: Any = None
-            if await request.is_disconnected():
+            if waiters.closed or await request.is_disconnected():
                 return None
-            if check or await run_in_threadpool(dispatch.has_work, core, actor):
+            if (check or await run_in_threadpool(dispatch.has_work, core, actor)) and not waiters.closed:
                 result = await run_in_threadpool(dispatch.claim, core, actor)
             if result == dispatch.BUSY:
                 return None

@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
 
 from credflow.settings import Settings
 
+if TYPE_CHECKING:
+    import uvicorn
+    from fastapi import FastAPI
+
 err = Console(stderr=True)
+# On SIGTERM or SIGINT the requests in flight have this long to finish (waiting claims answer at once); then
+# the background workers up to lifecycle.STOP_WORKERS_SECONDS: the process is gone within 10 s. A second
+# SIGINT stops at once.
+GRACEFUL_SHUTDOWN_SECONDS = 5
 
 
 def _settings(data_dir: Path | None) -> Settings:
@@ -41,7 +51,28 @@ def serve(
         err.print("[bold]credflow created the user admin.[/bold] Its API token, shown only this once:")
         print(token, flush=True)
     err.print(f"credflow serving on http://{host}:{port} (data in {settings.data_dir.resolve()})")
-    uvicorn.run(create_app(settings, core), host=host, port=port, log_level="warning")
+    app = create_app(settings, core)
+    server = _draining_server(app)(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                                  timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS))
+    server.run()
+    if not server.started:
+        sys.exit(3)  # as uvicorn.run: the server could not start (the port is taken, say)
+
+
+def _draining_server(app: FastAPI) -> type[uvicorn.Server]:
+    """uvicorn's server, which also begins the app's graceful stop (``lifecycle.drain``) the moment a stop
+    signal arrives: uvicorn waits for open connections before the app's shutdown runs, and a claim waiting for
+    a job would otherwise hold its connection for up to its whole wait."""
+    import uvicorn
+
+    from credflow.api.lifecycle import drain
+
+    class DrainingServer(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            super().handle_exit(sig, frame)
+            drain(app)
+
+    return DrainingServer
 
 
 keys = typer.Typer(help="Master key (KEK) management.")

@@ -48,3 +48,15 @@ class RuleViolation(DomainError):
 
 class TooManyRequests(DomainError):
     status, code, title = 429, "too_many_requests", "Too many requests"
+
+
+class DatabaseUnavailable(DomainError):
+    """The database did not answer (restarting, unreachable, locked too long); retry."""
+
+    status, code, title = 503, "database_unavailable", "The database is unavailable"
+
+
+class StorageFull(DomainError):
+    """The database's disk is full: the write was not made (reads keep working); retry once space is freed."""
+
+    status, code, title = 507, "storage_full", "The database's storage is full"

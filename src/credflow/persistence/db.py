@@ -1,7 +1,14 @@
-"""Engine, sessions and schema migration. SQLite (WAL) by default; PostgreSQL by URL."""
+"""Engine, sessions and schema migration. SQLite (WAL) by default; PostgreSQL by URL.
+
+A database that cannot answer (PostgreSQL restarting or unreachable, SQLite locked for too long) makes a unit of
+work raise ``DatabaseUnavailable`` (503) and a full disk ``StorageFull`` (507); the transaction is rolled back
+either way. PostgreSQL connections are checked before use (``pool_pre_ping``), so after an outage the pool
+replaces its dead connections by itself.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,9 +17,21 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from credflow.domain.errors import DatabaseUnavailable, DomainError, StorageFull
+
+log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
+CONNECT_TIMEOUT_SECONDS = 5  # PostgreSQL: a server that does not answer fails the request instead of hanging it
+# SQLite result codes (the low byte of an extended code) that mean the file cannot be used now.
+SQLITE_FULL = 13
+SQLITE_UNAVAILABLE = frozenset({5, 6, 7, 8, 10, 14, 15})  # BUSY LOCKED NOMEM READONLY IOERR CANTOPEN PROTOCOL
+# PostgreSQL SQLSTATE: disk full; and the classes and codes of a server that is gone, starting or stopping.
+PG_DISK_FULL = "53100"
+PG_UNAVAILABLE_CLASSES = ("08", "53", "57P")  # connection exception, insufficient resources, operator intervention
 
 
 def make_engine(url: str) -> Engine:
@@ -20,7 +39,40 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=20)
         _sqlite_pragmas(engine)
         return engine
-    return create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+    connect_args = {} if "connect_timeout" in make_url(url).query else {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    return create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True, connect_args=connect_args)
+
+
+def storage_error(exc: DBAPIError) -> DomainError | None:
+    """The domain error for a database that cannot work now (unavailable, or its disk full), else None."""
+    orig = exc.orig
+    sqlite_code = getattr(orig, "sqlite_errorcode", None)
+    if sqlite_code is not None:
+        if sqlite_code & 0xFF == SQLITE_FULL:
+            return StorageFull("the database's disk is full; nothing was written")
+        if sqlite_code & 0xFF in SQLITE_UNAVAILABLE:
+            return DatabaseUnavailable("the database cannot be used now; try again")
+        return None
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate == PG_DISK_FULL:
+        return StorageFull("the database's disk is full; nothing was written")
+    no_answer = sqlstate is None and isinstance(exc, OperationalError | InterfaceError)  # could not connect
+    if exc.connection_invalidated or no_answer or (sqlstate or "").startswith(PG_UNAVAILABLE_CLASSES):
+        return DatabaseUnavailable("the database is unavailable; try again")
+    return None
+
+
+@contextmanager
+def _storage_errors() -> Iterator[None]:
+    try:
+        yield
+    except DBAPIError as exc:
+        err = storage_error(exc)
+        if err is None:
+            raise
+        # The class and code only: a driver's message may quote the statement's parameters.
+        log.warning("database: %s (%s)", err.code, type(exc.orig).__name__)
+        raise err from exc
 
 
 def _sqlite_pragmas(engine: Engine) -> None:
@@ -80,13 +132,13 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """One unit of work: commits on success, rolls back on any error."""
-        with self._factory() as session, session.begin():
+        with _storage_errors(), self._factory() as session, session.begin():
             yield session
 
     @contextmanager
     def read(self) -> Iterator[Session]:
         """A read-only unit of work (no write lock on SQLite)."""
-        with self._read_factory() as session:
+        with _storage_errors(), self._read_factory() as session:
             try:
                 yield session
             finally:

@@ -6,6 +6,7 @@ import logging
 import secrets as pysecrets
 import threading
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from credflow.crypto.envelope import Keyring
@@ -46,6 +47,7 @@ class Core:
     write_lock: threading.Lock = field(default_factory=threading.Lock)
     # Per-process state a service keeps for itself (vault budgets, single-flight), by service name.
     state: dict[str, Any] = field(default_factory=dict)
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))  # when this process built its core
 
     def on(self, name: str, fn: Any) -> None:
         """Subscribe to an in-process wake-up: ``runs_queued`` (waiting machines) or ``secret_event_enqueued``

@@ -2,7 +2,9 @@
 
 A run waits in its target's queue (a machine, or a machine group whose free members take runs in FIFO
 order) until a machine claims it (see ``dispatch``). It fails when it is cancelled, when it waits or runs
-longer than its timeout (default 3 h, at most 24 h), or when its machine stops being seen.
+longer than its timeout (default 3 h, at most 24 h), or when its machine stops being seen. Time this server
+process was not running does not count as a machine unseen: after a start every machine has the whole delay
+to get in touch again.
 """
 
 from __future__ import annotations
@@ -144,7 +146,8 @@ def cancel_run(core: Core, actor: Actor, env_id: str, run_id: str) -> dict[str, 
 
 
 def expire_overdue(core: Core, now: datetime | None = None) -> int:
-    """Fail runs past their timeout (waiting or running) and runs whose machine has not been seen for long."""
+    """Fail runs past their timeout (waiting or running) and runs whose machine has not been seen for long
+    (three times the offline delay, counted from this process's start at the earliest)."""
     now = now or utcnow()
     lost_after = timedelta(seconds=3 * core.settings.machine_offline_after_seconds)
     with core.db.read() as s:
@@ -158,7 +161,7 @@ def expire_overdue(core: Core, now: datetime | None = None) -> int:
             due[rid] = "timed_out (no machine took it in time)"
         elif status == RunStatus.RUNNING and started_at is not None and now - started_at > limit:
             due[rid] = "timed_out"
-        elif status == RunStatus.RUNNING and (last_seen is None or now - last_seen > lost_after):
+        elif status == RunStatus.RUNNING and now - max(last_seen or core.started_at, core.started_at) > lost_after:
             due[rid] = "machine_lost (the machine stopped sending heartbeats)"
     if not due:
         return 0
