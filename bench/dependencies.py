@@ -42,7 +42,7 @@ UNRELATED_CONNECTIONS = 20_000
 def populate(core: Core, connections: int, credential_count: int) -> dict[str, Any]:
     """The secret variable, its credentials, their connections and some cloud flows; plus unrelated rows."""
     with core.db.read() as s:
-        admin = s.scalar(select(User).where(User.token_hash.is_not(None)))
+        admin = s.scalar(select(User).where(User.organization_admin))
         assert admin is not None
         actor = Actor(kind="user", id=admin.id, org_id=admin.org_id, name=admin.name)
         owner = admin.id

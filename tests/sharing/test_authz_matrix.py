@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 
 from credflow.api.app import create_app
 from credflow.persistence.tables import Environment, EnvironmentRoleGrant, Machine, Organization, User
+from credflow.services.access import tokens
 from credflow.services.access.authz import token_hash
 from credflow.services.access.users import bootstrap
 from credflow.services.core import build_core
@@ -88,9 +89,10 @@ def _other_organization(core: Any, env_name: str) -> str:
         s.add(org)
         s.flush()
         env = Environment(org_id=org.id, name=env_name)
-        user = User(org_id=org.id, name="acme-admin", email="admin@acme.example", token_hash=token_hash(token))
+        user = User(org_id=org.id, name="acme-admin", email="admin@acme.example")
         s.add_all([env, user])
         s.flush()
+        tokens.issue(s, user.id, "acme", token=token)
         s.add(EnvironmentRoleGrant(user_id=user.id, env_id=env.id, role="system_administrator"))
     return token
 

@@ -190,8 +190,8 @@ def test_sharing_refuses_unknown_roles_and_principals(admin: Api, cred_setup: di
     with core.db.transaction() as s:  # a user of another organization is not a principal here
         s.execute(text("INSERT INTO organizations (id, name, created_at) VALUES ('org2', 'org2', :t)"),
                   {"t": cred_setup["credential"]["created_at"]})
-        s.execute(text("INSERT INTO users (id, org_id, name, email, token_hash, must_change_password, created_at) "
-                       "VALUES ('u2', 'org2', 'stranger', 'stranger@other.example', 'h', false, :t)"),
+        s.execute(text("INSERT INTO users (id, org_id, name, email, must_change_password, created_at) "
+                       "VALUES ('u2', 'org2', 'stranger', 'stranger@other.example', false, :t)"),
                   {"t": cred_setup["credential"]["created_at"]})
     problem(_share(admin, cid, "u2", "user"), 404, "principal_not_found")
     problem(_share(admin, cid, "stranger@other.example", "user"), 404, "principal_not_found")

@@ -18,6 +18,7 @@ from credflow.api.routes import (
     credentials,
     desktop_flows,
     events,
+    identity,
     machines,
     passwords,
     rotation,
@@ -38,8 +39,8 @@ from credflow.web import routes as web
 
 API_PREFIX = "/api/v1"
 ROUTERS = [
-    users.router, passwords.router, secret_stores.router, store_kinds.router, variables.router, credentials.router,
-    sharing.router, teams.router, audit.router,
+    users.router, identity.router, passwords.router, secret_stores.router, store_kinds.router, variables.router,
+    credentials.router, sharing.router, teams.router, audit.router,
     machines.router, agent.router, desktop_flows.router, connections.router, runs.router, cloud_flows.router,
     solutions.router, rotation.router, events.api_router,
 ]

@@ -7,8 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from credflow.services.access import failed_auth
-from credflow.services.access.authz import authenticate
+from credflow.services.access import failed_auth, tokens
 from credflow.services.core import Actor, Core
 
 
@@ -29,8 +28,7 @@ def client_address(request: Request) -> str:
 
 
 def _authenticate(core: Core, bearer: str | None) -> Actor:
-    with core.db.read() as s:
-        return authenticate(s, bearer)
+    return tokens.authenticate(core, bearer)
 
 
 def get_actor(request: Request, _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]) -> Actor:

@@ -10,6 +10,7 @@ from credflow.cli import (
     automation,
     backup,
     credentials,
+    identity,
     passwords,
     resources,
     rotation,
@@ -30,3 +31,4 @@ automation.register(app)
 solutions.register(app)
 rotation.register(app)
 passwords.register(app)
+identity.register(app)

@@ -113,9 +113,21 @@ def alembic_config(url: str) -> Config:
 def migrate(engine: Engine) -> None:
     """Bring the schema to head (also on first start)."""
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as conn:
+        # A batch migration on SQLite rebuilds a table (create, copy, drop, rename): with foreign keys on, dropping
+        # a table that others refer to would delete (cascade) their rows. SQLite reads the pragma only outside a
+        # transaction, so it is set on the driver's connection before the migration's transaction begins.
+        raw = conn.connection.driver_connection if sqlite else None
+        if raw is not None:
+            raw.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with conn.begin():
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+        finally:
+            if raw is not None:
+                raw.execute("PRAGMA foreign_keys=ON")
 
 
 class Database:

@@ -86,11 +86,60 @@ class User(Base):
     org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
     name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str] = mapped_column(String(320), unique=True)
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     password_hash: Mapped[str | None] = mapped_column(String(200))
     must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
     # Organization administrators manage every user; the bootstrap administrator is one.
     organization_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # A disabled user's tokens and sessions answer 401; a removed user is disabled for good, keeps its row (the
+    # owner of what it made until an administrator reassigns it) and frees its email.
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = _created()
+
+
+class ApiToken(Base):
+    """A user's API token (personal access token): only its SHA-256 is kept. It stops at ``expires_at``, or when
+    it is revoked (the row is deleted)."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[str] = _id()
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # to the minute
+    created_at: Mapped[datetime] = _created()
+
+
+class WebSession(Base):
+    """A signed-in browser: the cookie holds a random secret, only its SHA-256 is kept. Every replica reads the
+    same rows, so a sign-out (the row is deleted) or a disabled user is seen everywhere and survives restarts."""
+
+    __tablename__ = "web_sessions"
+    id: Mapped[str] = _id()
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    via: Mapped[str] = mapped_column(String(20))  # "password" | "oidc"
+    client: Mapped[str | None] = mapped_column(String(100))
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # to the minute
+    created_at: Mapped[datetime] = _created()
+
+
+class SsoLogin(Base):
+    """A sign-in through the OpenID provider under way: a browser's (``kind`` "browser": the PKCE verifier, the
+    nonce and where to go after) or a CLI's device authorization (``kind`` "device": the provider's device code,
+    sealed). Found by the SHA-256 of the ``state`` (browser) or of the handle the CLI polls with (device), used
+    once and deleted."""
+
+    __tablename__ = "sso_logins"
+    id: Mapped[str] = _id()
+    kind: Mapped[str] = mapped_column(String(10))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    browser_hash: Mapped[str | None] = mapped_column(String(64))  # the pre-session cookie the state belongs to
+    sealed: Mapped[str] = mapped_column(Text)  # sealed JSON: verifier, nonce, next; or device_code, interval
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     created_at: Mapped[datetime] = _created()
 
 
@@ -274,6 +323,7 @@ class Machine(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     last_seen: Mapped[datetime | None] = mapped_column(UTCDateTime())
     owner_id: Mapped[str | None] = mapped_column(String(32))  # who made its registration token
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # claims nothing
     created_at: Mapped[datetime] = _created()
 
 

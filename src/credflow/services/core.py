@@ -28,6 +28,8 @@ class Actor:
     org_id: str
     name: str = ""
     env_id: str | None = None  # a machine's environment
+    token_id: str | None = None  # the API token that authenticated a user (None: a web session, or in process)
+    token_last_used: datetime | None = None  # when that token was last used, to the minute
 
     @property
     def label(self) -> str:

@@ -18,7 +18,8 @@ def environment(env: t.Environment) -> dict[str, Any]:
 
 def user(u: t.User, roles: dict[str, str]) -> dict[str, Any]:
     return {"id": u.id, "name": u.name, "email": u.email, "environment_roles": roles,
-            "organization_admin": bool(u.organization_admin), "created_at": ts(u.created_at)}
+            "organization_admin": bool(u.organization_admin), "disabled": bool(u.disabled),
+            "removed_at": ts(u.removed_at), "created_at": ts(u.created_at)}
 
 
 def secret_store(s: t.SecretStore) -> dict[str, Any]:

@@ -26,11 +26,42 @@ class UserPublic(Public):
     email: str
     environment_roles: dict[str, str] = Field(description="environment id to role (only those the caller may see)")
     organization_admin: bool
+    disabled: bool = Field(description="a disabled user's tokens and sessions answer 401")
+    removed_at: Timestamp | None = Field(description="when the user was removed (it still owns what it made until "
+                                                     "an administrator reassigns it); null for a current user")
     created_at: Timestamp
 
 
 class UserCreated(UserPublic):
-    token: str = Field(description="the user's API token: shown only here")
+    token: str = Field(description="the user's first API token (named \"initial\", 90 days): shown only here")
+
+
+class TokenPublic(Public):
+    """A personal access token, without the token itself."""
+
+    id: str
+    name: str
+    created_at: Timestamp
+    expires_at: Timestamp
+    last_used_at: Timestamp | None = Field(description="when it last authenticated a request, to the minute")
+    expired: bool
+
+
+class TokenCreated(TokenPublic):
+    token: str = Field(description="the token: shown only here")
+
+
+class MachineToken(Public):
+    machine_token: str = Field(description="the machine's new token (the one it called with stops now)")
+
+
+class Reassigned(Public):
+    """What ``POST /environments/{env}/reassign`` moved, by kind of object."""
+
+    from_user: str
+    to_user: str
+    environment: str
+    moved: dict[str, int] = Field(description="kind of object -> how many changed owner")
 
 
 class MachineIdentity(Public):

@@ -26,6 +26,7 @@ from credflow.domain.roles import (
 )
 from credflow.domain.statuses import ConnectionStatus
 from credflow.persistence.tables import (
+    ApiToken,
     Connection,
     Credential,
     CredentialShare,
@@ -40,6 +41,7 @@ from credflow.persistence.tables import (
     TeamMember,
     User,
     VariableGrant,
+    utcnow,
 )
 from credflow.services import lookup
 from credflow.services.core import Actor
@@ -53,6 +55,8 @@ MACHINE_TOKEN_PREFIX = "cfm_"
 
 
 def authenticate(session: Session, token: str | None) -> Actor:
+    """The user or machine whose token this is. A user token answers 401 once it has expired or been revoked, and
+    while its user is disabled or removed."""
     if not token:
         raise Unauthenticated("send Authorization: Bearer <token>")
     digest = token_hash(token)
@@ -67,8 +71,17 @@ def authenticate(session: Session, token: str | None) -> Actor:
 
 
 def _user(session: Session, digest: str) -> Actor | None:
-    user = session.scalar(select(User).where(User.token_hash == digest))
-    return Actor(kind="user", id=user.id, org_id=user.org_id, name=user.name) if user is not None else None
+    found = session.execute(select(ApiToken, User).join(User, User.id == ApiToken.user_id)
+                            .where(ApiToken.token_hash == digest)).first()
+    if found is None:
+        return None
+    token, user = found
+    if token.expires_at <= utcnow():
+        raise Unauthenticated("the token has expired; make a new one", code="token_expired")
+    if not is_active(user):
+        raise Unauthenticated("the user is disabled", code="user_disabled")
+    return Actor(kind="user", id=user.id, org_id=user.org_id, name=user.name, token_id=token.id,
+                 token_last_used=token.last_used_at)
 
 
 def _machine(session: Session, digest: str) -> Actor | None:
@@ -78,6 +91,11 @@ def _machine(session: Session, digest: str) -> Actor | None:
     env = session.get(Environment, machine.env_id)
     return Actor(kind="machine", id=machine.id, org_id=env.org_id if env else "", name=machine.name,
                  env_id=machine.env_id)
+
+
+def is_active(user: User | None) -> bool:
+    """Whether a user may act at all: it exists, is not disabled and has not been removed."""
+    return user is not None and not user.disabled and user.removed_at is None
 
 
 def require_user(actor: Actor) -> None:
@@ -148,6 +166,15 @@ def require_owner(actor: Actor, role: EnvironmentRole | None, owner_id: str | No
     """403 ``not_owner`` unless the caller owns the object or administers its environment."""
     if not owns(actor, role, owner_id):
         raise Forbidden(f"only the owner of this {what} or a system administrator may change it", code="not_owner")
+
+
+def require_store_owner(actor: Actor, role: EnvironmentRole | None, store: SecretStore) -> None:
+    """403 ``not_owner`` unless the caller may change or delete the secret store: a system administrator of its
+    environment, or its creator while it may still register stores (every credential that reads the store would
+    follow a change, so a creator who lost that right keeps none over the store)."""
+    if not (owns(actor, role, store.created_by) and env_allows(role, "secret_store.create")):
+        raise Forbidden("only the creator of this secret store or a system administrator may change it",
+                        code="not_owner")
 
 
 def is_organization_admin(session: Session, user_id: str) -> bool:
@@ -256,6 +283,10 @@ def use_chain_break(session: Session, run: Run, conn: Connection, cred: Credenti
     run was queued."""
     if not may_use_connection(session, run.created_by, conn):
         return "connection_not_yours", "the run's starter may not use the connection"
+    if run.created_by is not None and not is_active(session.get(User, run.created_by)):
+        return "user_disabled", "the run's starter is disabled or removed"
+    if not is_active(session.get(User, conn.owner_id)):
+        return "user_disabled", "the connection's owner is disabled or removed"
     if cred is None:
         return None  # a connection with a typed username and password: its owner's own values
     if not may_use_credential(session, conn.owner_id, cred):

@@ -13,7 +13,7 @@ from credflow.domain.errors import Conflict, Forbidden, NotFound, RuleViolation
 from credflow.domain.roles import EnvironmentRole
 from credflow.persistence.tables import Environment, EnvironmentRoleGrant, Organization, User
 from credflow.services import views
-from credflow.services.access import authz
+from credflow.services.access import authz, tokens
 from credflow.services.core import Actor, Core, new_token
 
 
@@ -28,10 +28,10 @@ def bootstrap(core: Core, token: str | None) -> str | None:
         s.add(org)
         s.flush()
         env = Environment(org_id=org.id, name="default")
-        admin = User(org_id=org.id, name="admin", email="admin@localhost", token_hash=authz.token_hash(made),
-                     organization_admin=True)
+        admin = User(org_id=org.id, name="admin", email="admin@localhost", organization_admin=True)
         s.add_all([env, admin])
         s.flush()
+        tokens.issue(s, admin.id, "bootstrap", token=made)
         s.add(EnvironmentRoleGrant(user_id=admin.id, env_id=env.id, role=EnvironmentRole.SYSTEM_ADMINISTRATOR))
         record(s, actor=f"user:{admin.id}", action="bootstrap", env_id=env.id, object_type="user",
                object_id=admin.id)
@@ -74,14 +74,13 @@ def create_user(core: Core, actor: Actor, name: str, email: str, environment_rol
                                     allowed=[r.value for r in EnvironmentRole]) from None
         if s.scalar(select(User.id).where(func.lower(User.email) == email.lower())):
             raise Conflict(f"a user with email {email!r} exists", code="duplicate_email")
-        token = new_token("cfu")
-        user = User(org_id=actor.org_id, name=name, email=email, token_hash=authz.token_hash(token),
-                    organization_admin=organization_admin)
+        user = User(org_id=actor.org_id, name=name, email=email, organization_admin=organization_admin)
         s.add(user)
         try:
             s.flush()
         except IntegrityError:
             raise Conflict(f"a user with email {email!r} exists", code="duplicate_email") from None
+        _, token = tokens.issue(s, user.id, "initial")
         for env_id, role in resolved.items():
             s.add(EnvironmentRoleGrant(user_id=user.id, env_id=env_id, role=role))
         record(s, actor=actor.label, action="user.create", object_type="user", object_id=user.id,

@@ -1,0 +1,58 @@
+"""Identity: personal access tokens (one's own, and those of the users one manages) and the machine's own token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+from pydantic import Field
+
+from credflow.api.deps import ActorDep, CoreDep
+from credflow.api.errors import problem_responses
+from credflow.api.models.access import MachineToken, TokenCreated, TokenPublic
+from credflow.api.models.common import Page
+from credflow.api.paging import Limit, page
+from credflow.api.schemas import Body
+from credflow.services.access import tokens
+
+router = APIRouter(tags=["identity"], responses=problem_responses(401))
+
+
+class TokenCreate(Body):
+    name: str = Field(min_length=1, max_length=200)
+    expires_in_days: int | None = Field(default=None, ge=1, le=tokens.MAX_DAYS,
+                                        description=f"default {tokens.DEFAULT_DAYS}, at most {tokens.MAX_DAYS}")
+
+
+@router.post("/me/tokens", status_code=201, response_model=TokenCreated, responses=problem_responses(400, 403, 422))
+def create_token(body: TokenCreate, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
+    return tokens.create_mine(core, actor, body.name, body.expires_in_days)
+
+
+@router.get("/me/tokens", response_model=Page[TokenPublic], responses=problem_responses(403, 422))
+def list_my_tokens(core: CoreDep, actor: ActorDep, limit: Limit = 50, cursor: str | None = None) -> dict[str, Any]:
+    return page(tokens.list_tokens(core, actor), limit, cursor)
+
+
+@router.delete("/me/tokens/{token_id}", status_code=204, responses=problem_responses(403, 404))
+def revoke_my_token(token_id: str, core: CoreDep, actor: ActorDep) -> Response:
+    tokens.revoke(core, actor, token_id)
+    return Response(status_code=204)
+
+
+@router.get("/users/{user_id}/tokens", response_model=Page[TokenPublic], responses=problem_responses(403, 404, 422))
+def list_user_tokens(user_id: str, core: CoreDep, actor: ActorDep, limit: Limit = 50, cursor: str | None = None
+                     ) -> dict[str, Any]:
+    return page(tokens.list_tokens(core, actor, user_id), limit, cursor)
+
+
+@router.delete("/users/{user_id}/tokens/{token_id}", status_code=204, responses=problem_responses(403, 404))
+def revoke_user_token(user_id: str, token_id: str, core: CoreDep, actor: ActorDep) -> Response:
+    tokens.revoke(core, actor, token_id, user_id)
+    return Response(status_code=204)
+
+
+@router.post("/machines/me/token", response_model=MachineToken, tags=["machine agent"],
+             responses=problem_responses(403))
+def rotate_machine_token(core: CoreDep, actor: ActorDep) -> dict[str, Any]:
+    return tokens.rotate_machine_token(core, actor)
