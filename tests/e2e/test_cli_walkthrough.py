@@ -64,7 +64,7 @@ def test_the_readme_walkthrough_works_end_to_end(tmp_path: Path) -> None:
         finally:
             agent.terminate()
             agent.wait(timeout=10)
-        cf("credential", "delete", "Robot login", "--force")
+        cf("credential", "delete", "Robot login", "--force", "--yes")
         assert json.loads(cf("credential", "list", "--json")) == []
         assert {v["schema_name"] for v in json.loads(cf("variable", "list", "--json"))} == {"robot_user",
                                                                                             "robot_pass"}

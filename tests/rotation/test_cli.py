@@ -44,5 +44,5 @@ def test_event_keys_notify_and_status_from_the_command_line(tmp_path: Path, data
         status = json.loads(cf("rotation", "status", "--json"))
         assert status["secrets"][0]["current_version"] == "2" and status["secrets"][0]["connections"] == 1
         assert "robot-password" in cf("rotation", "status")
-        cf("event-key", "delete", made["id"])
+        cf("event-key", "delete", made["id"], "--yes")
         assert json.loads(cf("event-key", "list", "--json")) == []

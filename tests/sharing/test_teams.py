@@ -117,7 +117,7 @@ def test_the_team_commands_of_the_cli(admin: Api, cli_as: Callable[[Api], None])
     assert runner.invoke(cli, ["team", "member", "remove", "ops", ann.info["email"]]).exit_code == 0
     listed = runner.invoke(cli, ["team", "list"])
     assert listed.exit_code == 0 and "bob@example.com" in listed.output and "ann@example.com" not in listed.output
-    assert runner.invoke(cli, ["team", "delete", "ops"]).exit_code == 0
+    assert runner.invoke(cli, ["team", "delete", "ops", "--yes"]).exit_code == 0
     assert admin.ok(admin.get(admin.e("/teams")))["items"] == []
-    missing = runner.invoke(cli, ["team", "delete", "ops"])
+    missing = runner.invoke(cli, ["team", "delete", "ops", "--yes"])
     assert missing.exit_code == 1 and "team_not_found" in missing.output

@@ -12,7 +12,7 @@ from typing import NoReturn, Optional
 import typer
 from rich.markup import escape
 
-from credflow.cli.common import err
+from credflow.cli.common import JsonOpt, err, print_json
 
 # ruff: noqa: UP045  (typer reads Optional[...] annotations)
 
@@ -32,7 +32,7 @@ def register_machine(server: str = typer.Option(..., help="credflow server URL."
              registration_token: str = typer.Option(..., envvar="CREDFLOW_REGISTRATION_TOKEN",
                                                     help="A single-use registration token."),
              name: str = typer.Option(..., help="This machine's name in its environment."),
-             state_dir: Optional[Path] = StateDirOpt) -> None:
+             state_dir: Optional[Path] = StateDirOpt, as_json: bool = JsonOpt) -> None:
     """Make a key pair, register this machine, and keep its token (files 0600)."""
     from credflow.agent.register import register as do_register
     from credflow.agent.state import StateError
@@ -48,6 +48,9 @@ def register_machine(server: str = typer.Option(..., help="credflow server URL."
         err.print(f"[red]registration refused ({exc.status} {exc.problem.get('code', '')})[/red]: "
                   f"{exc.problem.get('detail', '')}")
         raise typer.Exit(1) from None
+    if as_json:
+        print_json({"machine": st.machine_id, "name": st.name, "server": server, "state_dir": str(where)})
+        return
     err.print(f"registered machine {st.name} ({st.machine_id}); state in {where}")
 
 

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from credflow.cli.common import EnvOpt, JsonOpt, calling, environment, err, out, show
+from credflow.cli.common import EnvOpt, JsonOpt, calling, environment, err, out, print_json, show
 
 # ruff: noqa: UP045  (typer reads Optional[...] annotations)
 
@@ -31,7 +31,8 @@ def audit_list(object_id: Optional[str] = typer.Option(None, "--object", help="A
 @audit_app.command("verify")
 def audit_verify(data_dir: Optional[Path] = typer.Option(None, help="The server's data directory."),
                  head: Optional[str] = typer.Option(None, help="A head (SEQ:HASH) printed by an earlier verify: "
-                                                    "also finds records cut off the end since then.")) -> None:
+                                                    "also finds records cut off the end since then."),
+                 as_json: bool = JsonOpt) -> None:
     """Check the hash chain in the server's database; name each changed, inserted or deleted record. Exit 1 if any.
 
     It reads the database directly, not through the API: run it on the server host, with the server's settings.
@@ -49,6 +50,12 @@ def audit_verify(data_dir: Optional[Path] = typer.Option(None, help="The server'
         last = chain_head(core)
     finally:
         core.db.engine.dispose()
+    if as_json:
+        print_json({"ok": not findings, "records": count, "head": last,
+                    "findings": [{"kind": f.kind, "message": f.message} for f in findings]})
+        if findings:
+            raise typer.Exit(1)
+        return
     for finding in findings:
         err.print(f"[red]{finding.kind}[/red] {finding.message}")
     if findings:

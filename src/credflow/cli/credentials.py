@@ -7,9 +7,10 @@ from urllib.parse import quote
 
 import typer
 
-from credflow.cli.common import EnvOpt, JsonOpt, calling, environment, err, show
+from credflow.cli.common import EnvOpt, JsonOpt, YesOpt, calling, confirm, environment, err, names, show, usage
 from credflow.cli.dependencies import show_dependencies
 from credflow.client.http import Client
+from credflow.client.names import Names
 
 # ruff: noqa: UP045  (typer reads Optional[...] annotations)
 
@@ -18,12 +19,13 @@ cred_app = typer.Typer(help="Credentials: a text username variable and a secret 
 SHARE_COLUMNS = ["principal", "principal_type", "name", "email", "role"]
 
 
-def credential_id(c: Client, env: str, name: str) -> str:
-    """The id of a credential named by id or name (the server answers 404 for neither)."""
-    for cred in c.all(f"/environments/{env}/credentials"):
+def credential_id(c: Client, env: str, name: str, nm: Names | None = None) -> str:
+    """The id of a credential named by id, name or a unique prefix of its id (the server answers 404 for none)."""
+    nm = nm or Names(c, env)
+    for cred in nm.items("credential"):
         if name in (cred["name"], cred["id"]):
             return str(cred["id"])
-    return name
+    return nm.resolve("credential", name)
 
 
 @cred_app.command("create")
@@ -35,21 +37,22 @@ def cred_create(name: str, username_variable: str = typer.Option(..., "--usernam
             "password_variable": password_variable, **({"solution": solution} if solution else {})}
     with calling() as c:
         show(c.post(f"/environments/{environment(env)}/credentials", body), as_json,
-             ["id", "name", "description", "my_role", "status"])
+             ["id", "name", "description", "username_variable", "password_variable", "owner", "my_role", "status"],
+             nm=names(c, env))
 
 
 @cred_app.command("list")
 def cred_list(env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
     with calling() as c:
         show(c.all(f"/environments/{environment(env)}/credentials"), as_json,
-             ["id", "name", "description", "owner", "my_role", "status"])
+             ["id", "name", "description", "owner", "my_role", "status"], nm=names(c, env))
 
 
 @cred_app.command("show")
 def cred_show(name: str, env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
     with calling() as c:
-        e = environment(env)
-        show(c.get(f"/environments/{e}/credentials/{credential_id(c, e, name)}"), as_json)
+        e, nm = environment(env), names(c, env)
+        show(c.get(f"/environments/{e}/credentials/{credential_id(c, e, name, nm)}"), as_json, nm=nm)
 
 
 @cred_app.command("update")
@@ -61,19 +64,20 @@ def cred_update(name: str, new_name: Optional[str] = typer.Option(None, "--name"
                 env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
     body: dict[str, object] = {k: v for k, v in (("name", new_name), ("description", description)) if v is not None}
     if allow_flow and any_flow:
-        err.print("[red]error[/red]: give --allow-flow or --any-flow, not both")
-        raise typer.Exit(2)
-    if allow_flow or any_flow:
-        body["allowed_desktop_flows"] = list(allow_flow) or None
+        usage("give --allow-flow or --any-flow, not both")
     with calling() as c:
-        e = environment(env)
-        show(c.patch(f"/environments/{e}/credentials/{credential_id(c, e, name)}", body), as_json,
-             ["id", "name", "description", "allowed_desktop_flows"])
+        e, nm = environment(env), names(c, env)
+        if allow_flow or any_flow:
+            body["allowed_desktop_flows"] = [nm.resolve("desktop_flow", f) for f in allow_flow] or None
+        show(c.patch(f"/environments/{e}/credentials/{credential_id(c, e, name, nm)}", body), as_json,
+             ["id", "name", "description", "allowed_desktop_flows"], nm=nm)
 
 
 @cred_app.command("delete")
 def cred_delete(name: str, force: bool = typer.Option(False, help="Delete even while connections use it."),
-                env: Optional[str] = EnvOpt) -> None:
+                yes: bool = YesOpt, env: Optional[str] = EnvOpt) -> None:
+    """Delete a credential; its environment variables stay."""
+    confirm(f"delete credential {name}", yes)
     with calling() as c:
         e = environment(env)
         c.delete(f"/environments/{e}/credentials/{credential_id(c, e, name)}", params={"force": force})

@@ -6,19 +6,25 @@ import sys
 
 import typer
 
-from credflow.cli.common import calling, err
+from credflow.cli.common import calling, err, usage
 
 password_app = typer.Typer(help="Passwords for the web pages.", no_args_is_help=True)
 
 
 def _read(stdin: bool, prompt: str) -> str:
-    return sys.stdin.readline().rstrip("\n") if stdin else typer.prompt(prompt, hide_input=True,
-                                                                         confirmation_prompt=True)
+    """A line of standard input when asked to or when it is piped in; else a hidden prompt, twice."""
+    if stdin or not sys.stdin.isatty():
+        line = sys.stdin.readline().rstrip("\n")
+        if not line:
+            usage(f"no {prompt} on standard input: pipe it in, or run the command in a terminal to be asked")
+        return line
+    return str(typer.prompt(prompt, hide_input=True, confirmation_prompt=True, err=True))
 
 
 @password_app.command("set")
 def password_set(user: str = typer.Argument(..., help="The user's id or email."),
-                 stdin: bool = typer.Option(False, "--stdin", help="Read the password from standard input.")
+                 stdin: bool = typer.Option(False, "--stdin", help="Read the password from standard input "
+                                                                   "(the default when it is piped in).")
                  ) -> None:
     """Set a user's password (system administrators). For someone else it is a first password they change
     when they first sign in; for yourself it is your own."""
@@ -33,7 +39,8 @@ def password_set(user: str = typer.Argument(..., help="The user's id or email.")
 def password_change(stdin: bool = typer.Option(False, "--stdin", help="Read the current, then the new password "
                                                                        "from standard input, one per line.")) -> None:
     """Change your own password."""
-    current = sys.stdin.readline().rstrip("\n") if stdin else typer.prompt("current password", hide_input=True)
+    current = (sys.stdin.readline().rstrip("\n") if stdin or not sys.stdin.isatty()
+               else typer.prompt("current password", hide_input=True, err=True))
     new = _read(stdin, "new password")
     with calling() as c:
         c.post("/me/password", {"current": current, "new": new})

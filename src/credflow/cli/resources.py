@@ -4,12 +4,28 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Optional
+from typing import Any, Optional
 from urllib.parse import quote
 
 import typer
 
-from credflow.cli.common import EnvOpt, JsonOpt, calling, environment, err, save_login, show
+from credflow.cli.common import (
+    EnvOpt,
+    JsonOpt,
+    YesOpt,
+    calling,
+    confirm,
+    environment,
+    err,
+    fail,
+    names,
+    print_json,
+    read_secret,
+    save_login,
+    show,
+    show_secret,
+    usage,
+)
 from credflow.cli.dependencies import show_dependencies
 from credflow.client.http import ApiError, Client
 
@@ -23,20 +39,30 @@ secret_app = typer.Typer(help="Secrets of builtin stores (values are written, ne
 var_app = typer.Typer(help="Environment variables: text values and secret references.", no_args_is_help=True)
 
 
-def login(server: str = typer.Option(..., help="credflow server URL."),
-          token: str = typer.Option(..., prompt=True, hide_input=True, help="API token."),
+def login(server: str = typer.Option(..., envvar="CREDFLOW_SERVER", help="credflow server URL."),
+          token: Optional[str] = typer.Option(None, help="API token. Better left out: then it is asked for "
+                                                         "(hidden), or read from standard input when piped in."),
           env: Optional[str] = EnvOpt) -> None:
     """Check the token and keep server and token in a 0600 config file."""
+    if token is None:
+        token = (sys.stdin.readline().strip() if not sys.stdin.isatty()
+                 else typer.prompt("token", hide_input=True, err=True).strip())
+        if not token:
+            usage("no token given: paste it at the prompt, or pipe it in")
     c = Client(server, token)
     try:
         me = c.get("/me")
     except ApiError as exc:
-        err.print(f"[red]login failed[/red]: {exc.problem.get('detail')}")
-        raise typer.Exit(1) from None
+        fail(f"login failed: {exc.problem.get('detail')} ({exc.status} {exc.problem.get('code', '')})")
     finally:
         c.close()
+    if not isinstance(me, dict):
+        fail(f"{server} did not answer as a credflow server does; check the URL")
     path = save_login(server, token, env)
     err.print(f"signed in as {me.get('name')} ({me.get('email', me.get('kind'))}); saved to {path}")
+
+
+USER_FIELDS = ["id", "name", "email", "environment_roles", "organization_admin"]
 
 
 @user_app.command("create")
@@ -45,18 +71,27 @@ def user_create(name: str, email: str,
                 organization_admin: bool = typer.Option(False, help="Make the user an organization administrator "
                                                                     "(organization administrators only)."),
                 as_json: bool = JsonOpt) -> None:
-    """Create a user; the token is shown only now."""
-    roles = dict(r.split("=", 1) for r in role)
+    """Create a user; the token is shown only now, whole, on the last line."""
+    roles: dict[str, str] = {}
+    for r in role:
+        env_name, sep, role_name = r.partition("=")
+        if not sep or not env_name or not role_name:
+            usage(f"--role is ENV=ROLE (e.g. default=environment_maker), not {r!r}")
+        roles[env_name] = role_name
     with calling() as c:
-        show(c.post("/users", {"name": name, "email": email, "environment_roles": roles,
-                               "organization_admin": organization_admin}), as_json,
-             ["id", "name", "email", "environment_roles", "organization_admin", "token"])
+        made = c.post("/users", {"name": name, "email": email, "environment_roles": roles,
+                                 "organization_admin": organization_admin})
+        if as_json:
+            print_json(made)
+            return
+        show(made, False, USER_FIELDS, nm=names(c, None))
+    show_secret(f"{made['name']}'s API token", made["token"])
 
 
 @user_app.command("list")
 def user_list(as_json: bool = JsonOpt) -> None:
     with calling() as c:
-        show(c.all("/users"), as_json, ["id", "name", "email", "environment_roles"])
+        show(c.all("/users"), as_json, USER_FIELDS[:4], nm=names(c, None))
 
 
 @env_app.command("create")
@@ -71,18 +106,52 @@ def env_list(as_json: bool = JsonOpt) -> None:
         show(c.all("/environments"), as_json, ["id", "name", "created_at"])
 
 
+STORE_FIELDS = ["id", "name", "kind", "vault_url"]
+
+
 @store_app.command("create")
 def store_create(name: str, kind: str = typer.Option("builtin", help="builtin, hashicorp-vault, azure-keyvault, "
                                                      "aws-secretsmanager (`credflow store kinds` lists them)."),
                  vault_url: Optional[str] = typer.Option(None, help="What events name this vault by."),
                  config: str = typer.Option("{}", help="Kind-specific config as JSON ('-' reads stdin)."),
+                 check: bool = typer.Option(True, help="Run the prerequisite check after creating it "
+                                                       "(`credflow store check`)."),
                  env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
-    """Register a secret store (system administrators)."""
-    cfg = json.loads(sys.stdin.read() if config == "-" else config)
+    """Register a secret store (system administrators), then check its prerequisites."""
+    text = sys.stdin.read() if config == "-" else config
+    try:
+        cfg = json.loads(text)
+    except ValueError as exc:
+        usage(f"--config is not valid JSON ({exc}); give an object such as '{{\"url\": \"https://...\"}}'")
+    if not isinstance(cfg, dict):
+        usage("--config is a JSON object, such as '{\"url\": \"https://...\"}'")
+    e = environment(env)
     with calling() as c:
         body = {"name": name, "kind": kind, "vault_url": vault_url, "config": cfg}
-        show(c.post(f"/environments/{environment(env)}/secret-stores", body), as_json,
-             ["id", "name", "kind", "vault_url"])
+        made = c.post(f"/environments/{e}/secret-stores", body)
+        report: dict[str, Any] | None = None
+        problem = None
+        if check:
+            try:
+                report = c.post(f"/environments/{e}/secret-stores/{made['id']}/check")
+            except ApiError as exc:
+                problem = f"{exc.problem.get('detail')} ({exc.status} {exc.problem.get('code', '')})"
+    if as_json:
+        print_json({**made, **({"check": report} if report is not None else {})})
+    else:
+        show(made, False, STORE_FIELDS)
+        if report is not None:
+            err.print("prerequisite check:")
+            show(report["checks"], False, ["check", "ok", "detail"])
+    if problem is not None:
+        err.print(f"[yellow]the store {name} was created, but its check could not run[/yellow]: {problem}; "
+                  f"run `credflow store check {name}` later", soft_wrap=True)
+    elif report is not None and not report["ok"]:
+        failed = ", ".join(ch["check"] for ch in report["checks"] if not ch["ok"])
+        err.print(f"[red]the store {name} was created, but its check fails[/red] ({failed}): each failing "
+                  f"check above says what to fix. Fix it, then run `credflow store check {name}`. The store "
+                  "cannot be changed or deleted through credflow yet: to try another config, create it under "
+                  "another name.", soft_wrap=True)
 
 
 store_app.command("add", hidden=True)(store_create)  # the old spelling, kept for one release
@@ -91,7 +160,7 @@ store_app.command("add", hidden=True)(store_create)  # the old spelling, kept fo
 @store_app.command("list")
 def store_list(env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
     with calling() as c:
-        show(c.all(f"/environments/{environment(env)}/secret-stores"), as_json, ["id", "name", "kind", "vault_url"])
+        show(c.all(f"/environments/{environment(env)}/secret-stores"), as_json, STORE_FIELDS)
 
 
 @store_app.command("allow")
@@ -99,14 +168,18 @@ def store_allow(store: str, principal: str, deny: bool = typer.Option(False, hel
                 env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
     """Say who may reference secrets of a store in environment variables."""
     with calling() as c:
+        nm = names(c, env)
+        store = nm.resolve("store", store)
         show(c.post(f"/environments/{environment(env)}/secret-stores/{store}/access",
-                    {"principal": principal, "allowed": not deny}), as_json)
+                    {"principal": principal, "allowed": not deny}), as_json, nm=nm)
 
 
 @store_app.command("check")
 def store_check(store: str, env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
-    """The prerequisite report: reachable, service can read, you may use it, same tenant; each with its fix."""
+    """The prerequisite report: reachable, service can read, you may use it, same tenant; each with its fix.
+    Exit 1 when a check fails."""
     with calling() as c:
+        store = names(c, env).resolve("store", store)
         report = c.post(f"/environments/{environment(env)}/secret-stores/{store}/check")
         show(report if as_json else report["checks"], as_json, ["check", "ok", "detail"])
         if not report["ok"]:
@@ -122,19 +195,22 @@ def store_kinds(as_json: bool = JsonOpt) -> None:
 
 @secret_app.command("put")
 def secret_put(store: str, name: str,
-               stdin: bool = typer.Option(False, "--stdin", help="Read the value from standard input."),
+               stdin: bool = typer.Option(False, "--stdin", help="Read the value from standard input (the "
+                                                                 "default when it is piped in)."),
                env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
-    """Write a new version of a builtin secret. The value is prompted for (hidden) or read from stdin."""
-    value = sys.stdin.read().rstrip("\n") if stdin else typer.prompt("value", hide_input=True,
-                                                                     confirmation_prompt=True)
+    """Write a new version of a builtin secret. The value is read from standard input when it is piped in,
+    else asked for (hidden, twice)."""
+    value = read_secret("value", stdin)
     with calling() as c:
-        show(c.put(f"/environments/{environment(env)}/secret-stores/{store}/secrets/{name}", {"value": value}),
-             as_json)
+        store = names(c, env).resolve("store", store)
+        show(c.put(f"/environments/{environment(env)}/secret-stores/{store}/secrets/{name}",
+                   {"value": value}), as_json)
 
 
 @secret_app.command("list")
 def secret_list(store: str, env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
     with calling() as c:
+        store = names(c, env).resolve("store", store)
         show(c.all(f"/environments/{environment(env)}/secret-stores/{store}/secrets"), as_json, ["name", "version"])
 
 
@@ -143,6 +219,9 @@ def _var_row(v: dict) -> dict:  # type: ignore[type-arg]
     shown = v.get("value") if v["type"] == "text" else f"{ref.get('store_name')}:{ref.get('name')}" + (
         f"@{ref['version']}" if ref.get("version") else "")
     return {**v, "value / reference": shown}
+
+
+VAR_FIELDS = ["id", "schema_name", "type", "value / reference"]
 
 
 @var_app.command("create")
@@ -163,15 +242,16 @@ def var_create(schema_name: str, type_: str = typer.Option(..., "--type", help="
     if solution:
         body["solution"] = solution
     with calling() as c:
-        show(_var_row(c.post(f"/environments/{environment(env)}/environment-variables", body)), as_json,
-             ["id", "schema_name", "type", "value / reference"])
+        made = c.post(f"/environments/{environment(env)}/environment-variables", body)
+        show(made if as_json else _var_row(made), as_json, [*VAR_FIELDS, "owner"], nm=names(c, env))
 
 
 @var_app.command("list")
 def var_list(env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
     with calling() as c:
-        rows = [_var_row(v) for v in c.all(f"/environments/{environment(env)}/environment-variables")]
-        show(rows, as_json, ["id", "schema_name", "display_name", "type", "value / reference"])
+        found = c.all(f"/environments/{environment(env)}/environment-variables")
+        show(found if as_json else [_var_row(v) for v in found], as_json,
+             ["id", "schema_name", "display_name", "type", "value / reference", "owner"], nm=names(c, env))
 
 
 @var_app.command("update")
@@ -186,14 +266,19 @@ def var_update(name: str, value: Optional[str] = None, display_name: Optional[st
     if secret is not None:
         body["secret_reference"] = {"store": store, "name": secret, **({"version": version} if version else {})}
     with calling() as c:
-        show(_var_row(c.patch(f"/environments/{environment(env)}/environment-variables/{name}", body)), as_json,
-             ["id", "schema_name", "type", "value / reference"])
+        nm = names(c, env)
+        name = nm.resolve("variable", name)
+        got = c.patch(f"/environments/{environment(env)}/environment-variables/{name}", body)
+        show(got if as_json else _var_row(got), as_json, [*VAR_FIELDS, "owner"], nm=nm)
 
 
 @var_app.command("delete")
-def var_delete(name: str, env: Optional[str] = EnvOpt) -> None:
+def var_delete(name: str, yes: bool = YesOpt, env: Optional[str] = EnvOpt) -> None:
+    """Delete an environment variable (refused while a credential uses it)."""
+    confirm(f"delete environment variable {name}", yes)
     with calling() as c:
-        c.delete(f"/environments/{environment(env)}/environment-variables/{name}")
+        ref = names(c, env).resolve("variable", name)
+        c.delete(f"/environments/{environment(env)}/environment-variables/{ref}")
         err.print(f"deleted {name}")
 
 

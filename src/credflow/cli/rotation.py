@@ -7,7 +7,19 @@ from typing import Optional
 
 import typer
 
-from credflow.cli.common import EnvOpt, JsonOpt, calling, environment, err, show
+from credflow.cli.common import (
+    EnvOpt,
+    JsonOpt,
+    YesOpt,
+    calling,
+    confirm,
+    environment,
+    err,
+    names,
+    print_json,
+    show,
+    show_secret,
+)
 
 # ruff: noqa: UP045  (typer reads Optional[...] annotations)
 
@@ -28,9 +40,16 @@ def notify(keyvault_url: str = typer.Argument(..., metavar="KEYVAULT_URL",
         got = c.post(f"/environments/{environment(env)}/actions/NotifyEnvironmentVariableSecretChange",
                      {"KeyVaultUrl": keyvault_url, "SecretName": secret_name})
     if as_json:
-        show(got, True)
-    else:
+        print_json(got)
+        return
+    count = got.get("connections") if isinstance(got, dict) else None
+    if count is None:
         err.print("accepted: the connections using that secret will get its current version")
+    elif count == 0:
+        err.print("accepted, but no connection follows that secret (none of yours, unless you are a system "
+                  "administrator): nothing to refresh")
+    else:
+        err.print(f"accepted: {count} connection{'s' if count != 1 else ''} will get the secret's current version")
 
 
 @key_app.command("create")
@@ -38,9 +57,12 @@ def key_create(env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
     """Make an event key. It is shown only now: put it in the Event Grid subscription's URL as ?key=..."""
     with calling() as c:
         made = c.post(f"/environments/{environment(env)}/event-keys")
-    show(made, as_json, ["id", "key", "created_at"])
-    if not as_json:
-        err.print("the webhook is POST <server>/events/eventgrid?key=<key> (or the aeg-sas-key header)")
+    if as_json:
+        print_json(made)
+        return
+    show({k: v for k, v in made.items() if k != "key"}, False)
+    err.print("the webhook is POST <server>/events/eventgrid?key=<key> (or the aeg-sas-key header)")
+    show_secret("the event key", made["key"])
 
 
 @key_app.command("list")
@@ -50,10 +72,11 @@ def key_list(env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
 
 
 @key_app.command("delete")
-def key_delete(key_id: str, env: Optional[str] = EnvOpt) -> None:
+def key_delete(key_id: str, yes: bool = YesOpt, env: Optional[str] = EnvOpt) -> None:
     """Delete an event key: deliveries carrying it are refused from now on."""
+    confirm(f"delete event key {key_id} (deliveries carrying it are refused from now on)", yes)
     with calling() as c:
-        c.delete(f"/environments/{environment(env)}/event-keys/{key_id}")
+        c.delete(f"/environments/{environment(env)}/event-keys/{names(c, env).resolve('event_key', key_id)}")
     err.print(f"event key {key_id} deleted")
 
 
@@ -63,7 +86,7 @@ def rotation_status(env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> Non
     with calling() as c:
         got = c.get(f"/environments/{environment(env)}/rotation")
     if as_json:
-        show(got, True)
+        print_json(got)
         return
     err.print(f"pending events: {got['pending_events']}")
     show(got["secrets"], False, ["store_name", "name", "current_version", "connections", "secret_checked_at",

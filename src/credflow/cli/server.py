@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 from rich.console import Console
 
-from credflow.settings import Settings
-
 if TYPE_CHECKING:
     import uvicorn
     from fastapi import FastAPI
+
+    from credflow.settings import Settings
 
 err = Console(stderr=True)
 # On SIGTERM or SIGINT the requests in flight have this long to finish (waiting claims answer at once); then
@@ -26,6 +26,8 @@ GRACEFUL_SHUTDOWN_SECONDS = 5
 
 
 def _settings(data_dir: Path | None) -> Settings:
+    from credflow.settings import Settings
+
     if data_dir is not None:
         os.environ["CREDFLOW_DATA_DIR"] = str(data_dir)
     return Settings()

@@ -30,14 +30,16 @@ def solution_create(unique_name: str, display_name: Optional[str] = typer.Option
     body = {"unique_name": unique_name, "display_name": display_name or unique_name, "version": version,
             "publisher": publisher}
     with calling() as c:
-        show(_row(c.post(f"/environments/{environment(env)}/solutions", body)), as_json, COLUMNS)
+        made = c.post(f"/environments/{environment(env)}/solutions", body)
+        show(made if as_json else _row(made), as_json, COLUMNS)
 
 
 @solution_app.command("list")
 def solution_list(env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
     """The solutions of the environment and their components."""
     with calling() as c:
-        show([_row(s) for s in c.all(f"/environments/{environment(env)}/solutions")], as_json, COLUMNS)
+        found = c.all(f"/environments/{environment(env)}/solutions")
+        show(found if as_json else [_row(s) for s in found], as_json, COLUMNS)
 
 
 @solution_app.command("update")
@@ -47,8 +49,8 @@ def solution_update(solution: str, version: Optional[str] = None, display_name: 
     body = {k: v for k, v in (("version", version), ("display_name", display_name), ("publisher", publisher))
             if v is not None}
     with calling() as c:
-        show(_row(c.patch(f"/environments/{environment(env)}/solutions/{quote(solution, safe='')}", body)),
-             as_json, COLUMNS)
+        got = c.patch(f"/environments/{environment(env)}/solutions/{quote(solution, safe='')}", body)
+        show(got if as_json else _row(got), as_json, COLUMNS)
 
 
 @component_app.command("add")

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from credflow.cli.common import EnvOpt, JsonOpt, calling, environment, err, show
+from credflow.cli.common import EnvOpt, JsonOpt, YesOpt, calling, confirm, environment, err, show
 
 # ruff: noqa: UP045  (typer reads Optional[...] annotations)
 
@@ -35,8 +35,9 @@ def team_list(env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
 
 
 @team_app.command("delete")
-def team_delete(team: str, env: Optional[str] = EnvOpt) -> None:
+def team_delete(team: str, yes: bool = YesOpt, env: Optional[str] = EnvOpt) -> None:
     """Delete a team and every share and store permission granted to it."""
+    confirm(f"delete team {team} and every share and store permission granted to it", yes)
     with calling() as c:
         c.delete(f"/environments/{environment(env)}/teams/{team}")
         err.print(f"deleted team {team}")
