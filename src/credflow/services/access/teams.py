@@ -25,7 +25,7 @@ from credflow.persistence.tables import (
 )
 from credflow.services import lookup, views
 from credflow.services.access import authz
-from credflow.services.access.connection_access import refresh_access, refresh_principal
+from credflow.services.catalog.sharing import refresh_access, refresh_principal
 from credflow.services.core import Actor, Core
 
 
@@ -73,14 +73,6 @@ def list_teams(core: Core, actor: Actor, env_id: str) -> list[dict[str, Any]]:
         env, _ = authz.require_env(s, actor, env_id, "team.read")
         teams = s.scalars(select(Team).where(Team.env_id == env.id).order_by(Team.id)).all()
         return [_view(s, t) for t in teams]
-
-
-def page_teams(core: Core, actor: Actor, env_id: str, listing: lookup.Listing) -> dict[str, Any]:
-    """One page of the environment's teams, searched by name, sorted by name or creation."""
-    with core.db.read() as s:
-        env, _ = authz.require_env(s, actor, env_id, "team.read")
-        return lookup.page(s, select(Team).where(Team.env_id == env.id), listing, search=[Team.name], key=Team.id,
-                           view=lambda t: _view(s, t), sorts={"name": Team.name, "created": Team.created_at})
 
 
 def get_team(core: Core, actor: Actor, env_id: str, team_ref: str) -> dict[str, Any]:
