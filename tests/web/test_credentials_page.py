@@ -137,7 +137,7 @@ def test_the_seeds_credential_procedures(new_page: Callable, admin_api: Admin) -
     uma.get_by_role("button", name="Create").click()
     row = uma.locator("tbody tr", has_text="Invoice robot on robot-pc")
     cells = [c.strip() for c in row.locator("td").all_inner_texts()]
-    assert cells[1:6] == ["Machine robot-pc", "Credential Robot login", "uma@example.com", "connected", "1"]
+    assert cells[1:6] == ["Machine robot-pc", "Credential Robot login", "uma uma@example.com", "connected", "1"]
     shot(uma, "connections")
 
     # sam, User (can view and share): Share is offered, with only the roles his own allows him to grant.
@@ -168,7 +168,9 @@ def test_the_seeds_credential_procedures(new_page: Callable, admin_api: Admin) -
     assert "doesn't delete its environment variables" in carol.inner_text("main")
     shot(carol, "credential-delete")
     carol.get_by_role("button", name="Delete").click()
-    assert "in_use" in carol.inner_text("[role=alert]")
+    refusal = carol.inner_text("[role=alert]")
+    assert "in_use" in refusal and "Delete anyway" in refusal and "force" not in refusal, refusal
+    shot(carol, "credential-delete-in-use")
     carol.get_by_label("Delete anyway").check()
     carol.get_by_role("button", name="Delete").click()
     assert "Deleted." in carol.inner_text("main") and "Robot login" not in carol.inner_text("main")

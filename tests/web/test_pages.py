@@ -96,8 +96,12 @@ def _scene(api: Admin) -> dict[str, Any]:
     return {"run": run}
 
 
-def _walk(page: Page, label: str, start: str, limit: int = 45) -> list[str]:
-    """Visit every page linked from ``start`` (GET links of this site), checking each; returns the paths."""
+RAW_ID = re.compile(r"\b[0-9a-f]{32}\b")
+
+
+def _walk(page: Page, label: str, start: str, limit: int = 70) -> list[str]:
+    """Visit every page linked from ``start`` (GET links of this site), checking each (no secret, every control
+    labelled, names rather than ids in what the page says); returns the paths."""
     seen: list[str] = []
     queue = [start]
     while queue and len(seen) < limit:
@@ -110,6 +114,8 @@ def _walk(page: Page, label: str, start: str, limit: int = 45) -> list[str]:
         html = page.content()
         assert CANARY not in html and TYPED not in html, f"{label}: {path} holds a secret value"
         assert unlabelled_controls(page) == [], f"{label}: {path} has form controls without a label"
+        shown = RAW_ID.findall(page.inner_text("main"))
+        assert shown == [], f"{label}: {path} shows ids {shown}"
         name = re.sub(r"[0-9a-f]{32}", "id", path.lower())
         shot(page, f"{label}-" + (re.sub(r"[^a-z0-9]+", "-", name).strip("-") or "home"))
         links = page.eval_on_selector_all("a[href^='/']:not([download])", "els => els.map(e => e.getAttribute('href'))")
@@ -140,9 +146,10 @@ def test_every_page_answers_is_labelled_and_holds_no_secret(new_page: Callable[[
                      r"--name MACHINE-NAME\ncredflow agent run", command), command
     assert admin.get_by_role("button", name="Copy").count() == 1
     shot(admin, "machines-registration")
-    # Runs: status and log.
+    # Runs: status and log, and the names of what the run used.
     admin.goto(f"/env/default/runs/{scene['run']['id']}")
     assert "succeeded" in admin.inner_text("#run-status") and "invoices sent" in admin.inner_text("#run-log")
+    assert "invoice-robot" in admin.inner_text("h1") and "pc-1" in admin.inner_text("dl")
     # Cloud flows: the Run button queues the runs and links to them.
     admin.goto("/env/default/cloud-flows")
     admin.get_by_role("button", name="Run Nightly invoices").click()
@@ -240,7 +247,9 @@ def test_a_team_gets_a_member_a_share_and_loses_the_member(new_page: Callable[[]
     admin.get_by_role("button", name="Create team").click()
     assert "duplicate_name" in admin.inner_text("[role=alert]")
     assert admin.get_by_label("Team name").input_value() == "night-shift"
-    admin.get_by_role("button", name="Delete team night-shift").click()
+    admin.get_by_role("link", name="Delete team night-shift").click()
+    assert "Delete the team night-shift?" in admin.inner_text("h1")
+    admin.get_by_role("button", name="Delete night-shift").click()
     assert "Deleted." in admin.inner_text("main")
     admin.goto(f"/env/default/credentials/{cred['id']}/share")
     assert "night-shift" not in admin.inner_text("tbody")
@@ -255,7 +264,7 @@ def test_adding_and_removing_machines_of_a_group(new_page: Callable[[], Page], a
                    json={"name": "grp-pool", "machines": [one["machine_id"]]})
     admin = new_page()
     sign_in_admin(admin)
-    admin.goto("/env/default/machines")
+    admin.goto("/env/default/machine-groups")
     admin.get_by_label("Machine to add to group grp-pool").select_option(label="grp-pc-2")
     admin.get_by_role("button", name="Add to group grp-pool").click()
     assert "The machine is added to the group." in admin.inner_text("main")

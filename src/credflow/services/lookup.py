@@ -1,10 +1,13 @@
-"""Finding a row by what a caller names it: a row of an environment by its id or its name, a user by id or email."""
+"""Finding a row by what a caller names it: a row of an environment by its id or its name, a user by id or email;
+and one page of a long list, searched by name and sorted, for the pages."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from credflow.domain.errors import NotFound
@@ -35,3 +38,76 @@ def find_in_env(s: Session, table: type[T], env_id: str, ref: str, what: str, co
 def user_by_id_or_email(s: Session, ref: str) -> User | None:
     """The user whose id is ``ref``, else the one whose email is ``ref`` (in any case); of any organization."""
     return s.get(User, ref) or s.scalar(select(User).where(func.lower(User.email) == ref.lower()))
+
+
+MAX_PAGE = 200
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What a person asks of a long list: the rows whose name holds ``search`` (in any case), in the order of the
+    sort key ``sort`` (one the list offers, else its first), ``limit`` rows (at most 200) from ``offset``."""
+
+    search: str = ""
+    sort: str = ""
+    descending: bool = False
+    offset: int = 0
+    limit: int = 50
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "search", self.search.strip()[:200])
+        object.__setattr__(self, "offset", max(0, self.offset))
+        object.__setattr__(self, "limit", min(max(1, self.limit), MAX_PAGE))
+
+
+def holds(columns: Iterable[Any], text: str) -> Any:
+    """The rows where one of ``columns`` holds ``text``, in any case (``%`` and ``_`` are taken literally)."""
+    needle = text.lower()
+    return or_(*(func.lower(c).contains(needle, autoescape=True) for c in columns))
+
+
+def page(s: Session, q: Select[Any], listing: Listing, *, search: list[Any], sorts: dict[str, Any], key: Any,
+         view: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+    """One page of the rows of ``q`` (a select of one table): searched in the ``search`` columns, sorted by the
+    column ``sorts[listing.sort]`` (else the first of ``sorts``) then by ``key``, counted, in the database.
+    ``items`` are the rows through ``view``; ``total`` counts every row that matches."""
+    if listing.search:
+        q = q.where(holds(search, listing.search))
+    total = s.scalar(select(func.count()).select_from(q.order_by(None).subquery())) or 0
+    sort = listing.sort if listing.sort in sorts else next(iter(sorts))
+    column = sorts[sort]
+    order = ((column.desc().nulls_last(), key.desc()) if listing.descending
+             else (column.asc().nulls_last(), key.asc()))
+    rows = s.scalars(q.order_by(*order).offset(listing.offset).limit(listing.limit)).all()
+    return {"items": [view(r) for r in rows], "total": total, "offset": listing.offset, "limit": listing.limit,
+            "sort": sort, "descending": listing.descending, "search": listing.search}
+
+
+def keyset(s: Session, q: Select[Any], key: Any, *, newest_first: bool, after: Any = None, before: Any = None,
+           limit: int = 50) -> tuple[list[Any], bool, bool]:
+    """One page of the rows of ``q`` along the indexed, time-ordered column ``key``, newest or oldest first: the
+    rows past ``after``, or else the page just before ``before``. Returns the rows, whether more follow the last
+    one and whether more come before the first one."""
+    limit = min(max(1, limit), MAX_PAGE)
+    forward = before is None
+    if forward and after is not None:
+        q = q.where(key < after if newest_first else key > after)
+    if not forward:
+        q = q.where(key > before if newest_first else key < before)
+    descending = newest_first == forward
+    rows = list(s.scalars(q.order_by(key.desc() if descending else key.asc()).limit(limit + 1)).all())
+    extra = len(rows) > limit
+    rows = rows[:limit]
+    if forward:
+        return rows, extra, after is not None
+    rows.reverse()
+    return rows, True, extra
+
+
+def names_of(s: Session, column: Any, ids: Iterable[str | None], key: Any = None) -> dict[str, str]:
+    """``{id: name}`` for the rows among ``ids`` (the column ``column`` of its table, e.g. ``Machine.name``)."""
+    wanted = {i for i in ids if i}
+    if not wanted:
+        return {}
+    key = column.class_.id if key is None else key
+    return {k: v for k, v in s.execute(select(key, column).where(key.in_(wanted))).all()}

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import logging
 import re
+import shlex
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
@@ -22,6 +23,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from credflow.domain.errors import DomainError
 from credflow.domain.roles import EnvironmentRole, env_allows
 from credflow.services.access import users
+from credflow.services.lookup import Listing
 from credflow.web.auth import CsrfRejected, PasswordChangeRequired, SignInRequired, WebUser, core_of
 
 log = logging.getLogger("credflow.web")
@@ -62,11 +64,22 @@ DONE = {
     "member_removed": "The member is removed; what they held through the team ends now.",
     "machine_added": "The machine is added to the group.",
     "machine_removed": "The machine is removed from the group.",
+    "renamed": "Renamed.",
 }
+# What the services say in the API's words, as the pages say it (the error's code stays shown beside it).
+WORDING = (
+    ("; delete them first or pass force=true", ". Delete those connections first, or tick \u201cDelete anyway\u201d"),
+    ("schema_name is a letter", "The schema name is a letter"),
+    ("display_name may not be empty", "The display name may not be empty"),
+    ("a text variable carries value, not secret_reference", "A text variable has a value, not a secret"),
+    ("a secret variable carries secret_reference, never a value", "A secret variable names a secret, never a value"),
+    ("vault_url is required for this kind", "This kind of store needs its vault URL"),
+)
+PAGE_SIZE = 50
 _SLUG = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 
 
-def _when(value: str | None) -> str:
+def when(value: str | None) -> str:
     if not value:
         return ""
     try:
@@ -77,10 +90,12 @@ def _when(value: str | None) -> str:
 
 jinja = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
                     trim_blocks=True, lstrip_blocks=True)
-jinja.filters["when"] = _when
+jinja.filters["when"] = when
 jinja.filters["role_label"] = lambda r: ROLE_LABELS.get(r or "", r or "")
 jinja.filters["env_role_label"] = lambda r: ENV_ROLE_LABELS.get(r or "", r or "")
 jinja.filters["q"] = lambda v: quote(str(v), safe="")
+# A command line as a shell would read it back: sh -c 'echo "$X"' stays one argument.
+jinja.filters["shell"] = lambda argv: shlex.join(str(a) for a in argv or [])
 
 # Navigation entries (label, path under the environment, the environment action that shows it); page modules
 # append theirs when they are included.
@@ -124,7 +139,10 @@ def render(request: Request, template: str, *, user: WebUser | None = None, env:
 def _error_view(error: DomainError | None) -> dict[str, Any] | None:
     if error is None:
         return None
-    return {"status": error.status, "code": error.code, "title": error.title, "detail": error.detail,
+    detail = error.detail
+    for api_words, page_words in WORDING:
+        detail = detail.replace(api_words, page_words)
+    return {"status": error.status, "code": error.code, "title": error.title, "detail": detail,
             "extra": error.extra}
 
 
@@ -207,3 +225,69 @@ def form_raw(form: Any, name: str) -> str:
 def by_name(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows as a person looks for them: by name, whatever the case."""
     return sorted(rows, key=lambda row: row["name"].lower())
+
+
+@dataclass
+class ListView:
+    """What a list page shows around its rows: the search, the sort choices and the links to the pages around.
+    ``sorts`` are ``(value, label)``: a value is a sort key of the service, ``-key`` for the reverse order."""
+
+    path: str
+    search: str
+    sort: str
+    sorts: list[tuple[str, str]]
+    keep: dict[str, str] = field(default_factory=dict)  # other filters the links carry along
+    total: int | None = None
+    first: int = 0
+    last: int = 0
+    previous_url: str | None = None
+    next_url: str | None = None
+
+    def url(self, **changes: str | int | None) -> str:
+        params: dict[str, Any] = {**self.keep, "q": self.search, "sort": self.sort, **changes}
+        query = urlencode({k: v for k, v in params.items() if v not in (None, "")})
+        return f"{self.path}?{query}" if query else self.path
+
+
+def _query_int(request: Request, name: str, default: int) -> int:
+    value = request.query_params.get(name, "")
+    return int(value) if value.isdigit() and 0 < int(value) < 10**9 else default
+
+
+def list_view(request: Request, sorts: list[tuple[str, str]], keep: dict[str, str] | None = None
+              ) -> tuple[Listing, ListView]:
+    """The list a page is asked for (``?q=``, ``?sort=`` one of ``sorts``, ``?page=``) as a service Listing of
+    ``PAGE_SIZE`` rows, and the view to fill in with ``paged`` once the page of rows is found."""
+    search = request.query_params.get("q", "").strip()
+    sort = request.query_params.get("sort", "")
+    if sort not in {value for value, _ in sorts}:
+        sort = sorts[0][0]
+    number = _query_int(request, "page", 1)
+    listing = Listing(search=search, sort=sort.lstrip("-"), descending=sort.startswith("-"),
+                      offset=(number - 1) * PAGE_SIZE, limit=PAGE_SIZE)
+    return listing, ListView(request.url.path, search, sort, sorts, keep or {})
+
+
+def paged(view: ListView, found: dict[str, Any]) -> ListView:
+    """``view`` with the counts and the links of the page of rows ``found`` (a service's ``page_...``)."""
+    number = found["offset"] // found["limit"] + 1
+    view.total = found["total"]
+    view.first = found["offset"] + 1 if found["items"] else 0
+    view.last = found["offset"] + len(found["items"])
+    view.previous_url = view.url(page=number - 1 if number > 2 else None) if number > 1 else None
+    view.next_url = view.url(page=number + 1) if view.last < found["total"] else None
+    return view
+
+
+def keyset_view(request: Request, sorts: list[tuple[str, str]], found: dict[str, Any],
+                keep: dict[str, str] | None = None) -> ListView:
+    """The view of a list paged along a time-ordered key (``?after=``, ``?before=``): no count, only the links
+    to the pages before and after (``found['previous']``, ``found['next']``)."""
+    search = request.query_params.get("q", "").strip()
+    sort = request.query_params.get("sort", "")
+    view = ListView(request.url.path, search, sort if sort in {v for v, _ in sorts} else sorts[0][0], sorts,
+                    keep or {})
+    view.first, view.last = (1, len(found["items"])) if found["items"] else (0, 0)
+    view.previous_url = view.url(before=found["previous"]) if found["previous"] else None
+    view.next_url = view.url(after=found["next"]) if found["next"] else None
+    return view

@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from credflow.audit.chain import GENESIS, verify
 from credflow.domain.errors import Malformed
+from credflow.persistence import tables as t
 from credflow.persistence.tables import AuditRecord, User
-from credflow.services import views
+from credflow.services import lookup, views
 from credflow.services.access import authz
 from credflow.services.core import Actor, Core
 
@@ -39,6 +40,20 @@ def _actor_labels(s: Session, actor: Actor, who: str) -> list[str]:
     return labels
 
 
+def _filtered(s: Session, actor: Actor, env_id: str, object_ids: list[str], who: str | None,
+              since: datetime | None, action: str | None) -> Select[tuple[AuditRecord]]:
+    q = select(AuditRecord).where(AuditRecord.env_id == env_id)
+    if object_ids:
+        q = q.where(AuditRecord.object_id.in_(object_ids))
+    if who:
+        q = q.where(AuditRecord.actor.in_(_actor_labels(s, actor, who)))
+    if since is not None:
+        q = q.where(AuditRecord.at >= since)
+    if action:
+        q = q.where(or_(AuditRecord.action == action, AuditRecord.action.startswith(f"{action}.")))
+    return q
+
+
 def list_records(core: Core, actor: Actor, env_id: str, *, object_id: str | None = None,
                  who: str | None = None, since: datetime | None = None, action: str | None = None,
                  limit: int = 50, cursor: str | None = None) -> dict[str, Any]:
@@ -47,20 +62,98 @@ def list_records(core: Core, actor: Actor, env_id: str, *, object_id: str | None
         raise Malformed("the cursor is not one this list gave", code="malformed_cursor")
     with core.db.read() as s:
         env, _ = authz.require_env(s, actor, env_id, "audit.read")
-        q = select(AuditRecord).where(AuditRecord.env_id == env.id)
-        if object_id:
-            q = q.where(AuditRecord.object_id == object_id)
-        if who:
-            q = q.where(AuditRecord.actor.in_(_actor_labels(s, actor, who)))
-        if since is not None:
-            q = q.where(AuditRecord.at >= since)
-        if action:
-            q = q.where(or_(AuditRecord.action == action, AuditRecord.action.startswith(f"{action}.")))
+        q = _filtered(s, actor, env.id, [object_id] if object_id else [], who, since, action)
         if cursor is not None:
             q = q.where(AuditRecord.seq > int(cursor))
         rows = s.scalars(q.order_by(AuditRecord.seq).limit(limit + 1)).all()
         items = [_view(r) for r in rows[:limit]]
         return {"items": items, "next_cursor": items[-1]["id"] if len(rows) > limit else None}
+
+
+# What each kind of object is called by, to show names instead of ids.
+NAMED: dict[str, Any] = {
+    "cloud_flow": t.CloudFlow.name, "connection": t.Connection.name,
+    "connection_reference": t.ConnectionReference.name, "credential": t.Credential.name,
+    "desktop_flow": t.DesktopFlow.name, "environment": t.Environment.name,
+    "environment_variable": t.EnvironmentVariable.schema_name, "machine": t.Machine.name,
+    "machine_group": t.MachineGroup.name, "secret_store": t.SecretStore.name, "solution": t.Solution.unique_name,
+    "team": t.Team.name, "user": t.User.email,
+}
+_ID_LENGTH = 32
+
+
+def _ids_in(value: Any) -> set[str]:
+    """The strings in a record's detail that look like credflow ids."""
+    if isinstance(value, str):
+        return {value} if len(value) == _ID_LENGTH and all(c in "0123456789abcdef" for c in value) else set()
+    if isinstance(value, dict):
+        return set().union(*(_ids_in(v) for v in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(_ids_in(v) for v in value)) if value else set()
+    return set()
+
+
+def _names(s: Session, ids: set[str]) -> dict[str, str]:
+    """The names of whatever the ``ids`` are (a run: its desktop flow's name), looked up in the database."""
+    names: dict[str, str] = {}
+    for column in NAMED.values():
+        if ids - names.keys():
+            names.update(lookup.names_of(s, column, ids - names.keys()))
+    runs = ids - names.keys()
+    if runs:
+        names.update({rid: f"run of {flow}" for rid, flow in s.execute(
+            select(t.Run.id, t.DesktopFlow.name).join(t.DesktopFlow, t.DesktopFlow.id == t.Run.desktop_flow_id)
+            .where(t.Run.id.in_(runs))).all()})
+    return names
+
+
+def _named_ids(s: Session, actor: Actor, env_id: str, name: str) -> list[str]:
+    """The ids of the objects of the environment called ``name`` (in any case), and of people with that email."""
+    found: list[str] = []
+    for type_, column in NAMED.items():
+        table = column.class_
+        q = select(table.id).where(func.lower(column) == name.lower())
+        if type_ == "environment":
+            q = q.where(table.id == env_id)
+        elif type_ == "user":
+            q = q.where(table.org_id == actor.org_id)
+        else:
+            q = q.where(table.env_id == env_id)
+        found += s.scalars(q).all()
+    return found
+
+
+def page_records(core: Core, actor: Actor, env_id: str, *, object_ref: str | None = None, who: str | None = None,
+                 since: datetime | None = None, action: str | None = None, newest_first: bool = True,
+                 after: str | None = None, before: str | None = None, limit: int = 50) -> dict[str, Any]:
+    """One page of the environment's trail for the pages, along the record numbers: newest (or oldest) first,
+    filtered as ``list_records`` is, the object by its id or its name. Each record has ``actor_name`` and
+    ``object_name`` (None when unknown) and ``names``: the names of the ids in its detail. ``next`` and
+    ``previous`` are the ``after=`` and ``before=`` of the pages around (None at either end)."""
+    for cursor in (after, before):
+        if cursor is not None and not cursor.isdigit():
+            raise Malformed("the cursor is not one this list gave", code="malformed_cursor")
+    with core.db.read() as s:
+        env, _ = authz.require_env(s, actor, env_id, "audit.read")
+        objects = [object_ref, *_named_ids(s, actor, env.id, object_ref)] if object_ref else []
+        q = _filtered(s, actor, env.id, objects, who, since, action)
+        rows, more, earlier = lookup.keyset(s, q, AuditRecord.seq, newest_first=newest_first,
+                                            after=int(after) if after else None,
+                                            before=int(before) if before else None, limit=limit)
+        wanted: set[str] = set()
+        for r in rows:
+            wanted |= _ids_in(r.detail) | _ids_in(r.object_id) | _ids_in(r.actor.partition(":")[2])
+        names = _names(s, wanted)
+        items = []
+        for r in rows:
+            view = _view(r)
+            kind, _, ident = r.actor.partition(":")
+            view["actor_name"] = names.get(ident) if kind in ("user", "machine") else None
+            view["object_name"] = names.get(r.object_id or "")
+            view["names"] = {i: names[i] for i in _ids_in(r.detail) if i in names}
+            items.append(view)
+        return {"items": items, "next": items[-1]["id"] if items and more else None,
+                "previous": items[0]["id"] if items and earlier else None}
 
 
 @dataclass(frozen=True)

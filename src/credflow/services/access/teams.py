@@ -75,6 +75,14 @@ def list_teams(core: Core, actor: Actor, env_id: str) -> list[dict[str, Any]]:
         return [_view(s, t) for t in teams]
 
 
+def page_teams(core: Core, actor: Actor, env_id: str, listing: lookup.Listing) -> dict[str, Any]:
+    """One page of the environment's teams, searched by name, sorted by name or creation."""
+    with core.db.read() as s:
+        env, _ = authz.require_env(s, actor, env_id, "team.read")
+        return lookup.page(s, select(Team).where(Team.env_id == env.id), listing, search=[Team.name], key=Team.id,
+                           view=lambda t: _view(s, t), sorts={"name": Team.name, "created": Team.created_at})
+
+
 def get_team(core: Core, actor: Actor, env_id: str, team_ref: str) -> dict[str, Any]:
     with core.db.read() as s:
         env, _ = authz.require_env(s, actor, env_id, "team.read")

@@ -12,7 +12,7 @@ from credflow.audit.chain import record
 from credflow.domain.errors import Conflict, Forbidden, NotFound, RuleViolation
 from credflow.domain.roles import EnvironmentRole
 from credflow.persistence.tables import Environment, EnvironmentRoleGrant, Organization, User
-from credflow.services import views
+from credflow.services import lookup, views
 from credflow.services.access import authz, tokens
 from credflow.services.core import Actor, Core, new_token
 
@@ -107,6 +107,24 @@ def list_users(core: Core, actor: Actor) -> list[dict[str, Any]]:
         if visible is not None:
             q = q.where(User.id.in_(visible))
         return [views.user(u, _shown_roles(s, actor, visible, u)) for u in s.scalars(q.order_by(User.id)).all()]
+
+
+def page_users(core: Core, actor: Actor, listing: lookup.Listing) -> dict[str, Any]:
+    """One page of ``list_users``, searched by name or email, sorted by name, email or creation; each with the
+    names of the environments of its roles (``environment_names``, by id)."""
+    with core.db.read() as s:
+        authz.require_user(actor)
+        visible = authz.visible_user_ids(s, actor)
+        q = select(User).where(User.org_id == actor.org_id)
+        if visible is not None:
+            q = q.where(User.id.in_(visible))
+        found = lookup.page(s, q, listing, search=[User.name, User.email], key=User.id,
+                            view=lambda u: views.user(u, _shown_roles(s, actor, visible, u)),
+                            sorts={"name": User.name, "email": User.email, "created": User.created_at})
+        names = lookup.names_of(s, Environment.name, (e for u in found["items"] for e in u["environment_roles"]))
+        for u in found["items"]:
+            u["environment_names"] = {e: names.get(e, e) for e in u["environment_roles"]}
+        return found
 
 
 def get_user(core: Core, actor: Actor, user_id: str) -> dict[str, Any]:

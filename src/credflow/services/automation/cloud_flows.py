@@ -82,6 +82,20 @@ def list_references(core: Core, actor: Actor, env_id: str) -> list[dict[str, Any
         return [reference_view(r) for r in rows]
 
 
+def page_references(core: Core, actor: Actor, env_id: str, listing: lookup.Listing) -> dict[str, Any]:
+    """One page of the environment's connection references, searched by name, sorted by name or creation; each
+    with its connection's name (``connection_name``)."""
+    with core.db.read() as s:
+        env, _ = authz.require_env(s, actor, env_id, "connection_reference.read")
+        found = lookup.page(s, select(ConnectionReference).where(ConnectionReference.env_id == env.id), listing,
+                            search=[ConnectionReference.name], key=ConnectionReference.id, view=reference_view,
+                            sorts={"name": ConnectionReference.name, "created": ConnectionReference.created_at})
+        names = lookup.names_of(s, Connection.name, (r["connection"] for r in found["items"]))
+        for r in found["items"]:
+            r["connection_name"] = names.get(r["connection"] or "")
+        return found
+
+
 def get_reference(core: Core, actor: Actor, env_id: str, ref: str) -> dict[str, Any]:
     with core.db.read() as s:
         env, _ = authz.require_env(s, actor, env_id, "connection_reference.read")
@@ -205,6 +219,26 @@ def list_cloud_flows(core: Core, actor: Actor, env_id: str) -> list[dict[str, An
         env, _ = authz.require_env(s, actor, env_id, "cloud_flow.read")
         rows = s.scalars(select(CloudFlow).where(CloudFlow.env_id == env.id).order_by(CloudFlow.id)).all()
         return [cloud_flow_view(f) for f in rows]
+
+
+def page_cloud_flows(core: Core, actor: Actor, env_id: str, listing: lookup.Listing) -> dict[str, Any]:
+    """One page of the environment's cloud flows, searched by name, sorted by name, next run or creation; each
+    action with the names of its desktop flow and connection reference (``desktop_flow_name``,
+    ``connection_reference_name``)."""
+    with core.db.read() as s:
+        env, _ = authz.require_env(s, actor, env_id, "cloud_flow.read")
+        found = lookup.page(s, select(CloudFlow).where(CloudFlow.env_id == env.id), listing, search=[CloudFlow.name],
+                            key=CloudFlow.id, view=cloud_flow_view,
+                            sorts={"name": CloudFlow.name, "next_fire_at": CloudFlow.next_fire_at,
+                                   "created": CloudFlow.created_at})
+        actions = [a for f in found["items"] for a in f["actions"]]
+        flows = lookup.names_of(s, DesktopFlow.name, (a.get("desktop_flow") for a in actions))
+        refs = lookup.names_of(s, ConnectionReference.name, (a.get("connection_reference") for a in actions))
+        for f in found["items"]:
+            f["actions"] = [{**a, "desktop_flow_name": flows.get(a.get("desktop_flow") or ""),
+                             "connection_reference_name": refs.get(a.get("connection_reference") or "")}
+                            for a in f["actions"]]
+        return found
 
 
 def get_cloud_flow(core: Core, actor: Actor, env_id: str, ref: str) -> dict[str, Any]:

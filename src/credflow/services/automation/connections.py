@@ -17,7 +17,8 @@ from credflow.domain.errors import Conflict, NotFound, RuleViolation
 from credflow.domain.names import check_name
 from credflow.domain.roles import EnvironmentRole
 from credflow.domain.statuses import ConnectionStatus
-from credflow.persistence.tables import Connection, Run
+from credflow.persistence.tables import Connection, Credential, Machine, MachineGroup, Run, User
+from credflow.services import lookup
 from credflow.services.access import authz
 from credflow.services.automation import delivery, run_state
 from credflow.services.automation.machines import find_group, find_machine
@@ -127,6 +128,32 @@ def list_connections(core: Core, actor: Actor, env_id: str, credential: str | No
         if credential is not None:
             q = q.where(Connection.credential_id == credential)
         return [connection_view(c) for c in s.scalars(q.order_by(Connection.id)).all()]
+
+
+def page_connections(core: Core, actor: Actor, env_id: str, listing: lookup.Listing) -> dict[str, Any]:
+    """One page of the connections the caller sees (its own; all, for system administrators), searched by name,
+    sorted by name, status or creation; each with the names of its machine or group (``target_name``), its
+    credential (``credential_name``) and its owner (``owner_name``, ``owner_email``)."""
+    with core.db.read() as s:
+        env, role = authz.require_env(s, actor, env_id, "connection.list")
+        q = select(Connection).where(Connection.env_id == env.id)
+        if not authz.env_allows(role, "connection.admin"):
+            q = q.where(Connection.owner_id == actor.id)
+        found = lookup.page(s, q, listing, search=[Connection.name], key=Connection.id, view=connection_view,
+                            sorts={"name": Connection.name, "status": Connection.status,
+                                   "created": Connection.created_at})
+        items = found["items"]
+        targets = {**lookup.names_of(s, Machine.name, ((c["target"] or {}).get("machine") for c in items)),
+                   **lookup.names_of(s, MachineGroup.name, ((c["target"] or {}).get("machine_group") for c in items))}
+        creds = lookup.names_of(s, Credential.name, (c["credential"] for c in items))
+        owners = {u.id: u for u in s.scalars(select(User).where(User.id.in_({c["owner"] for c in items})))}
+        for c in items:
+            target = next(iter((c["target"] or {}).values()), None)
+            owner = owners.get(c["owner"])
+            c["target_name"] = targets.get(target) if target else None
+            c["credential_name"] = creds.get(c["credential"]) if c["credential"] else None
+            c["owner_name"], c["owner_email"] = (owner.name, owner.email) if owner else (None, None)
+        return found
 
 
 def get_connection(core: Core, actor: Actor, env_id: str, ref: str) -> dict[str, Any]:

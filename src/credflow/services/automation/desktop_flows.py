@@ -66,6 +66,15 @@ def list_desktop_flows(core: Core, actor: Actor, env_id: str) -> list[dict[str, 
         return [desktop_flow_view(f) for f in rows]
 
 
+def page_desktop_flows(core: Core, actor: Actor, env_id: str, listing: lookup.Listing) -> dict[str, Any]:
+    """One page of the environment's desktop flows, searched by name, sorted by name or creation."""
+    with core.db.read() as s:
+        env, _ = authz.require_env(s, actor, env_id, "desktop_flow.read")
+        return lookup.page(s, select(DesktopFlow).where(DesktopFlow.env_id == env.id), listing,
+                           search=[DesktopFlow.name], key=DesktopFlow.id, view=desktop_flow_view,
+                           sorts={"name": DesktopFlow.name, "created": DesktopFlow.created_at})
+
+
 def get_desktop_flow(core: Core, actor: Actor, env_id: str, ref: str) -> dict[str, Any]:
     with core.db.read() as s:
         env, _ = authz.require_env(s, actor, env_id, "desktop_flow.read")

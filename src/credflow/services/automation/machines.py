@@ -138,6 +138,23 @@ def list_machines(core: Core, actor: Actor, env_id: str) -> list[dict[str, Any]]
         return [machine_view(core, m, groups[m.id]) for m in rows]
 
 
+def page_machines(core: Core, actor: Actor, env_id: str, listing: lookup.Listing) -> dict[str, Any]:
+    """One page of the environment's machines, searched by name, sorted by name, last seen or registration; each
+    with the names of its groups (``group_names``)."""
+    with core.db.read() as s:
+        env, _ = authz.require_env(s, actor, env_id, "machine.read")
+        found = lookup.page(s, select(Machine).where(Machine.env_id == env.id), listing, search=[Machine.name],
+                            key=Machine.id, view=lambda m: machine_view(core, m, []),
+                            sorts={"name": Machine.name, "last_seen": Machine.last_seen,
+                                   "created": Machine.created_at})
+        groups = groups_of(s, [m["id"] for m in found["items"]])
+        names = lookup.names_of(s, MachineGroup.name, (g for ids in groups.values() for g in ids))
+        for m in found["items"]:
+            m["groups"] = groups[m["id"]]
+            m["group_names"] = [names.get(g, g) for g in m["groups"]]
+        return found
+
+
 def get_machine(core: Core, actor: Actor, env_id: str, ref: str) -> dict[str, Any]:
     with core.db.read() as s:
         env, _ = authz.require_env(s, actor, env_id, "machine.read")
@@ -216,6 +233,21 @@ def list_groups(core: Core, actor: Actor, env_id: str) -> list[dict[str, Any]]:
         env, _ = authz.require_env(s, actor, env_id, "machine_group.read")
         rows = s.scalars(select(MachineGroup).where(MachineGroup.env_id == env.id).order_by(MachineGroup.id)).all()
         return [group_view(g, members(s, g.id)) for g in rows]
+
+
+def page_groups(core: Core, actor: Actor, env_id: str, listing: lookup.Listing) -> dict[str, Any]:
+    """One page of the environment's machine groups, searched by name, sorted by name or creation; each with
+    its machines' names (``machine_names``, by id)."""
+    with core.db.read() as s:
+        env, _ = authz.require_env(s, actor, env_id, "machine_group.read")
+        found = lookup.page(s, select(MachineGroup).where(MachineGroup.env_id == env.id), listing,
+                            search=[MachineGroup.name], key=MachineGroup.id,
+                            view=lambda g: group_view(g, members(s, g.id)),
+                            sorts={"name": MachineGroup.name, "created": MachineGroup.created_at})
+        names = lookup.names_of(s, Machine.name, (m for g in found["items"] for m in g["machines"]))
+        for g in found["items"]:
+            g["machine_names"] = {m: names.get(m, m) for m in g["machines"]}
+        return found
 
 
 def get_group(core: Core, actor: Actor, env_id: str, ref: str) -> dict[str, Any]:

@@ -9,6 +9,7 @@ to get in touch again.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,10 +17,11 @@ from sqlalchemy import ColumnElement, or_, select, true
 from sqlalchemy.orm import Session
 
 from credflow.audit.chain import record
-from credflow.domain.errors import Conflict, NotFound, RuleViolation
+from credflow.domain.errors import Conflict, Malformed, NotFound, RuleViolation
 from credflow.domain.roles import EnvironmentRole
 from credflow.domain.statuses import RunStatus
-from credflow.persistence.tables import Connection, Credential, DesktopFlow, Machine, Run, utcnow
+from credflow.persistence.tables import Connection, Credential, DesktopFlow, Machine, Run, User, utcnow
+from credflow.services import lookup
 from credflow.services.access import authz
 from credflow.services.automation.connections import connection_to_use
 from credflow.services.automation.desktop_flows import find_desktop_flow
@@ -130,6 +132,64 @@ def list_runs(core: Core, actor: Actor, env_id: str, status: str | None = None, 
             if value is not None:
                 q = q.where(column == value)
         return [run_view(r, include_log=False) for r in s.scalars(q.order_by(Run.id)).all()]
+
+
+def _cursor(value: str | None) -> str | None:
+    if value is not None and (len(value) != 32 or any(c not in "0123456789abcdef" for c in value)):
+        raise Malformed("the cursor is not one this list gave", code="malformed_cursor")
+    return value
+
+
+def page_runs(core: Core, actor: Actor, env_id: str, *, search: str = "", status: str | None = None,
+              newest_first: bool = True, after: str | None = None, before: str | None = None, limit: int = 50
+              ) -> dict[str, Any]:
+    """One page of the runs the caller sees, along their ids (which sort by queue time, in the primary key's
+    index): newest or oldest first, of one status, whose desktop flow or connection name holds ``search``. Each
+    run comes with the names of its desktop flow, connection and machine; ``next`` and ``previous`` are the
+    ``after=`` and ``before=`` of the pages around (None at either end)."""
+    after, before = _cursor(after), _cursor(before)
+    with core.db.read() as s:
+        env, role = authz.require_env(s, actor, env_id, "run.read")
+        q = select(Run).where(Run.env_id == env.id, _visible(actor, role))
+        if status:
+            q = q.where(Run.status == status)
+        if search.strip():
+            term = search.strip()
+            flows = select(DesktopFlow.id).where(DesktopFlow.env_id == env.id, lookup.holds([DesktopFlow.name], term))
+            conns = select(Connection.id).where(Connection.env_id == env.id, lookup.holds([Connection.name], term))
+            q = q.where(or_(Run.desktop_flow_id.in_(flows), Run.connection_id.in_(conns)))
+        rows, more, earlier = lookup.keyset(s, q, Run.id, newest_first=newest_first, after=after, before=before,
+                                            limit=limit)
+        items = _named(s, [run_view(r, include_log=False) for r in rows])
+        return {"items": items, "next": items[-1]["id"] if items and more else None,
+                "previous": items[0]["id"] if items and earlier else None}
+
+
+_LABEL = re.compile(r"\b(user|machine):([0-9a-f]{32})\b")
+
+
+def _named(s: Session, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``items`` (run views) with the names of their desktop flow, connection and machine (None when gone), and
+    the people and machines their ``reason_detail`` names (``cancelled by user:ID``) by email and name."""
+    tables = {"desktop_flow": DesktopFlow.name, "connection": Connection.name, "machine": Machine.name}
+    for field, column in tables.items():
+        names = lookup.names_of(s, column, (item[field] for item in items))
+        for item in items:
+            item[f"{field}_name"] = names.get(item[field] or "")
+    labels = [m for item in items for m in _LABEL.findall(item.get("reason_detail") or "")]
+    if labels:
+        who = {**lookup.names_of(s, User.email, (i for k, i in labels if k == "user")),
+               **lookup.names_of(s, Machine.name, (i for k, i in labels if k == "machine"))}
+        for item in items:
+            if item.get("reason_detail"):
+                item["reason_detail"] = _LABEL.sub(lambda m: who.get(m.group(2), m.group(0)), item["reason_detail"])
+    return items
+
+
+def describe_run(core: Core, actor: Actor, env_id: str, run_id: str) -> dict[str, Any]:
+    """``get_run`` with the names of the run's desktop flow, connection and machine, for the pages."""
+    with core.db.read() as s:
+        return _named(s, [run_view(_find(s, actor, env_id, run_id))])[0]
 
 
 def cancel_run(core: Core, actor: Actor, env_id: str, run_id: str) -> dict[str, Any]:

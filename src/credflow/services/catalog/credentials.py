@@ -21,9 +21,10 @@ from credflow.persistence.tables import (
     Credential,
     EnvironmentVariable,
     SecretStore,
+    User,
     utcnow,
 )
-from credflow.services import views
+from credflow.services import lookup, views
 from credflow.services.access import authz
 from credflow.services.automation.desktop_flows import find_desktop_flow
 from credflow.services.catalog import dependencies
@@ -87,6 +88,27 @@ def list_credentials(core: Core, actor: Actor, env_id: str) -> list[dict[str, An
             my_role = authz.credential_role(s, actor, cred, role)
             out.append(views.credential(cred, my_role.value if my_role else None))
         return out
+
+
+def page_credentials(core: Core, actor: Actor, env_id: str, listing: lookup.Listing) -> dict[str, Any]:
+    """One page of the credentials the caller sees, searched by name, sorted by name, status or creation; each
+    with its owner's name and email."""
+    with core.db.read() as s:
+        env, role = authz.environment(s, actor, env_id)
+        q = select(Credential).where(Credential.env_id == env.id, authz.visible_credentials_clause(s, actor, role))
+
+        def view(cred: Credential) -> dict[str, Any]:
+            my_role = authz.credential_role(s, actor, cred, role)
+            return views.credential(cred, my_role.value if my_role else None)
+
+        found = lookup.page(s, q, listing, search=[Credential.name], key=Credential.id, view=view,
+                            sorts={"name": Credential.name, "status": Credential.status,
+                                   "created": Credential.created_at})
+        owners = {u.id: u for u in s.scalars(select(User).where(User.id.in_({c["owner"] for c in found["items"]})))}
+        for c in found["items"]:
+            owner = owners.get(c["owner"])
+            c["owner_name"], c["owner_email"] = (owner.name, owner.email) if owner else (None, None)
+        return found
 
 
 def get_credential(core: Core, actor: Actor, env_id: str, cred_id: str) -> dict[str, Any]:

@@ -146,6 +146,18 @@ def list_solutions(core: Core, actor: Actor, env_id: str) -> list[dict[str, Any]
         return [_view(s, sol) for sol in rows]
 
 
+def page_solutions(core: Core, actor: Actor, env_id: str, listing: lookup.Listing) -> dict[str, Any]:
+    """One page of the environment's solutions, searched by unique or display name, sorted by either or by
+    creation."""
+    with core.db.read() as s:
+        env, _ = authz.require_env(s, actor, env_id, "solution.read")
+        return lookup.page(s, select(Solution).where(Solution.env_id == env.id), listing,
+                           search=[Solution.unique_name, Solution.display_name], key=Solution.id,
+                           view=lambda sol: _view(s, sol),
+                           sorts={"name": Solution.display_name, "unique_name": Solution.unique_name,
+                                  "created": Solution.created_at})
+
+
 def get_solution(core: Core, actor: Actor, env_id: str, ref: str) -> dict[str, Any]:
     with core.db.read() as s:
         env, _ = authz.require_env(s, actor, env_id, "solution.read")

@@ -116,6 +116,20 @@ def list_variables(core: Core, actor: Actor, env_id: str) -> list[dict[str, Any]
         return [_view(s, v) for v in s.scalars(q.order_by(EnvironmentVariable.id)).all()]
 
 
+def page_variables(core: Core, actor: Actor, env_id: str, listing: lookup.Listing) -> dict[str, Any]:
+    """One page of the variables the caller sees, searched by schema or display name, sorted by either, by type
+    or by creation."""
+    with core.db.read() as s:
+        env, role = authz.environment(s, actor, env_id)
+        q = select(EnvironmentVariable).where(EnvironmentVariable.env_id == env.id,
+                                              authz.visible_variables_clause(s, actor, role))
+        return lookup.page(s, q, listing, search=[EnvironmentVariable.schema_name, EnvironmentVariable.display_name],
+                           key=EnvironmentVariable.id, view=lambda v: _view(s, v),
+                           sorts={"name": EnvironmentVariable.schema_name,
+                                  "display_name": EnvironmentVariable.display_name,
+                                  "type": EnvironmentVariable.type, "created": EnvironmentVariable.created_at})
+
+
 def get_variable(core: Core, actor: Actor, env_id: str, ref: str) -> dict[str, Any]:
     with core.db.read() as s:
         var, _ = authz.variable(s, actor, env_id, ref)

@@ -99,6 +99,16 @@ def list_stores(core: Core, actor: Actor, env_id: str) -> list[dict[str, Any]]:
         return [views.secret_store(r) for r in rows]
 
 
+def page_stores(core: Core, actor: Actor, env_id: str, listing: lookup.Listing) -> dict[str, Any]:
+    """One page of the environment's stores, searched by name, sorted by name, kind or creation."""
+    with core.db.read() as s:
+        env, _ = authz.require_env(s, actor, env_id, "secret_store.read")
+        q = select(SecretStore).where(SecretStore.env_id == env.id)
+        return lookup.page(s, q, listing, search=[SecretStore.name], key=SecretStore.id, view=views.secret_store,
+                           sorts={"name": SecretStore.name, "kind": SecretStore.kind,
+                                  "created": SecretStore.created_at})
+
+
 def get_store(core: Core, actor: Actor, env_id: str, store_id: str) -> dict[str, Any]:
     with core.db.read() as s:
         env, _ = authz.require_env(s, actor, env_id, "secret_store.read")

@@ -10,26 +10,34 @@ from credflow.domain.errors import DomainError, RuleViolation
 from credflow.services.automation import connections
 from credflow.services.catalog import credentials
 from credflow.web.auth import CurrentUser, PostedForm, WebUser, core_of
-from credflow.web.pages.machines import targets
-from credflow.web.pages.users import people
-from credflow.web.render import EnvPage, by_name, form_raw, form_text, load_env, page_router, render, see_other
+from credflow.web.pages.machines import agent_commands, targets
+from credflow.web.render import (
+    EnvPage,
+    by_name,
+    form_raw,
+    form_text,
+    list_view,
+    load_env,
+    page_router,
+    paged,
+    render,
+    see_other,
+)
 
 router = page_router()
 
 
+SORTS = [("name", "Name, A to Z"), ("-name", "Name, Z to A"), ("status", "Status"), ("-created", "Newest first"),
+         ("created", "Oldest first")]
+
+
 @router.get("/env/{env}/connections")
 def list_page(request: Request, env: str, user: CurrentUser) -> Response:
-    return _list(request, user, load_env(request, user, env))
-
-
-def _list(request: Request, user: WebUser, e: EnvPage, error: DomainError | None = None) -> Response:
-    core = core_of(request)
-    found = connections.list_connections(core, user.actor, e.id)
-    found_machines, groups = targets(request, user, e)
-    creds = {c["id"]: c["name"] for c in credentials.list_credentials(core, user.actor, e.id)}
-    return render(request, "connections/list.html", user=user, env=e, connections=found, credentials=creds,
-                  machines={m["id"]: m["name"] for m in found_machines}, groups={g["id"]: g["name"] for g in groups},
-                  people=people(request, user), error=error)
+    e = load_env(request, user, env)
+    listing, view = list_view(request, SORTS)
+    found = connections.page_connections(core_of(request), user.actor, e.id, listing)
+    return render(request, "connections/list.html", user=user, env=e, connections=found["items"],
+                  view=paged(view, found))
 
 
 def _form(request: Request, user: WebUser, e: EnvPage, auth: str, values: dict[str, str],
@@ -38,7 +46,7 @@ def _form(request: Request, user: WebUser, e: EnvPage, auth: str, values: dict[s
     creds = by_name(credentials.list_credentials(core_of(request), user.actor, e.id))
     return render(request, "connections/new.html", user=user, env=e, auth=auth, values=values,
                   machines=found_machines, groups=groups, credentials=creds, error=error,
-                  switched=switched)
+                  switched=switched, commands=agent_commands(request), section="/connections")
 
 
 @router.get("/env/{env}/connections/new")
@@ -73,11 +81,24 @@ def create(request: Request, env: str, user: CurrentUser, form: PostedForm) -> R
     return see_other(f"{e.base}/connections?done=created#conn-{made['id']}")
 
 
+def _delete_page(request: Request, user: WebUser, e: EnvPage, conn: str, error: DomainError | None = None
+                 ) -> Response:
+    got = connections.get_connection(core_of(request), user.actor, e.id, conn)
+    return render(request, "connections/delete.html", user=user, env=e, conn=got, error=error,
+                  section="/connections")
+
+
+@router.get("/env/{env}/connections/{conn}/delete")
+def delete_page(request: Request, env: str, conn: str, user: CurrentUser) -> Response:
+    """Ask before deleting."""
+    return _delete_page(request, user, load_env(request, user, env), conn)
+
+
 @router.post("/env/{env}/connections/{conn}/delete")
 def delete(request: Request, env: str, conn: str, user: CurrentUser, form: PostedForm) -> Response:
     e = load_env(request, user, env)
     try:
         connections.delete_connection(core_of(request), user.actor, e.id, conn)
     except DomainError as exc:
-        return _list(request, user, e, exc)
+        return _delete_page(request, user, e, conn, exc)
     return see_other(f"{e.base}/connections?done=deleted")

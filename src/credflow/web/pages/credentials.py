@@ -11,8 +11,17 @@ from credflow.domain.errors import DomainError, Forbidden
 from credflow.domain.roles import CredentialRole, credential_allows
 from credflow.services.catalog import credentials, dependencies, sharing, variables
 from credflow.web.auth import CurrentUser, PostedForm, WebUser, core_of
-from credflow.web.pages.users import people
-from credflow.web.render import EnvPage, by_name, form_text, load_env, page_router, render, see_other
+from credflow.web.pages.users import person
+from credflow.web.render import (
+    EnvPage,
+    form_text,
+    list_view,
+    load_env,
+    page_router,
+    paged,
+    render,
+    see_other,
+)
 
 router = page_router()
 
@@ -30,12 +39,17 @@ def _variables(request: Request, user: WebUser, env: EnvPage) -> dict[str, dict[
     return {v["id"]: v for v in variables.list_variables(core_of(request), user.actor, env.id)}
 
 
+SORTS = [("name", "Name, A to Z"), ("-name", "Name, Z to A"), ("-created", "Newest first"),
+         ("created", "Oldest first"), ("status", "Status")]
+
+
 @router.get("/env/{env}/credentials")
 def list_page(request: Request, env: str, user: CurrentUser) -> Response:
     e = load_env(request, user, env)
-    creds = by_name(credentials.list_credentials(core_of(request), user.actor, e.id))
-    return render(request, "credentials/list.html", user=user, env=e, credentials=creds,
-                  people=people(request, user))
+    listing, view = list_view(request, SORTS)
+    found = credentials.page_credentials(core_of(request), user.actor, e.id, listing)
+    return render(request, "credentials/list.html", user=user, env=e, credentials=found["items"],
+                  view=paged(view, found))
 
 
 def _new_form(request: Request, user: WebUser, e: EnvPage, values: dict[str, str],
@@ -77,7 +91,7 @@ def detail(request: Request, env: str, cred: str, user: CurrentUser) -> Response
     shares = sharing.list_shares(core, user.actor, e.id, got["id"], limit=500)["items"]
     deps = dependencies.credential_dependencies(core, user.actor, e.id, got["id"])
     return render(request, "credentials/detail.html", user=user, env=e, cred=got, can=allowed(got), shares=shares,
-                  deps=deps, variables=_variables(request, user, e), people=people(request, user))
+                  deps=deps, variables=_variables(request, user, e), owner=person(request, user, got["owner"]))
 
 
 def _allowed_to(request: Request, user: WebUser, e: EnvPage, cred: str, action: str) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """Machines and machine groups: online or offline from heartbeats, a registration token with the agent command
-ready to copy, groups of machines."""
+ready to copy, groups of machines (on their own page), and a question before anything is deleted."""
 
 from __future__ import annotations
 
@@ -12,31 +12,46 @@ from starlette.responses import Response
 from credflow.domain.errors import DomainError
 from credflow.services.automation import machines
 from credflow.web.auth import CurrentUser, PostedForm, WebUser, core_of
-from credflow.web.render import EnvPage, by_name, form_text, load_env, page_router, render, see_other
+from credflow.web.render import (
+    EnvPage,
+    by_name,
+    form_text,
+    list_view,
+    load_env,
+    page_router,
+    paged,
+    render,
+    see_other,
+)
 
 router = page_router()
+SORTS = [("name", "Name, A to Z"), ("-name", "Name, Z to A"), ("-last_seen", "Seen most recently"),
+         ("last_seen", "Seen least recently"), ("-created", "Newest first")]
+GROUP_SORTS = [("name", "Name, A to Z"), ("-name", "Name, Z to A"), ("-created", "Newest first"),
+               ("created", "Oldest first")]
 
 
 def targets(request: Request, user: WebUser, e: EnvPage) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The machines and the machine groups of the environment, by name."""
+    """The machines and the machine groups of the environment, by name (for a form's choices)."""
     core = core_of(request)
     return (by_name(machines.list_machines(core, user.actor, e.id)),
             by_name(machines.list_groups(core, user.actor, e.id)))
 
 
+def agent_commands(request: Request, token: str = "TOKEN") -> list[str]:
+    """What to run on a machine to register it with ``token`` and start its agent."""
+    server = str(request.base_url).rstrip("/")
+    return [f"credflow agent register --server {shlex.quote(server)} --registration-token {shlex.quote(token)} "
+            "--name MACHINE-NAME", "credflow agent run"]
+
+
 def _page(request: Request, user: WebUser, e: EnvPage, error: DomainError | None = None,
-          registration: dict[str, Any] | None = None, group_values: dict[str, Any] | None = None) -> Response:
-    found, groups = targets(request, user, e)
-    commands: list[str] = []
-    if registration is not None:
-        server = str(request.base_url).rstrip("/")
-        commands = [f"credflow agent register --server {shlex.quote(server)} --registration-token "
-                    f"{shlex.quote(registration['registration_token'])} --name MACHINE-NAME",
-                    "credflow agent run"]
-    return render(request, "machines/list.html", user=user, env=e, machines=found, groups=groups, error=error,
-                  registration=registration, commands=commands, names={m["id"]: m["name"] for m in found},
-                  group_names={g["id"]: g["name"] for g in groups},
-                  group_values=group_values or {"name": "", "machines": []})
+          registration: dict[str, Any] | None = None) -> Response:
+    listing, view = list_view(request, SORTS)
+    found = machines.page_machines(core_of(request), user.actor, e.id, listing)
+    commands = agent_commands(request, registration["registration_token"]) if registration is not None else []
+    return render(request, "machines/list.html", user=user, env=e, machines=found["items"], view=paged(view, found),
+                  error=error, registration=registration, commands=commands)
 
 
 @router.get("/env/{env}/machines")
@@ -55,14 +70,42 @@ def register(request: Request, env: str, user: CurrentUser, form: PostedForm) ->
     return _page(request, user, e, registration=made)
 
 
+def _delete_machine_page(request: Request, user: WebUser, e: EnvPage, machine: str,
+                         error: DomainError | None = None) -> Response:
+    got = machines.get_machine(core_of(request), user.actor, e.id, machine)
+    return render(request, "machines/delete.html", user=user, env=e, machine=got, error=error, section="/machines")
+
+
+@router.get("/env/{env}/machines/{machine}/delete")
+def delete_machine_page(request: Request, env: str, machine: str, user: CurrentUser) -> Response:
+    """Ask before deleting: what the machine's runs and connections become."""
+    return _delete_machine_page(request, user, load_env(request, user, env), machine)
+
+
 @router.post("/env/{env}/machines/{machine}/delete")
 def delete_machine(request: Request, env: str, machine: str, user: CurrentUser, form: PostedForm) -> Response:
     e = load_env(request, user, env)
     try:
         machines.delete_machine(core_of(request), user.actor, e.id, machine)
     except DomainError as exc:
-        return _page(request, user, e, exc)
+        return _delete_machine_page(request, user, e, machine, exc)
     return see_other(f"{e.base}/machines?done=deleted")
+
+
+# --- machine groups --------------------------------------------------------------------------------------------
+def _groups(request: Request, user: WebUser, e: EnvPage, error: DomainError | None = None,
+            group_values: dict[str, Any] | None = None) -> Response:
+    listing, view = list_view(request, GROUP_SORTS)
+    found = machines.page_groups(core_of(request), user.actor, e.id, listing)
+    every = by_name(machines.list_machines(core_of(request), user.actor, e.id))
+    return render(request, "machines/groups.html", user=user, env=e, groups=found["items"], view=paged(view, found),
+                  machines=every, error=error, group_values=group_values or {"name": "", "machines": []},
+                  section="/machines")
+
+
+@router.get("/env/{env}/machine-groups")
+def groups_page(request: Request, env: str, user: CurrentUser) -> Response:
+    return _groups(request, user, load_env(request, user, env))
 
 
 @router.post("/env/{env}/machine-groups/new")
@@ -73,8 +116,20 @@ def create_group(request: Request, env: str, user: CurrentUser, form: PostedForm
     try:
         machines.create_group(core_of(request), user.actor, e.id, name, members)
     except DomainError as exc:
-        return _page(request, user, e, exc, group_values=values)
-    return see_other(f"{e.base}/machines?done=created")
+        return _groups(request, user, e, exc, group_values=values)
+    return see_other(f"{e.base}/machine-groups?done=created")
+
+
+def _delete_group_page(request: Request, user: WebUser, e: EnvPage, group: str,
+                       error: DomainError | None = None) -> Response:
+    got = machines.get_group(core_of(request), user.actor, e.id, group)
+    return render(request, "machines/delete_group.html", user=user, env=e, group=got, error=error,
+                  section="/machines")
+
+
+@router.get("/env/{env}/machine-groups/{group}/delete")
+def delete_group_page(request: Request, env: str, group: str, user: CurrentUser) -> Response:
+    return _delete_group_page(request, user, load_env(request, user, env), group)
 
 
 @router.post("/env/{env}/machine-groups/{group}/delete")
@@ -83,8 +138,8 @@ def delete_group(request: Request, env: str, group: str, user: CurrentUser, form
     try:
         machines.delete_group(core_of(request), user.actor, e.id, group)
     except DomainError as exc:
-        return _page(request, user, e, exc)
-    return see_other(f"{e.base}/machines?done=deleted")
+        return _delete_group_page(request, user, e, group, exc)
+    return see_other(f"{e.base}/machine-groups?done=deleted")
 
 
 @router.post("/env/{env}/machine-groups/{group}/machines")
@@ -95,8 +150,8 @@ def add_to_group(request: Request, env: str, group: str, user: CurrentUser, form
         current = machines.get_group(core, user.actor, e.id, group)["machines"]
         machines.update_group(core, user.actor, e.id, group, None, [*current, form_text(form, "machine")])
     except DomainError as exc:
-        return _page(request, user, e, exc)
-    return see_other(f"{e.base}/machines?done=machine_added")
+        return _groups(request, user, e, exc)
+    return see_other(f"{e.base}/machine-groups?done=machine_added")
 
 
 @router.post("/env/{env}/machine-groups/{group}/machines/{machine}/remove")
@@ -108,5 +163,5 @@ def remove_from_group(request: Request, env: str, group: str, machine: str, user
         current = machines.get_group(core, user.actor, e.id, group)["machines"]
         machines.update_group(core, user.actor, e.id, group, None, [m for m in current if m != machine])
     except DomainError as exc:
-        return _page(request, user, e, exc)
-    return see_other(f"{e.base}/machines?done=machine_removed")
+        return _groups(request, user, e, exc)
+    return see_other(f"{e.base}/machine-groups?done=machine_removed")

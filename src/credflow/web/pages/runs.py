@@ -1,4 +1,5 @@
-"""Runs with their status and log, started from a desktop flow and a connection; the desktop flows they run."""
+"""Runs with their status and log, started from a desktop flow and a connection and followed live until they end;
+the desktop flows they run, on their own page."""
 
 from __future__ import annotations
 
@@ -9,30 +10,71 @@ from fastapi import Request
 from starlette.responses import Response
 
 from credflow.domain.errors import DomainError, RuleViolation
-from credflow.services.automation import connections, desktop_flows, machines, runs
-from credflow.services.automation.run_state import ACTIVE
+from credflow.domain.statuses import RunStatus
+from credflow.services.automation import connections, desktop_flows, runs
 from credflow.web.auth import CurrentUser, PostedForm, WebUser, core_of
-from credflow.web.render import EnvPage, form_text, load_env, page_router, render, see_other
+from credflow.web.render import (
+    EnvPage,
+    by_name,
+    form_text,
+    keyset_view,
+    list_view,
+    load_env,
+    page_router,
+    paged,
+    render,
+    see_other,
+)
 
 router = page_router()
+ACTIVE = (RunStatus.QUEUED.value, RunStatus.RUNNING.value)
+RUN_SORTS = [("newest", "Newest first"), ("oldest", "Oldest first")]
+FLOW_SORTS = [("name", "Name, A to Z"), ("-name", "Name, Z to A"), ("-created", "Newest first"),
+              ("created", "Oldest first")]
+STATUS_LABELS = {"queued": "Queued", "running": "Running", "succeeded": "Succeeded", "failed": "Failed",
+                 "cancelled": "Cancelled"}
+_FAILED_LINE = "[credflow] the run failed: "
 
 
-def _names(request: Request, user: WebUser, e: EnvPage) -> dict[str, dict[str, str]]:
-    core = core_of(request)
-    return {"flows": {f["id"]: f["name"] for f in desktop_flows.list_desktop_flows(core, user.actor, e.id)},
-            "connections": {c["id"]: c["name"] for c in connections.list_connections(core, user.actor, e.id)},
-            "machines": {m["id"]: m["name"] for m in machines.list_machines(core, user.actor, e.id)}}
+def why(run: dict[str, Any]) -> str:
+    """Why a run ended the way it did, in a sentence (empty for a run that succeeded or has not ended)."""
+    if run["status"] in ACTIVE or run["status"] == RunStatus.SUCCEEDED.value:
+        return ""
+    detail = run.get("reason_detail") or ""
+    reason = (run.get("reason") or "").replace("_", " ")
+    if detail:
+        return detail[0].upper() + detail[1:]
+    if reason:
+        return reason[0].upper() + reason[1:]
+    if run.get("exit_code") not in (None, 0):
+        return f"The flow exited with code {run['exit_code']}"
+    for line in reversed((run.get("log") or "").splitlines()):  # runs that ended before reasons were kept
+        if line.startswith(_FAILED_LINE):
+            text = line.removeprefix(_FAILED_LINE).replace("_", " ")
+            return text[0].upper() + text[1:] if text else ""
+    return ""
+
+
+def _statuses() -> list[tuple[str, str]]:
+    return [(s.value, STATUS_LABELS.get(s.value, s.value.capitalize())) for s in RunStatus]
 
 
 def _page(request: Request, user: WebUser, e: EnvPage, error: DomainError | None = None,
           values: dict[str, str] | None = None) -> Response:
     core = core_of(request)
-    found = sorted(runs.list_runs(core, user.actor, e.id), key=lambda r: r["queued_at"] or "", reverse=True)
-    flows = desktop_flows.list_desktop_flows(core, user.actor, e.id)
-    conns = connections.list_connections(core, user.actor, e.id)
-    return render(request, "runs/list.html", user=user, env=e, runs=found, flows=flows, connections=conns,
-                  names=_names(request, user, e), error=error,
-                  values=values or {"desktop_flow": "", "connection": "", "name": "", "command": ""})
+    params = request.query_params
+    status = params.get("status", "")
+    status = status if status in {s.value for s in RunStatus} else ""
+    found = runs.page_runs(core, user.actor, e.id, search=params.get("q", ""), status=status or None,
+                           newest_first=params.get("sort") != "oldest", after=params.get("after") or None,
+                           before=params.get("before") or None, limit=50)
+    flows = by_name(desktop_flows.list_desktop_flows(core, user.actor, e.id))
+    conns = by_name(connections.list_connections(core, user.actor, e.id))
+    items = [{**r, "why": why(r)} for r in found["items"]]
+    return render(request, "runs/list.html", user=user, env=e, runs=items, flows=flows, connections=conns,
+                  view=keyset_view(request, RUN_SORTS, found, {"status": status}), status_filter=status,
+                  statuses=_statuses(), live=any(r["status"] in ACTIVE for r in items), error=error,
+                  values=values or {"desktop_flow": "", "connection": ""})
 
 
 @router.get("/env/{env}/runs")
@@ -48,14 +90,14 @@ def start(request: Request, env: str, user: CurrentUser, form: PostedForm) -> Re
         run = runs.create_run(core_of(request), user.actor, e.id, values["desktop_flow"], values["connection"])
     except DomainError as exc:
         return _page(request, user, e, exc, values)
-    return see_other(f"{e.base}/runs/{run['id']}?done=queued")
+    return see_other(f"{e.base}/runs/{run['id']}")  # the page says "queued" itself, and follows the run
 
 
 def _detail(request: Request, user: WebUser, e: EnvPage, run_id: str, error: DomainError | None = None
             ) -> Response:
-    run: dict[str, Any] = runs.get_run(core_of(request), user.actor, e.id, run_id)
+    run: dict[str, Any] = runs.describe_run(core_of(request), user.actor, e.id, run_id)
     return render(request, "runs/detail.html", user=user, env=e, run=run, active=run["status"] in ACTIVE,
-                  names=_names(request, user, e), error=error)
+                  why=why(run), error=error, section="/runs")
 
 
 @router.get("/env/{env}/runs/{run_id}")
@@ -73,16 +115,35 @@ def cancel(request: Request, env: str, run_id: str, user: CurrentUser, form: Pos
     return see_other(f"{e.base}/runs/{run_id}")
 
 
+# --- desktop flows ---------------------------------------------------------------------------------------------
+def _flows(request: Request, user: WebUser, e: EnvPage, error: DomainError | None = None,
+           values: dict[str, str] | None = None) -> Response:
+    listing, view = list_view(request, FLOW_SORTS)
+    found = desktop_flows.page_desktop_flows(core_of(request), user.actor, e.id, listing)
+    return render(request, "runs/flows.html", user=user, env=e, flows=found["items"], view=paged(view, found),
+                  error=error, values=values or {"name": "", "command": ""}, section="/runs")
+
+
+@router.get("/env/{env}/desktop-flows")
+def flows_page(request: Request, env: str, user: CurrentUser) -> Response:
+    return _flows(request, user, load_env(request, user, env))
+
+
+def command_of(text: str) -> list[str]:
+    """The argv of a command line as a shell would split it."""
+    try:
+        return shlex.split(text)
+    except ValueError:
+        raise RuleViolation("the command line has an unclosed quote", code="invalid_command") from None
+
+
 @router.post("/env/{env}/desktop-flows/new")
 def create_desktop_flow(request: Request, env: str, user: CurrentUser, form: PostedForm) -> Response:
     e = load_env(request, user, env)
     values = {"name": form_text(form, "name"), "command": form_text(form, "command")}
     try:
-        try:
-            command = shlex.split(values["command"])
-        except ValueError:
-            raise RuleViolation("the command line has an unclosed quote", code="invalid_command") from None
-        desktop_flows.create_desktop_flow(core_of(request), user.actor, e.id, values["name"], command)
+        desktop_flows.create_desktop_flow(core_of(request), user.actor, e.id, values["name"],
+                                          command_of(values["command"]))
     except DomainError as exc:
-        return _page(request, user, e, exc, values)
-    return see_other(f"{e.base}/runs?done=created")
+        return _flows(request, user, e, exc, values)
+    return see_other(f"{e.base}/desktop-flows?done=created")

@@ -13,7 +13,7 @@ from credflow.services.automation import cloud_flows, desktop_flows
 from credflow.services.catalog import credentials, solution_import, solutions, variables
 from credflow.solutions.package import MAX_ARCHIVE_BYTES
 from credflow.web.auth import CurrentUser, PostedForm, WebUser, core_of
-from credflow.web.render import EnvPage, form_text, load_env, page_router, render, see_other
+from credflow.web.render import EnvPage, form_text, list_view, load_env, page_router, paged, render, see_other
 
 router = page_router()
 MAX_SETTINGS_BYTES = 1024 * 1024
@@ -34,10 +34,16 @@ def _components(request: Request, user: WebUser, e: EnvPage) -> list[tuple[str, 
     return [(TYPE_LABELS[t], [(f"{t}:{row['id']}", row["name"]) for row in rows]) for t, rows in found.items() if rows]
 
 
+SORTS = [("name", "Display name, A to Z"), ("-name", "Display name, Z to A"), ("unique_name", "Unique name"),
+         ("-created", "Newest first"), ("created", "Oldest first")]
+
+
 def _page(request: Request, user: WebUser, e: EnvPage, error: DomainError | None = None,
           values: dict[str, str] | None = None, report: dict[str, Any] | None = None) -> Response:
-    found = solutions.list_solutions(core_of(request), user.actor, e.id)
-    return render(request, "solutions/list.html", user=user, env=e, solutions=found, error=error, report=report,
+    listing, view = list_view(request, SORTS)
+    found = solutions.page_solutions(core_of(request), user.actor, e.id, listing)
+    return render(request, "solutions/list.html", user=user, env=e, solutions=found["items"],
+                  view=paged(view, found), error=error, report=report,
                   components=_components(request, user, e), type_labels=TYPE_LABELS,
                   values=values or {"unique_name": "", "display_name": "", "version": "1.0.0.0"})
 

@@ -33,6 +33,52 @@ class ConfigField:
 
 
 _INPUT = {"boolean": "bool", "integer": "number"}
+_POLL = "How often, in seconds, credflow asks the vault for a new version (0: never; events still count)."
+# What each kind's form says under its fields: "vault_url" is the store's own URL field, the rest its settings.
+HINTS: dict[str, dict[str, str]] = {
+    "builtin": {
+        "vault_url": "Leave it empty: credflow calls the store builtin://ENVIRONMENT/NAME. Its secrets are kept "
+                     "encrypted by credflow and written on the store's page.",
+    },
+    "hashicorp-vault": {
+        "vault_url": "How events and NotifyEnvironmentVariableSecretChange name this Vault, usually its address, "
+                     "e.g. https://vault.example.com:8200",
+        "address": "Where credflow reaches Vault or OpenBao, e.g. https://vault.example.com:8200",
+        "mount": "The path of the KV version 2 secrets engine (secret, unless it was mounted elsewhere).",
+        "namespace": "The Vault Enterprise or OpenBao namespace; leave it empty without namespaces.",
+        "token": "A Vault token that may read the mount's data and metadata. Give a token or an AppRole, not both.",
+        "approle.role_id": "The role id of an AppRole, instead of a token.",
+        "approle.secret_id": "The secret id of that AppRole.",
+        "poll_interval_seconds": _POLL,
+    },
+    "azure-keyvault": {
+        "vault_url": "The vault's URI from the Azure portal, e.g. https://NAME.vault.azure.net",
+        "tenant_id": "The Microsoft Entra tenant (directory) id the vault belongs to.",
+        "client_id": "The application (client) id of the service principal; with a managed identity, the client "
+                     "id of a user-assigned identity (empty for the system-assigned one).",
+        "client_secret": "The service principal's client secret.",
+        "managed_identity": "Sign in as the server's managed identity, only if the operator allows the server's own "
+                            "credentials.",
+        "authority_host": "Only for a sovereign cloud, e.g. login.chinacloudapi.cn; empty for Azure's public cloud.",
+        "ca_bundle": "Only behind a TLS-inspecting proxy: a PEM file on the server to trust.",
+        "poll_interval_seconds": _POLL,
+    },
+    "aws-secretsmanager": {
+        "vault_url": "How events and NotifyEnvironmentVariableSecretChange name this store, e.g. "
+                     "https://secretsmanager.eu-west-1.amazonaws.com",
+        "region": "The AWS region of the secrets, e.g. eu-west-1.",
+        "endpoint_url": "Only for a VPC endpoint or a compatible service; empty for AWS's own endpoint.",
+        "access_key_id": "The access key id of an IAM user that may read the secrets. Give it with its secret "
+                         "access key, or neither (then the server's own role, if the operator allows it).",
+        "secret_access_key": "The secret access key of that access key id.",
+        "poll_interval_seconds": _POLL,
+    },
+}
+
+
+def hints_of(kind: str) -> dict[str, str]:
+    """The hints of a kind's form, by field name (``vault_url`` for the store's URL)."""
+    return HINTS.get(kind, {})
 
 
 def fields_of(model: type[BaseModel]) -> list[ConfigField]:

@@ -12,9 +12,19 @@ from starlette.responses import Response
 from credflow.domain.errors import DomainError
 from credflow.services.secrets import secret_stores, store_checks
 from credflow.web.auth import CurrentUser, PostedForm, WebUser, core_of
-from credflow.web.pages.store_forms import config_from_form, echo_values, fields_of
+from credflow.web.pages.store_forms import config_from_form, echo_values, fields_of, hints_of
 from credflow.web.pages.users import people_of
-from credflow.web.render import EnvPage, form_raw, form_text, load_env, page_router, render, see_other
+from credflow.web.render import (
+    EnvPage,
+    form_raw,
+    form_text,
+    list_view,
+    load_env,
+    page_router,
+    paged,
+    render,
+    see_other,
+)
 
 router = page_router()
 KIND_LABELS = {"builtin": "Builtin (credflow's own encrypted store)", "hashicorp-vault": "HashiCorp Vault / OpenBao",
@@ -23,11 +33,17 @@ CHECK_LABELS = {"reachable": "The vault is reachable", "service_can_read": "cred
                 "caller_may_use": "You may use this store", "same_tenant": "The vault is on the same tenant"}
 
 
+SORTS = [("name", "Name, A to Z"), ("-name", "Name, Z to A"), ("kind", "Kind"), ("-created", "Newest first"),
+         ("created", "Oldest first")]
+
+
 @router.get("/env/{env}/stores")
 def list_page(request: Request, env: str, user: CurrentUser) -> Response:
     e = load_env(request, user, env)
-    found = secret_stores.list_stores(core_of(request), user.actor, e.id)
-    return render(request, "stores/list.html", user=user, env=e, stores=found, kind_labels=KIND_LABELS)
+    listing, view = list_view(request, SORTS)
+    found = secret_stores.page_stores(core_of(request), user.actor, e.id, listing)
+    return render(request, "stores/list.html", user=user, env=e, stores=found["items"], kind_labels=KIND_LABELS,
+                  view=paged(view, found))
 
 
 def _form(request: Request, user: WebUser, e: EnvPage, kind: str, form: FormData | None = None,
@@ -38,7 +54,7 @@ def _form(request: Request, user: WebUser, e: EnvPage, kind: str, form: FormData
     values = {"name": form_text(form, "name"), "vault_url": form_text(form, "vault_url")} if form else {}
     return render(request, "stores/new.html", user=user, env=e, kind=kind, kinds=registry.kinds(),
                   not_viable=registry.not_viable, kind_labels=KIND_LABELS, fields=fields, values=values,
-                  config_values=echo_values(fields, form), error=error)
+                  config_values=echo_values(fields, form), error=error, hints=hints_of(kind), section="/stores")
 
 
 @router.get("/env/{env}/stores/new")
@@ -68,7 +84,28 @@ def _detail(request: Request, user: WebUser, e: EnvPage, store_ref: str, report:
     found = secret_stores.list_secrets(core, user.actor, e.id, store["id"]) if store["kind"] == "builtin" else []
     return render(request, "stores/detail.html", user=user, env=e, store=store, secrets=found, report=report,
                   check_labels=CHECK_LABELS, kind_labels=KIND_LABELS, people=people_of(request, user, e), error=error,
-                  access_values=access_values or {})
+                  access_values=access_values or {}, settings=_settings(request, store), section="/stores")
+
+
+def _settings(request: Request, store: dict[str, Any]) -> list[tuple[str, str]]:
+    """The store's settings as the form labels them (nested ones flattened). A secret setting is never shown: the
+    view leaves it out when it is set and shows it null when it is not, so it reads "set" or "not set"."""
+    plugin = core_of(request).registry.get(store["kind"])
+    rows: list[tuple[str, str]] = []
+    for f in fields_of(plugin.Config) if plugin is not None else []:
+        *parents, leaf = f.name.split(".")
+        holder: Any = store["config"]
+        for part in parents:
+            holder = holder.get(part) if isinstance(holder, dict) else None
+        value = holder.get(leaf) if isinstance(holder, dict) else None
+        if f.kind == "password":
+            shown = "set" if isinstance(holder, dict) and leaf not in holder else "not set"
+        elif f.kind == "bool":
+            shown = "yes" if value else "no"
+        else:
+            shown = "—" if value in (None, "") else str(value)
+        rows.append((f.label, shown))
+    return rows
 
 
 @router.get("/env/{env}/stores/{store}")

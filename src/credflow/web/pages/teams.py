@@ -12,17 +12,22 @@ from credflow.domain.errors import DomainError
 from credflow.services.access import teams
 from credflow.web.auth import CurrentUser, PostedForm, WebUser, core_of
 from credflow.web.pages.users import people_of
-from credflow.web.render import EnvPage, by_name, form_text, load_env, page_router, render, see_other
+from credflow.web.render import EnvPage, form_text, list_view, load_env, page_router, paged, render, see_other
 
 router = page_router()
 
 
+SORTS = [("name", "Name, A to Z"), ("-name", "Name, Z to A"), ("-created", "Newest first"),
+         ("created", "Oldest first")]
+
+
 def _page(request: Request, user: WebUser, e: EnvPage, error: DomainError | None = None,
           values: dict[str, Any] | None = None) -> Response:
-    found = by_name(teams.list_teams(core_of(request), user.actor, e.id))
+    listing, view = list_view(request, SORTS)
+    found = teams.page_teams(core_of(request), user.actor, e.id, listing)
     in_env = sorted(people_of(request, user, e), key=lambda p: p["email"].lower()) if e.can("team.write") else []
-    return render(request, "teams/list.html", user=user, env=e, teams=found, people=in_env, error=error,
-                  values=values or {"name": "", "members": []})
+    return render(request, "teams/list.html", user=user, env=e, teams=found["items"], view=paged(view, found),
+                  people=in_env, error=error, values=values or {"name": "", "members": []})
 
 
 @router.get("/env/{env}/teams")
@@ -63,11 +68,23 @@ def remove_member(request: Request, env: str, team: str, member: str, user: Curr
     return see_other(f"{e.base}/teams?done=member_removed")
 
 
+def _delete_page(request: Request, user: WebUser, e: EnvPage, team: str, error: DomainError | None = None
+                 ) -> Response:
+    got = teams.get_team(core_of(request), user.actor, e.id, team)
+    return render(request, "teams/delete.html", user=user, env=e, team=got, error=error, section="/teams")
+
+
+@router.get("/env/{env}/teams/{team}/delete")
+def delete_page(request: Request, env: str, team: str, user: CurrentUser) -> Response:
+    """Ask before deleting: what the team's members lose."""
+    return _delete_page(request, user, load_env(request, user, env), team)
+
+
 @router.post("/env/{env}/teams/{team}/delete")
 def delete(request: Request, env: str, team: str, user: CurrentUser, form: PostedForm) -> Response:
     e = load_env(request, user, env)
     try:
         teams.delete_team(core_of(request), user.actor, e.id, team)
     except DomainError as exc:
-        return _page(request, user, e, exc)
+        return _delete_page(request, user, e, team, exc)
     return see_other(f"{e.base}/teams?done=deleted")

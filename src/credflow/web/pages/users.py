@@ -11,7 +11,17 @@ from starlette.responses import Response
 from credflow.domain.errors import DomainError
 from credflow.services.access import passwords, users
 from credflow.web.auth import CurrentUser, PostedForm, WebUser, core_of
-from credflow.web.render import EnvPage, by_name, form_raw, form_text, load_env, page_router, render, see_other
+from credflow.web.render import (
+    EnvPage,
+    form_raw,
+    form_text,
+    list_view,
+    load_env,
+    page_router,
+    paged,
+    render,
+    see_other,
+)
 
 router = page_router()
 ROLES = [("basic_user", "Basic User"), ("environment_maker", "Environment Maker"),
@@ -23,16 +33,30 @@ def people(request: Request, user: WebUser) -> dict[str, dict[str, Any]]:
     return {u["id"]: u for u in users.list_users(core_of(request), user.actor)}
 
 
+def person(request: Request, user: WebUser, user_id: str | None) -> dict[str, Any] | None:
+    """The person ``user_id``, if the caller may see them."""
+    if not user_id:
+        return None
+    try:
+        return users.get_user(core_of(request), user.actor, user_id)
+    except DomainError:
+        return None
+
+
 def people_of(request: Request, user: WebUser, e: EnvPage) -> list[dict[str, Any]]:
     """The people with a role in the environment."""
     return [u for u in users.list_users(core_of(request), user.actor) if e.id in u["environment_roles"]]
 
 
+SORTS = [("name", "Name, A to Z"), ("-name", "Name, Z to A"), ("email", "Email"), ("-created", "Newest first")]
+
+
 def _page(request: Request, user: WebUser, e: EnvPage, values: dict[str, str] | None = None,
           error: DomainError | None = None) -> Response:
-    people = by_name(users.list_users(core_of(request), user.actor))
-    return render(request, "users/list.html", user=user, env=e, people=people, roles=ROLES, error=error,
-                  values=values or {"name": "", "email": "", "role": "environment_maker"})
+    listing, view = list_view(request, SORTS)
+    found = users.page_users(core_of(request), user.actor, listing)
+    return render(request, "users/list.html", user=user, env=e, people=found["items"], view=paged(view, found),
+                  roles=ROLES, error=error, values=values or {"name": "", "email": "", "role": "environment_maker"})
 
 
 @router.get("/env/{env}/users")

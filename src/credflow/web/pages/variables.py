@@ -13,7 +13,17 @@ from credflow.domain.errors import DomainError
 from credflow.services.catalog import dependencies, variables
 from credflow.services.secrets import secret_stores
 from credflow.web.auth import CurrentUser, PostedForm, WebUser, core_of
-from credflow.web.render import EnvPage, form_raw, form_text, load_env, page_router, render, see_other
+from credflow.web.render import (
+    EnvPage,
+    form_raw,
+    form_text,
+    list_view,
+    load_env,
+    page_router,
+    paged,
+    render,
+    see_other,
+)
 
 router = page_router()
 FIELDS = ("schema_name", "display_name", "value", "store", "secret_name", "version", "azure_id", "back",
@@ -26,14 +36,17 @@ def _stores(request: Request, user: WebUser, e: EnvPage) -> list[dict[str, Any]]
     return secret_stores.list_stores(core_of(request), user.actor, e.id)
 
 
-def _list(request: Request, user: WebUser, e: EnvPage, error: DomainError | None = None) -> Response:
-    found = sorted(variables.list_variables(core_of(request), user.actor, e.id), key=lambda v: v["schema_name"])
-    return render(request, "variables/list.html", user=user, env=e, variables=found, error=error)
+SORTS = [("name", "Schema name, A to Z"), ("-name", "Schema name, Z to A"), ("display_name", "Display name"),
+         ("type", "Type"), ("-created", "Newest first"), ("created", "Oldest first")]
 
 
 @router.get("/env/{env}/variables")
 def list_page(request: Request, env: str, user: CurrentUser) -> Response:
-    return _list(request, user, load_env(request, user, env))
+    e = load_env(request, user, env)
+    listing, view = list_view(request, SORTS)
+    found = variables.page_variables(core_of(request), user.actor, e.id, listing)
+    return render(request, "variables/list.html", user=user, env=e, variables=found["items"],
+                  view=paged(view, found))
 
 
 def _form(request: Request, user: WebUser, e: EnvPage, type_: str, values: dict[str, str],
@@ -89,11 +102,26 @@ def dependencies_page(request: Request, env: str, var: str, user: CurrentUser) -
     return render(request, "variables/dependencies.html", user=user, env=e, var=got, deps=deps)
 
 
+def _delete_page(request: Request, user: WebUser, e: EnvPage, var: str, error: DomainError | None = None
+                 ) -> Response:
+    core = core_of(request)
+    got = variables.get_variable(core, user.actor, e.id, var)
+    deps = dependencies.variable_dependencies(core, user.actor, e.id, got["id"], limit=50)
+    return render(request, "variables/delete.html", user=user, env=e, var=got, deps=deps, error=error,
+                  section="/variables")
+
+
+@router.get("/env/{env}/variables/{var}/delete")
+def delete_page(request: Request, env: str, var: str, user: CurrentUser) -> Response:
+    """Ask before deleting: what uses the variable, and the Delete button."""
+    return _delete_page(request, user, load_env(request, user, env), var)
+
+
 @router.post("/env/{env}/variables/{var}/delete")
 def delete(request: Request, env: str, var: str, user: CurrentUser, form: PostedForm) -> Response:
     e = load_env(request, user, env)
     try:
         variables.delete_variable(core_of(request), user.actor, e.id, var)
     except DomainError as exc:
-        return _list(request, user, e, exc)
+        return _delete_page(request, user, e, var, exc)
     return see_other(f"{e.base}/variables?done=deleted")
