@@ -278,26 +278,30 @@ def _situation(c: Client, env: Optional[str], nm: Names, run: dict[str, Any]) ->
     if run["status"] == "running":
         return f"running on machine {nm.name('machine', run.get('machine'))}"
     try:
-        conn = c.get(_e(env, f"/connections/{run['connection']}"))
-        target = conn.get("target") or {}
+        target = c.get(_e(env, f"/connections/{run['connection']}")).get("target") or {}
         if target.get("machine"):
-            machines = [c.get(_e(env, f"/machines/{target['machine']}"))]
-            where = f"machine {machines[0]['name']}"
-        else:
-            group = c.get(_e(env, f"/machine-groups/{target.get('machine_group')}"))
-            machines = [m for m in c.all(_e(env, "/machines")) if m["id"] in group.get("machines", [])]
-            where = f"a free machine of group {group['name']}"
-    except (ApiError, KeyError):
+            m = c.get(_e(env, f"/machines/{target['machine']}"))
+            if m.get("status") == "online":
+                return f"queued: machine {m['name']} is online and takes it when it is free"
+            return (f"queued: machine {m['name']} is offline ({_seen(m)}); is its agent running? "
+                    "(`credflow agent run` on it)")
+        group = c.get(_e(env, f"/machine-groups/{target.get('machine_group')}"))
+    except (ApiError, KeyError, AttributeError):
         return "queued: waiting for a machine to take it"
-    online = [m for m in machines if m.get("status") == "online"]
+    members = [m for m in c.all(_e(env, "/machines")) if m["id"] in (group.get("machines") or [])]
+    online = [m for m in members if m.get("status") == "online"]
+    if not members:
+        return (f"queued: machine group {group['name']} has no machines; add one "
+                f"(`credflow machine-group update {group['name']} --machine NAME`)")
     if online:
-        return f"queued: waiting for {where} (online) to take it"
-    if not machines:
-        return f"queued: {where} has no machines; add one (`credflow machine-group update`)"
-    seen = "; ".join(f"{m['name']} offline, " + (f"last seen {_ago(m['last_seen'])}" if m.get("last_seen")
-                                                   else "never seen") for m in machines)
-    return (f"queued: no machine for it is online ({seen}); is its agent running? "
-            "(`credflow agent run` on the machine)")
+        return f"queued: waiting for a free machine of group {group['name']} ({len(online)} of {len(members)} online)"
+    seen = "; ".join(f"{m['name']} {_seen(m)}" for m in members)
+    return (f"queued: no machine of group {group['name']} is online ({seen}); are their agents running? "
+            "(`credflow agent run` on each)")
+
+
+def _seen(machine: dict[str, Any]) -> str:
+    return f"last seen {_ago(machine['last_seen'])}" if machine.get("last_seen") else "never seen"
 
 
 def _ago(stamp: str) -> str:

@@ -84,6 +84,11 @@ def usage(message: str) -> NoReturn:
     fail(message, 2)
 
 
+def debugging() -> bool:
+    """CREDFLOW_DEBUG=1: let errors through with their traceback."""
+    return os.environ.get("CREDFLOW_DEBUG", "") not in ("", "0")
+
+
 def explain(exc: BaseException) -> str | None:
     """What a user should read for an error the commands do not handle themselves; None for a bug."""
     if isinstance(exc, ApiError):
@@ -128,6 +133,8 @@ def calling() -> Iterator[Client]:
     try:
         yield c
     except (ApiError, AmbiguousReference, httpx.HTTPError) as exc:
+        if debugging():
+            raise
         fail(explain(exc) or str(exc))
     finally:
         c.close()

@@ -6,7 +6,6 @@ server that cannot be reached, JSON that does not parse. A traceback only with `
 
 from __future__ import annotations
 
-import os
 from typing import Any, Optional
 
 import typer
@@ -29,7 +28,7 @@ from credflow.cli import (
     status,
     teams,
 )
-from credflow.cli.common import err, explain
+from credflow.cli.common import debugging, err, explain
 
 # ruff: noqa: UP045  (typer reads Optional[...] annotations)
 
@@ -43,7 +42,7 @@ class CredflowGroup(TyperGroup):
         except (typer.Exit, typer.Abort, typer.TyperException):  # exit codes, usage errors: click prints them
             raise
         except Exception as exc:
-            if os.environ.get("CREDFLOW_DEBUG", "") not in ("", "0"):
+            if debugging():
                 raise
             message = explain(exc) or (f"{type(exc).__name__}: {exc} (unexpected; CREDFLOW_DEBUG=1 shows where "
                                        "it happened)")
