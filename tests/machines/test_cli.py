@@ -28,7 +28,7 @@ def test_machines_flows_connections_and_runs_from_the_cli(cli: Any, admin: Api, 
     assert [r["id"] for r in cli("run", "list", "--json")] == [started["id"]]
     job = machine.job()
     assert job is not None and machine.open(job)["password"] == "S3cr3t-Pa55word!"
-    assert cli("run", "cancel", started["id"], "--json")["status"] == "failed"
+    assert cli("run", "cancel", started["id"], "--json")["status"] == "cancelled"
     cli("connection-reference", "create", "ref", "--connection", with_cred["id"])
     made = cli("cloud-flow", "create", "nightly", "--action", "robot=ref", "--cron", "0 3 * * *", "--json")
     assert made["trigger"] == {"type": "schedule", "cron": "0 3 * * *"} and made["next_fire_at"].endswith("03:00:00Z")

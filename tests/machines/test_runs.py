@@ -148,7 +148,9 @@ def test_the_stored_log_never_holds_the_credentials_values(admin: Api, setup: di
 def test_a_queued_run_can_be_cancelled_and_is_never_delivered(admin: Api, setup: dict[str, Any]) -> None:
     queued = queue(admin, setup["flow"]["id"], setup["connection"]["id"])
     cancelled = admin.ok(admin.post(admin.e(f"/runs/{queued['id']}/cancel")))
-    assert cancelled["status"] == "failed" and "cancelled" in cancelled["log"]
+    assert (cancelled["status"], cancelled["reason"]) == ("cancelled", "cancelled")
+    assert cancelled["reason_detail"] == f"cancelled by user:{admin.ok(admin.get('/me'))['id']}"
+    assert "cancelled" in cancelled["log"] and cancelled["finished_at"]
     assert setup["machine"].job() is None
     problem(admin.post(admin.e(f"/runs/{queued['id']}/cancel")), 409, "run_finished")
 
@@ -161,8 +163,47 @@ def test_cancelling_a_running_run_tells_its_machine_to_stop(admin: Api, setup: d
     admin.ok(admin.post(admin.e(f"/runs/{queued['id']}/cancel")))
     beat = machine.api.ok(machine.api.post("/machines/me/heartbeat", {"running": [queued["id"]]}))
     assert beat["cancel"] == [queued["id"]]
-    problem(machine.finish(queued["id"]), 409, "run_not_running")
-    assert run(admin, queued["id"])["status"] == "failed"
+
+
+def test_a_cancelled_run_keeps_what_its_machine_reports_once_and_stays_cancelled(admin: Api,
+                                                                                 setup: dict[str, Any]) -> None:
+    machine: Machine = setup["machine"]
+    queued = queue(admin, setup["flow"]["id"], setup["connection"]["id"])
+    assert machine.job() is not None
+    admin.ok(admin.post(admin.e(f"/runs/{queued['id']}/cancel")))
+    told = machine.api.ok(machine.finish(queued["id"], exit_code=-15, log="step 1 done\nstopped\n"))
+    assert (told["status"], told["reason"], told["exit_code"]) == ("cancelled", "cancelled", -15)
+    got = run(admin, queued["id"])
+    assert got["status"] == "cancelled" and got["log"].startswith("step 1 done\nstopped\n[credflow] the run was "
+                                                                  "cancelled by user:")
+    problem(machine.finish(queued["id"]), 409, "run_not_running")  # a second report changes nothing
+    assert run(admin, queued["id"]) == got
+
+
+def test_a_run_list_says_why_each_run_ended(admin: Api, setup: dict[str, Any]) -> None:
+    machine: Machine = setup["machine"]
+    ok, bad, stopped = (queue(admin, setup["flow"]["id"], setup["connection"]["id"])["id"] for _ in range(3))
+    for run_id, code in ((ok, 0), (bad, 3)):
+        job = machine.job()
+        assert job is not None and job["run_id"] == run_id
+        machine.api.ok(machine.finish(run_id, exit_code=code))
+    admin.ok(admin.post(admin.e(f"/runs/{stopped}/cancel")))
+    listed = {r["id"]: r for r in admin.ok(admin.get(admin.e("/runs")))["items"]}
+    assert "log" not in listed[ok]
+    assert [(listed[i]["status"], listed[i]["reason"]) for i in (ok, bad, stopped)] == [
+        ("succeeded", None), ("failed", "exit_code"), ("cancelled", "cancelled")]
+    assert listed[bad]["reason_detail"] == "the flow exited with code 3"
+
+
+def test_runs_filter_by_status_and_an_unknown_status_lists_the_statuses(admin: Api, setup: dict[str, Any]) -> None:
+    queued = queue(admin, setup["flow"]["id"], setup["connection"]["id"])
+    admin.ok(admin.post(admin.e(f"/runs/{queued['id']}/cancel")))
+    assert [r["id"] for r in admin.ok(admin.get(admin.e("/runs"), params={"status": "cancelled"}))["items"]] == [
+        queued["id"]]
+    assert admin.ok(admin.get(admin.e("/runs"), params={"status": "failed"}))["items"] == []
+    body = problem(admin.get(admin.e("/runs"), params={"status": "canceled"}), 422, "unknown_status")
+    assert body["allowed"] == ["queued", "running", "succeeded", "failed", "cancelled"]
+    assert "queued, running, succeeded, failed, cancelled" in body["detail"]
 
 
 def test_a_machine_that_restarts_gives_up_the_run_it_held(admin: Api, setup: dict[str, Any]) -> None:
@@ -195,6 +236,7 @@ def test_a_running_run_past_its_timeout_fails(admin: Api, setup: dict[str, Any],
     runs_service.expire_overdue(core, now=utcnow() + timedelta(seconds=6))
     got = run(admin, queued["id"])
     assert got["status"] == "failed" and "timed_out" in got["log"]
+    assert (got["reason"], got["reason_detail"]) == ("timed_out", "it ran longer than its timeout")
     problem(setup["machine"].finish(queued["id"]), 409, "run_not_running")
 
 
@@ -210,6 +252,7 @@ def test_a_machine_unseen_for_long_loses_its_run_but_not_for_time_the_server_was
     runs_service.expire_overdue(core, now=restarted + timedelta(seconds=lost_after + 1))
     got = run(admin, queued["id"])
     assert got["status"] == "failed" and "machine_lost (the machine stopped sending heartbeats)" in got["log"]
+    assert got["reason"] == "machine_lost"
 
 
 def test_a_run_of_a_deleted_credential_fails_at_claim_and_gets_nothing(admin: Api, setup: dict[str, Any]) -> None:
@@ -230,7 +273,7 @@ def test_a_run_whose_owner_lost_access_fails_at_claim(admin: Api, setup: dict[st
     assert admin.delete(admin.e(f"/credentials/{cid}/shares/{mia.info['id']}")).status_code == 204
     assert setup["machine"].job() is None
     got = run(mia, queued["id"])
-    assert got["status"] == "failed" and "access_revoked" in got["log"]
+    assert got["status"] == "failed" and "access_revoked" in got["log"] and got["reason"] == "access_revoked"
 
 
 def test_a_run_whose_secret_cannot_be_read_fails_with_secret_unreadable(admin: Api, setup: dict[str, Any],

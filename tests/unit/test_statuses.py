@@ -14,8 +14,8 @@ def test_a_connection_is_connected_or_says_why_its_runs_get_nothing() -> None:
         "connected", "access_revoked", "credential_deleted", "secret_unreadable"}
 
 
-def test_a_run_is_queued_running_succeeded_or_failed() -> None:
-    assert [s.value for s in RunStatus] == ["queued", "running", "succeeded", "failed"]
+def test_a_run_is_queued_running_succeeded_failed_or_cancelled() -> None:
+    assert [s.value for s in RunStatus] == ["queued", "running", "succeeded", "failed", "cancelled"]
 
 
 def test_a_status_is_its_string_in_comparisons_formatting_and_json() -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from credflow.domain.errors import RuleViolation
+
 
 class ConnectionStatus(StrEnum):
     """``connected``, or the reason the connection's runs cannot receive its values."""
@@ -16,10 +18,22 @@ class ConnectionStatus(StrEnum):
 
 
 class RunStatus(StrEnum):
-    """A run waits in its queue, runs on one machine, and ends succeeded (exit code 0) or failed."""
+    """A run waits in its queue, runs on one machine, and ends succeeded (exit code 0), failed (its exit code, or
+    a ``reason`` such as ``timed_out``) or cancelled (by a user, while it was queued or running)."""
 
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+def run_status_named(value: str) -> RunStatus:
+    """The run status ``value`` names, or RuleViolation listing the statuses (a filter's ``?status=``)."""
+    try:
+        return RunStatus(value.strip().lower())
+    except ValueError:
+        allowed = [s.value for s in RunStatus]
+        raise RuleViolation(f"a run's status is one of {', '.join(allowed)}", code="unknown_status",
+                            allowed=allowed) from None
 

@@ -385,6 +385,10 @@ class Run(Base):
     connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id"), index=True)
     cloud_flow_id: Mapped[str | None] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(20), default="queued")
+    # Why a run ended other than by its flow's exit code 0: a stable code ("cancelled", "timed_out", ...) and a
+    # sentence. Runs that ended before these were kept say it only in their log.
+    reason: Mapped[str | None] = mapped_column(String(64))
+    reason_detail: Mapped[str | None] = mapped_column(String(500))
     machine_id: Mapped[str | None] = mapped_column(String(32), index=True)
     exit_code: Mapped[int | None] = mapped_column(Integer)
     secret_version: Mapped[str | None] = mapped_column(String(200))

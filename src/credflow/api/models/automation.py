@@ -106,6 +106,11 @@ class ConnectionPublic(Public):
 class RunSummary(Public):
     id: str
     status: RunStatus
+    reason: str | None = Field(description="why the run ended other than by its flow's exit code 0: a stable code "
+                                           "(cancelled, exit_code, timed_out, machine_lost, machine_deleted, "
+                                           "access_revoked, ...); null while it is queued or running, when it "
+                                           "succeeded, and for runs that ended before reasons were kept")
+    reason_detail: str | None = Field(description="the reason as a sentence")
     desktop_flow: str
     connection: str
     cloud_flow: str | None

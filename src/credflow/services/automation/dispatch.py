@@ -23,9 +23,8 @@ from credflow.domain.masking import mask
 from credflow.domain.statuses import RunStatus
 from credflow.persistence.tables import Connection, DesktopFlow, Machine, MachineGroupMember, Run, utcnow
 from credflow.services.access import authz
-from credflow.services.automation import delivery
-from credflow.services.automation.run_state import fail
-from credflow.services.automation.runs import run_view
+from credflow.services.automation import delivery, run_state
+from credflow.services.automation.run_state import fail, run_view
 from credflow.services.core import Actor, Core
 from credflow.services.views import ts
 
@@ -71,7 +70,7 @@ def heartbeat(core: Core, actor: Actor, running: list[str] | None = None) -> dic
                              .with_for_update()).all()
             for run in held:
                 if run.id not in running:
-                    fail(run, "machine_lost (the machine no longer runs it)", now)
+                    fail(run, "machine_lost", "the machine no longer runs it", now)
                     record(s, actor=actor.label, action="run.lost", env_id=run.env_id, object_type="run",
                            object_id=run.id, detail={"machine": actor.id})
             cancel = [r for r in running if r not in {run.id for run in held}]
@@ -109,12 +108,12 @@ def _deliver(core: Core, s: Session, machine: Machine, run: Run) -> dict[str, An
     conn = s.get(Connection, run.connection_id)
     flow = s.get(DesktopFlow, run.desktop_flow_id)
     if conn is None or flow is None:
-        fail(run, "the connection or desktop flow is gone")
+        fail(run, "connection_or_flow_gone", "the connection or desktop flow is gone")
         return None
     try:
         got = delivery.resolve(core, s, run, conn, flow)
     except delivery.Undeliverable as exc:
-        fail(run, f"{exc.reason}: {exc.detail}; the credential was not delivered")
+        fail(run, exc.reason, f"{exc.detail}; the credential was not delivered")
         record(s, actor=f"machine:{machine.id}", action="run.undeliverable", env_id=run.env_id,
                object_type="run", object_id=run.id,
                detail={"reason": exc.reason, "connection": conn.id, "credential": conn.credential_id})
@@ -135,7 +134,9 @@ def _deliver(core: Core, s: Session, machine: Machine, run: Run) -> dict[str, An
 
 
 def finish(core: Core, actor: Actor, run_id: str, exit_code: int, log: str) -> dict[str, Any]:
-    """Record the result of a run the machine holds. An oversize log or a run it does not hold changes nothing."""
+    """Record the result of a run the machine holds. An oversize log or a run it does not hold changes nothing.
+    A run cancelled while the machine ran it takes the result once (its log and exit code, what the flow did
+    before it was stopped) and stays ``cancelled``; any other run that is no longer running refuses it."""
     authz.require_machine(actor)
     raw = log.encode("utf-8", "surrogatepass")
     size = len(raw)
@@ -148,16 +149,18 @@ def finish(core: Core, actor: Actor, run_id: str, exit_code: int, log: str) -> d
         run = s.scalar(select(Run).where(Run.id == run_id).with_for_update())
         if run is None or run.machine_id != actor.id:
             raise NotFound(f"this machine does not hold run {run_id!r}", code="run_not_held")
-        if run.status != RunStatus.RUNNING:
+        cancelled = run.status == RunStatus.CANCELLED and run.exit_code is None
+        if run.status != RunStatus.RUNNING and not cancelled:
             raise Conflict(f"the run is no longer running (it has {run.status})", code="run_not_running",
                            status_now=run.status)
         conn = s.get(Connection, run.connection_id)
         values = delivery.values_for_scrub(core, s, conn, run.secret_version) if conn is not None else []
-        text = raw.decode("utf-8", "replace").replace("\x00", "")  # what every database can keep
-        run.log = mask(text, values)
-        run.exit_code = exit_code
-        run.status = RunStatus.SUCCEEDED if exit_code == 0 else RunStatus.FAILED
-        run.finished_at = utcnow()
+        text = mask(raw.decode("utf-8", "replace").replace("\x00", ""), values)  # what every database can keep
+        if cancelled:
+            run.log, run.exit_code = text + (run.log or ""), exit_code  # the flow's output, then the cancellation
+        else:
+            run.log = text
+            run_state.finished_by_flow(run, exit_code)
         record(s, actor=actor.label, action="run.finish", env_id=run.env_id, object_type="run", object_id=run.id,
                detail={"machine": actor.id, "exit_code": exit_code, "status": run.status})
         return run_view(run, include_log=False)

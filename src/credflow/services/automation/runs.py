@@ -1,10 +1,10 @@
 """Runs of desktop flows: queued per target, handed to one machine, timed out and cancelled.
 
 A run waits in its target's queue (a machine, or a machine group whose free members take runs in FIFO
-order) until a machine claims it (see ``dispatch``). It fails when it is cancelled, when it waits or runs
-longer than its timeout (default 3 h, at most 24 h), or when its machine stops being seen. Time this server
-process was not running does not count as a machine unseen: after a start every machine has the whole delay
-to get in touch again.
+order) until a machine claims it (see ``dispatch``). A user may cancel it (``cancelled``); it fails when it
+waits or runs longer than its timeout (default 3 h, at most 24 h), or when its machine stops being seen. Time
+this server process was not running does not count as a machine unseen: after a start every machine has the
+whole delay to get in touch again.
 """
 
 from __future__ import annotations
@@ -13,37 +13,24 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select, true
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from credflow.audit.chain import record
 from credflow.domain.errors import Conflict, Malformed, NotFound, RuleViolation
-from credflow.domain.roles import EnvironmentRole
-from credflow.domain.statuses import RunStatus
+from credflow.domain.statuses import RunStatus, run_status_named
 from credflow.persistence.tables import Connection, Credential, DesktopFlow, Machine, Run, User, utcnow
 from credflow.services import lookup
 from credflow.services.access import authz
+from credflow.services.automation import run_state
 from credflow.services.automation.connections import connection_to_use
 from credflow.services.automation.desktop_flows import find_desktop_flow
 from credflow.services.automation.machines import members
-from credflow.services.automation.run_state import ACTIVE, fail
+from credflow.services.automation.run_state import ACTIVE, run_view
 from credflow.services.core import Actor, Core
-from credflow.services.views import ts
 
 DEFAULT_TIMEOUT = 3 * 3600
 MAX_TIMEOUT = 24 * 3600
-
-
-def run_view(r: Run, include_log: bool = True) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "id": r.id, "status": r.status, "desktop_flow": r.desktop_flow_id, "connection": r.connection_id,
-        "cloud_flow": r.cloud_flow_id, "machine": r.machine_id, "exit_code": r.exit_code,
-        "secret_version": r.secret_version, "timeout_seconds": r.timeout_seconds, "created_by": r.created_by,
-        "environment": r.env_id, "queued_at": ts(r.queued_at), "started_at": ts(r.started_at),
-        "finished_at": ts(r.finished_at)}
-    if include_log:
-        out["log"] = r.log or ""
-    return out
 
 
 def candidates(s: Session, conn: Connection) -> list[str]:
@@ -101,16 +88,9 @@ def create_run(core: Core, actor: Actor, env_id: str, desktop_flow: str, connect
     return view
 
 
-def _visible(actor: Actor, role: EnvironmentRole) -> ColumnElement[bool]:
-    if authz.env_allows(role, "connection.admin"):
-        return true()
-    own = select(Connection.id).where(Connection.owner_id == actor.id)
-    return or_(Run.created_by == actor.id, Run.connection_id.in_(own))
-
-
 def _find(s: Session, actor: Actor, env_id: str, run_id: str, lock: bool = False) -> Run:
     env, role = authz.require_env(s, actor, env_id, "run.read")
-    q = select(Run).where(Run.id == run_id, Run.env_id == env.id, _visible(actor, role))
+    q = select(Run).where(Run.id == run_id, Run.env_id == env.id, run_state.visible(actor, role))
     run = s.scalar(q.with_for_update() if lock else q)
     if run is None:
         raise NotFound(f"run {run_id!r} not found", code="run_not_found")
@@ -126,8 +106,9 @@ def list_runs(core: Core, actor: Actor, env_id: str, status: str | None = None, 
               desktop_flow: str | None = None, cloud_flow: str | None = None) -> list[dict[str, Any]]:
     with core.db.read() as s:
         env, role = authz.require_env(s, actor, env_id, "run.read")
-        q = select(Run).where(Run.env_id == env.id, _visible(actor, role))
-        for column, value in ((Run.status, status), (Run.connection_id, connection),
+        q = select(Run).where(Run.env_id == env.id, run_state.visible(actor, role))
+        wanted = run_status_named(status) if status is not None else None
+        for column, value in ((Run.status, wanted), (Run.connection_id, connection),
                               (Run.desktop_flow_id, desktop_flow), (Run.cloud_flow_id, cloud_flow)):
             if value is not None:
                 q = q.where(column == value)
@@ -141,18 +122,21 @@ def _cursor(value: str | None) -> str | None:
 
 
 def page_runs(core: Core, actor: Actor, env_id: str, *, search: str = "", status: str | None = None,
-              newest_first: bool = True, after: str | None = None, before: str | None = None, limit: int = 50
-              ) -> dict[str, Any]:
+              newest_first: bool = True, after: str | None = None, before: str | None = None, limit: int = 50,
+              machine: str | None = None) -> dict[str, Any]:
     """One page of the runs the caller sees, along their ids (which sort by queue time, in the primary key's
-    index): newest or oldest first, of one status, whose desktop flow or connection name holds ``search``. Each
+    index): newest or oldest first, of one status, on one machine (its id), whose desktop flow or connection name
+    holds ``search``. Each
     run comes with the names of its desktop flow, connection and machine; ``next`` and ``previous`` are the
     ``after=`` and ``before=`` of the pages around (None at either end)."""
     after, before = _cursor(after), _cursor(before)
     with core.db.read() as s:
         env, role = authz.require_env(s, actor, env_id, "run.read")
-        q = select(Run).where(Run.env_id == env.id, _visible(actor, role))
+        q = select(Run).where(Run.env_id == env.id, run_state.visible(actor, role))
         if status:
-            q = q.where(Run.status == status)
+            q = q.where(Run.status == run_status_named(status))
+        if machine:
+            q = q.where(Run.machine_id == machine)
         if search.strip():
             term = search.strip()
             flows = select(DesktopFlow.id).where(DesktopFlow.env_id == env.id, lookup.holds([DesktopFlow.name], term))
@@ -193,13 +177,14 @@ def describe_run(core: Core, actor: Actor, env_id: str, run_id: str) -> dict[str
 
 
 def cancel_run(core: Core, actor: Actor, env_id: str, run_id: str) -> dict[str, Any]:
-    """A queued run never starts; a running one fails now and its machine is told to stop the flow."""
+    """A queued run never starts; a running one is ``cancelled`` now and its machine is told to stop the flow (at
+    its next heartbeat). What the machine reports afterwards is kept in the log; the run stays cancelled."""
     with core.db.transaction() as s:
         run = _find(s, actor, env_id, run_id, lock=True)
         if run.status not in ACTIVE:
-            raise Conflict(f"the run has already {run.status}", code="run_finished", status_now=run.status)
+            raise Conflict(f"the run has already ended ({run.status})", code="run_finished", status_now=run.status)
         was = run.status
-        fail(run, f"cancelled by {actor.label}")
+        run_state.cancel(run, actor.label)
         record(s, actor=actor.label, action="run.cancel", env_id=run.env_id, object_type="run", object_id=run.id,
                detail={"was": was, "machine": run.machine_id})
         return run_view(run)
@@ -214,23 +199,23 @@ def expire_overdue(core: Core, now: datetime | None = None) -> int:
         rows = s.execute(select(Run.id, Run.status, Run.queued_at, Run.started_at, Run.timeout_seconds,
                                 Machine.last_seen).outerjoin(Machine, Machine.id == Run.machine_id)
                          .where(Run.status.in_(ACTIVE))).all()
-    due: dict[str, str] = {}
+    due: dict[str, tuple[str, str]] = {}
     for rid, status, queued_at, started_at, timeout, last_seen in rows:
         limit = timedelta(seconds=timeout)
         if status == RunStatus.QUEUED and now - queued_at > limit:
-            due[rid] = "timed_out (no machine took it in time)"
+            due[rid] = ("timed_out", "no machine took it in time")
         elif status == RunStatus.RUNNING and started_at is not None and now - started_at > limit:
-            due[rid] = "timed_out"
+            due[rid] = ("timed_out", "it ran longer than its timeout")
         elif status == RunStatus.RUNNING and now - max(last_seen or core.started_at, core.started_at) > lost_after:
-            due[rid] = "machine_lost (the machine stopped sending heartbeats)"
+            due[rid] = ("machine_lost", "the machine stopped sending heartbeats")
     if not due:
         return 0
     with core.db.transaction() as s:
-        for rid, reason in due.items():
+        for rid, (reason, detail) in due.items():
             run = s.scalar(select(Run).where(Run.id == rid, Run.status.in_(ACTIVE)).with_for_update())
             if run is None:
                 continue
-            fail(run, reason, now)
+            run_state.fail(run, reason, detail, now)
             record(s, actor="system:scheduler", action="run.expire", env_id=run.env_id, object_type="run",
-                   object_id=run.id, detail={"reason": reason.split(" ")[0], "machine": run.machine_id})
+                   object_id=run.id, detail={"reason": reason, "machine": run.machine_id})
         return len(due)
