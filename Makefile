@@ -16,8 +16,9 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/credflow serve --host 127.0.0.1 --port 8080 --data-dir $${CREDFLOW_DATA_DIR:-./.credflow}
 
+# Two workers: most tests wait on real servers and agents, so the two cores stay busy.
 test: $(STAMP)
-	$(BIN)/pytest -q -ra
+	$(BIN)/pytest -q -ra -n 2
 
 # The unit tier: no HTTP, no database server; seconds.
 test-fast: $(STAMP)
