@@ -55,7 +55,7 @@ def running_server(data_dir: Path, env: dict[str, str] | None = None, port: int 
             proc = subprocess.Popen(cmd, env=full_env, stdout=out, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # a loaded machine (a whole suite beside it) starts slowly
         while not _healthy(url):
             if proc.poll() is not None:
                 output = log.read_text() if log is not None else proc.stderr.read() if proc.stderr else ""

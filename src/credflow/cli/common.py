@@ -286,7 +286,7 @@ def humane(nm: Names) -> Formats:
             "desktop_flow": one("desktop_flow"), "connection": one("connection"), "machine": one("machine"),
             "cloud_flow": one("cloud_flow"), "machines": many("machine"), "groups": many("machine_group"),
             "allowed_desktop_flows": many("desktop_flow"), "target": target, "environment_roles": roles,
-            "members": members, "store": one("store")}
+            "members": members, "store": one("store"), "created_by": one("user")}
 
 
 JsonOpt = typer.Option(False, "--json", help="Print only JSON on stdout, for scripts.")
