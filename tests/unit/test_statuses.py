@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from credflow.domain.statuses import ConnectionStatus, RunStatus
+from credflow.services.access import connection_access
 from credflow.services.automation import run_state
-from credflow.services.catalog import sharing
 
 
 def test_a_connection_is_connected_or_says_why_its_runs_get_nothing() -> None:
@@ -30,5 +30,6 @@ def test_only_queued_and_running_runs_are_active() -> None:
 
 
 def test_sharing_moves_connections_between_access_revoked_and_connected_only() -> None:
-    assert (sharing.ACCESS_REVOKED, sharing.CONNECTED) == (ConnectionStatus.ACCESS_REVOKED, ConnectionStatus.CONNECTED)
-    assert ConnectionStatus.CREDENTIAL_DELETED in sharing._KEEP
+    assert (connection_access.ACCESS_REVOKED, connection_access.CONNECTED) == (ConnectionStatus.ACCESS_REVOKED,
+                                                                               ConnectionStatus.CONNECTED)
+    assert ConnectionStatus.CREDENTIAL_DELETED in connection_access._KEEP

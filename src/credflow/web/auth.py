@@ -1,10 +1,10 @@
 """Web sessions, CSRF tokens and sign-in throttling.
 
-A session is a signed cookie (``kid.user.nonce.issued.mac``): the MAC is an HMAC keyed from the master key and
-also covers a fingerprint of the user's password hash, so changing a password ends every session of that user.
-The cookie is HttpOnly, SameSite=Lax and Secure when the request came over https. Each session has its own CSRF
-token (an HMAC of its nonce), checked on every POST. Before sign-in, a pre-session cookie plays that role for the
-sign-in form. Sign-out forgets the nonce in this process until the session would have expired anyway.
+A session lives in the database (``services.access.sessions``): the cookie holds a random secret, the database its
+SHA-256. Sign-out, a password change, and a disabled or removed user end it on every server process and across
+restarts. The cookie is HttpOnly, SameSite=Lax and Secure when the request came over https. Each session has its
+own CSRF token (an HMAC of its secret, keyed from the master key), checked on every POST. Before sign-in, a
+pre-session cookie plays that role for the sign-in form.
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ from fastapi import Depends, Request
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
-from credflow.crypto.envelope import Keyring, KeyringError
-from credflow.services.access import passwords
+from credflow.crypto.envelope import Keyring
+from credflow.services.access import sessions
 from credflow.services.core import Actor, Core
 
 SESSION_COOKIE = "credflow_session"
 PRESESSION_COOKIE = "credflow_presession"
-SESSION_SECONDS = 8 * 3600
+SESSION_SECONDS = sessions.SESSION_SECONDS
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 
@@ -52,53 +52,15 @@ def _b64(raw: bytes) -> str:
 
 @dataclass
 class SessionCodec:
+    """The CSRF tokens of sessions and pre-sessions: HMACs keyed from the active master key."""
+
     keyring: Keyring
-    revoked: dict[str, float] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def _key(self, kid: str) -> bytes:
-        return hmac.new(self.keyring.key(kid), b"credflow/web-session/v1", hashlib.sha256).digest()
+    def _key(self) -> bytes:
+        return hmac.new(self.keyring.key(self.keyring.active_id), b"credflow/web-session/v1", hashlib.sha256).digest()
 
-    def _mac(self, kid: str, payload: str, fingerprint: str) -> str:
-        return _b64(hmac.new(self._key(kid), f"{payload}|{fingerprint}".encode(), hashlib.sha256).digest())
-
-    def issue(self, user_id: str, fingerprint: str) -> str:
-        kid = self.keyring.active_id
-        payload = f"{kid}.{user_id}.{secrets.token_urlsafe(18)}.{int(time.time())}"
-        return f"{payload}.{self._mac(kid, payload, fingerprint)}"
-
-    def read(self, cookie: str) -> tuple[str, str, str, str] | None:
-        """``(kid, user_id, nonce, mac)`` of a well-formed, unexpired, not signed-out cookie (MAC unchecked)."""
-        parts = cookie.split(".")
-        if len(parts) != 5 or not parts[3].isdigit():
-            return None
-        kid, user_id, nonce, issued, mac = parts
-        if int(issued) + SESSION_SECONDS < time.time() or nonce in self.revoked:
-            return None
-        return kid, user_id, nonce, mac
-
-    def verify(self, cookie: str, fingerprint: str) -> bool:
-        parsed = self.read(cookie)
-        if parsed is None:
-            return False
-        kid, _, _, mac = parsed
-        try:
-            expected = self._mac(kid, cookie.rsplit(".", 1)[0], fingerprint)
-        except KeyringError:
-            return False
-        return hmac.compare_digest(expected, mac)
-
-    def csrf(self, nonce: str, kid: str | None = None) -> str:
-        """A session's CSRF token, keyed like the session itself (so a master key rotation keeps it)."""
-        return _b64(hmac.new(self._key(kid or self.keyring.active_id), f"csrf|{nonce}".encode(),
-                             hashlib.sha256).digest())
-
-    def revoke(self, nonce: str) -> None:
-        now = time.time()
-        with self.lock:
-            for old in [n for n, until in self.revoked.items() if until < now]:
-                del self.revoked[old]
-            self.revoked[nonce] = now + SESSION_SECONDS
+    def csrf(self, secret: str) -> str:
+        return _b64(hmac.new(self._key(), f"csrf|{secret}".encode(), hashlib.sha256).digest())
 
 
 @dataclass
@@ -149,7 +111,7 @@ class WebUser:
     name: str
     email: str
     must_change_password: bool
-    nonce: str
+    session_id: str
     csrf: str
 
 
@@ -172,34 +134,29 @@ def set_cookie(request: Request, response: Response, name: str, value: str, max_
                         secure=request.url.scheme == "https")
 
 
-def start_session(request: Request, response: Response, user_id: str) -> None:
-    info = passwords.session_user(core_of(request), user_id)
-    assert info is not None
-    set_cookie(request, response, SESSION_COOKIE, state(request).codec.issue(user_id, info["fingerprint"]),
-               SESSION_SECONDS)
+def start_session(request: Request, response: Response, user_id: str, via: str = "password") -> None:
+    secret = sessions.start(core_of(request), user_id, via, client_address(request),
+                            request.headers.get("user-agent"))
+    set_cookie(request, response, SESSION_COOKIE, secret, SESSION_SECONDS)
 
 
 def end_session(request: Request, response: Response) -> None:
-    parsed = state(request).codec.read(request.cookies.get(SESSION_COOKIE, ""))
-    if parsed is not None:
-        state(request).codec.revoke(parsed[2])
+    sessions.end(core_of(request), request.cookies.get(SESSION_COOKIE, ""))
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax",
                            secure=request.url.scheme == "https")
 
 
 def session_user(request: Request) -> WebUser | None:
-    cookie = request.cookies.get(SESSION_COOKIE, "")
-    codec = state(request).codec
-    parsed = codec.read(cookie)
-    if parsed is None:
+    secret = request.cookies.get(SESSION_COOKIE, "")
+    if len(secret) < 32:
         return None
-    info = passwords.session_user(core_of(request), parsed[1])
-    if info is None or not info["has_password"] or not codec.verify(cookie, info["fingerprint"]):
+    info = sessions.find(core_of(request), secret)
+    if info is None:
         return None
     actor = Actor(kind="user", id=info["id"], org_id=info["org_id"], name=info["name"])
     return WebUser(actor=actor, name=info["name"], email=info["email"],
-                   must_change_password=info["must_change_password"], nonce=parsed[2],
-                   csrf=codec.csrf(parsed[2], parsed[0]))
+                   must_change_password=info["must_change_password"], session_id=info["session_id"],
+                   csrf=state(request).codec.csrf(secret))
 
 
 def _signed_in(request: Request) -> WebUser:

@@ -7,7 +7,6 @@ audit record.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from functools import lru_cache
 from typing import Any
@@ -20,7 +19,7 @@ from credflow.audit.chain import record
 from credflow.domain.errors import Forbidden, NotFound, RuleViolation, Unauthenticated
 from credflow.persistence.tables import EnvironmentRoleGrant, User
 from credflow.services import lookup
-from credflow.services.access import authz
+from credflow.services.access import authz, sessions
 from credflow.services.core import Actor, Core
 
 log = logging.getLogger(__name__)
@@ -52,11 +51,6 @@ def check_strength(password: Any, email: str) -> str:
     return password
 
 
-def fingerprint(password_hash: str | None) -> str:
-    """A short digest of the stored hash: a session bound to it ends when the password changes."""
-    return hashlib.sha256(f"credflow/session/{password_hash or ''}".encode()).hexdigest()[:24]
-
-
 def set_password(core: Core, actor: Actor, user_id: str, password: str) -> dict[str, Any]:
     """Someone who may manage the user (``authz.may_manage_user``) sets its password. Set for someone else it is
     a first password the user must change at the next sign-in; set for oneself it is one's own choice."""
@@ -73,8 +67,9 @@ def set_password(core: Core, actor: Actor, user_id: str, password: str) -> dict[
         check_strength(password, user.email)
         user.password_hash = _hasher.hash(password)
         user.must_change_password = user.id != actor.id
+        ended = sessions.end_all(s, user.id)
         record(s, actor=actor.label, action="user.password_set", object_type="user", object_id=user.id,
-               detail={"must_change_password": user.must_change_password})
+               detail={"must_change_password": user.must_change_password, "sessions_ended": ended})
         return {"id": user.id, "email": user.email, "must_change_password": user.must_change_password}
 
 
@@ -99,7 +94,9 @@ def change_password(core: Core, actor: Actor, current: str, new: str) -> None:
             raise RuleViolation("the new password must differ from the current one", code="password_unchanged")
         user.password_hash = _hasher.hash(new)
         user.must_change_password = False
-        record(s, actor=actor.label, action="user.password_change", object_type="user", object_id=user.id)
+        ended = sessions.end_all(s, user.id)  # the page that changed it starts a new one
+        record(s, actor=actor.label, action="user.password_change", object_type="user", object_id=user.id,
+               detail={"sessions_ended": ended})
 
 
 def sign_in(core: Core, email: str, password: str, client: str | None) -> Actor:
@@ -138,14 +135,3 @@ def _rehash_if_needed(core: Core, user_id: str, stored: str | None, password: st
         user = s.get(User, user_id)
         if user is not None and user.password_hash == stored:
             user.password_hash = _hasher.hash(password)
-
-
-def session_user(core: Core, user_id: str) -> dict[str, Any] | None:
-    """What a web session needs to know of its user on each request, or None when the user is gone."""
-    with core.db.read() as s:
-        user = s.get(User, user_id)
-        if user is None:
-            return None
-        return {"id": user.id, "org_id": user.org_id, "name": user.name, "email": user.email,
-                "must_change_password": bool(user.must_change_password),
-                "fingerprint": fingerprint(user.password_hash), "has_password": user.password_hash is not None}

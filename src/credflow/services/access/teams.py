@@ -25,7 +25,7 @@ from credflow.persistence.tables import (
 )
 from credflow.services import lookup, views
 from credflow.services.access import authz
-from credflow.services.catalog.sharing import refresh_access, refresh_principal
+from credflow.services.access.connection_access import refresh_access, refresh_principal
 from credflow.services.core import Actor, Core
 
 

@@ -3,7 +3,7 @@
 The seed's rules: a ``user_share`` grants only ``user`` or ``user_share``; sharing a credential grants read on
 its environment variables, and revoking the share does not take that read back. Beyond the seed, revocation
 reaches connections: a connection whose owner may no longer use its credential turns ``access_revoked`` and
-returns to ``connected`` when access comes back (``refresh_access``).
+returns to ``connected`` when access comes back (``access.connection_access.refresh_access``).
 """
 
 from __future__ import annotations
@@ -16,28 +16,20 @@ from sqlalchemy.orm import Session
 from credflow.audit.chain import record
 from credflow.domain.errors import Forbidden, Malformed, NotFound, RuleViolation
 from credflow.domain.roles import GRANTABLE, CredentialRole
-from credflow.domain.statuses import ConnectionStatus
 from credflow.persistence.tables import (
-    Connection,
-    Credential,
     CredentialShare,
     Environment,
     Team,
     User,
     VariableGrant,
-    utcnow,
 )
 from credflow.services import views
 from credflow.services.access import authz
+from credflow.services.access.connection_access import refresh_access
 from credflow.services.access.principals import resolve_principal
 from credflow.services.core import Actor, Core
 
 SHAREABLE = (CredentialRole.CO_OWNER, CredentialRole.USER, CredentialRole.USER_SHARE)
-ACCESS_REVOKED = ConnectionStatus.ACCESS_REVOKED
-CONNECTED = ConnectionStatus.CONNECTED
-_KEEP = {ConnectionStatus.CREDENTIAL_DELETED}  # statuses access does not decide
-
-
 def _shareable_role(value: str) -> CredentialRole:
     role = next((r for r in SHAREABLE if r.value == value), None)
     if role is None:
@@ -148,35 +140,3 @@ def unshare(core: Core, actor: Actor, env_id: str, cred_id: str, principal: str)
         revoked = refresh_access(s, cred.id)
         record(s, actor=actor.label, action="credential.unshare", env_id=cred.env_id, object_type="credential",
                object_id=cred.id, detail={**detail, "connections_changed": revoked})
-
-
-def refresh_access(s: Session, credential_id: str) -> list[str]:
-    """Recompute ``access_revoked`` / ``connected`` for every connection of a credential, in the caller's
-    transaction. Returns the ids of the connections whose status changed."""
-    cred = s.get(Credential, credential_id)
-    if cred is None:
-        return []
-    allowed: dict[str, bool] = {}
-    changed: list[str] = []
-    conns = s.scalars(select(Connection).where(Connection.credential_id == cred.id).order_by(Connection.id))
-    for conn in conns.all():
-        if conn.status in _KEEP:
-            continue
-        if conn.owner_id not in allowed:
-            allowed[conn.owner_id] = authz.may_use_credential(s, conn.owner_id, cred)
-        if not allowed[conn.owner_id] and conn.status != ACCESS_REVOKED:
-            conn.status = ACCESS_REVOKED
-        elif allowed[conn.owner_id] and conn.status == ACCESS_REVOKED:
-            conn.status = CONNECTED
-        else:
-            continue
-        conn.updated_at = utcnow()
-        changed.append(conn.id)
-    return changed
-
-
-def refresh_principal(s: Session, principal_id: str) -> list[str]:
-    """``refresh_access`` for every credential shared with a principal (after a team's membership changes)."""
-    cred_ids = s.scalars(select(CredentialShare.credential_id)
-                         .where(CredentialShare.principal_id == principal_id)).all()
-    return [conn for cid in cred_ids for conn in refresh_access(s, cid)]
