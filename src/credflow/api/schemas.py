@@ -29,6 +29,17 @@ class StoreCreate(Body):
     config: dict[str, Any] = {}
 
 
+class StoreUpdate(Body):
+    """Every field optional. ``config`` is merged into the stored config: a field left out keeps its value (a
+    secret one too, so a token can be rotated alone), a field set to null is cleared. ``kind`` may be given but
+    not changed."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    vault_url: str | None = Field(default=None, min_length=1, max_length=500)
+    config: dict[str, Any] | None = None
+    kind: str | None = None
+
+
 class StoreAccessSet(Body):
     principal: str = Field(min_length=1)
     allowed: bool

@@ -54,9 +54,24 @@ def parse_reference(ref: object) -> SecretReference:
     raise RuleViolation("secret_reference is required for a secret variable", code="malformed_secret_reference")
 
 
+def check_printable(text: str, what: str, code: str) -> str:
+    """``text`` without its surrounding blanks, or RuleViolation ``code`` when it holds a control character (a NUL
+    no database keeps, a newline no vault names a secret with). The error names ``what``, never the text."""
+    kept = text.strip()
+    if not kept.isprintable():
+        raise RuleViolation(f"{what} may not hold control characters", code=code)
+    return kept
+
+
 def normalize_vault_url(url: str) -> str:
-    """Compare vault URLs by scheme and host case-insensitively, without a trailing slash."""
-    parts = urlsplit(url.strip())
+    """Compare vault URLs by scheme and host case-insensitively, without a trailing slash. A URL that cannot be
+    split (``http://[::1``) or holds a control character is RuleViolation ``malformed_vault_url``."""
+    text = check_printable(url, "a vault URL", "malformed_vault_url")
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        raise RuleViolation("the vault URL is not a URL that can be read (e.g. an unclosed [ in its host)",
+                            code="malformed_vault_url") from None
     path = parts.path.rstrip("/")
     return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, parts.query, ""))
 

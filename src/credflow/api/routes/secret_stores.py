@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from credflow.api.deps import ActorDep, CoreDep
 from credflow.api.errors import problem_responses
@@ -15,7 +15,7 @@ from credflow.api.models import (
     StoreCheckReport,
 )
 from credflow.api.paging import Limit, page
-from credflow.api.schemas import SecretPut, StoreAccessSet, StoreCreate
+from credflow.api.schemas import SecretPut, StoreAccessSet, StoreCreate, StoreUpdate
 from credflow.services.secrets import secret_stores, store_checks
 
 router = APIRouter(prefix="/environments/{env}/secret-stores", tags=["secret stores"],
@@ -36,6 +36,18 @@ def list_stores(env: str, core: CoreDep, actor: ActorDep, limit: Limit = 50, cur
 @router.get("/{store}", response_model=SecretStorePublic)
 def get_store(env: str, store: str, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
     return secret_stores.get_store(core, actor, env, store)
+
+
+@router.patch("/{store}", response_model=SecretStorePublic, responses=problem_responses(400, 409))
+def update_store(env: str, store: str, body: StoreUpdate, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
+    return secret_stores.update_store(core, actor, env, store, name=body.name, vault_url=body.vault_url,
+                                      config=body.config, kind=body.kind)
+
+
+@router.delete("/{store}", status_code=204, responses=problem_responses(409))
+def delete_store(env: str, store: str, core: CoreDep, actor: ActorDep) -> Response:
+    secret_stores.delete_store(core, actor, env, store)
+    return Response(status_code=204)
 
 
 @router.post("/{store}/access", response_model=StoreAccessPublic, responses=problem_responses(400))

@@ -7,19 +7,27 @@ import re
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from credflow.audit.chain import record
 from credflow.domain.errors import Conflict, NotFound, RuleViolation
-from credflow.domain.references import normalize_vault_url
-from credflow.persistence.tables import BuiltinSecret, SecretStore, StoreAccess
+from credflow.domain.references import check_printable, normalize_vault_url
+from credflow.persistence.tables import (
+    BuiltinSecret,
+    CachedSecret,
+    EnvironmentVariable,
+    SecretHead,
+    SecretStore,
+    StoreAccess,
+)
 from credflow.services import lookup, views
 from credflow.services.access import authz
 from credflow.services.access.principals import resolve_principal
 from credflow.services.core import Actor, Core
 from credflow.services.secrets import outbox
-from credflow.stores.base import SecretNotFound, StoreConfig, StoreContext, split_config
+from credflow.stores.base import SecretNotFound, StoreConfig, StoreContext, config_fields, split_config
 from credflow.stores.base import SecretStore as StoreReader
 from credflow.stores.egress import LINK_LOCAL_RANGES, literal_link_local
 
@@ -33,7 +41,11 @@ def _validate_config(core: Core, kind: str, config: dict[str, Any]) -> StoreConf
         if kind in core.registry.not_viable:
             raise RuleViolation(f"store kind {kind!r} is not viable here: {core.registry.not_viable[kind]}",
                                 code="store_kind_not_viable")
-        raise RuleViolation(f"unknown store kind {kind!r}", code="unknown_store_kind", kinds=core.registry.kinds())
+        kinds = core.registry.kinds()
+        missing = f" (not installed here: {', '.join(sorted(core.registry.not_viable))})" \
+            if core.registry.not_viable else ""
+        raise RuleViolation(f"unknown store kind; the kinds are {', '.join(kinds)}{missing}",
+                            code="unknown_store_kind", kinds=kinds, allowed=kinds)
     try:
         return plugin.Config.model_validate(config)
     except ValidationError as exc:
@@ -59,8 +71,27 @@ def _check_identity_and_addresses(core: Core, kind: str, model: StoreConfig, vau
                             code="ambient_credentials_off")
 
 
+def _check_vault_url(vault_url: str) -> tuple[str, str]:
+    """The vault URL as kept and as compared (``normalize_vault_url``); 422 when it cannot be read as one."""
+    return check_printable(vault_url, "vault_url", "malformed_vault_url"), normalize_vault_url(vault_url)
+
+
+def _check_store_name(name: str) -> str:
+    kept = check_printable(name, "a secret store's name", "malformed_name")
+    if not kept:
+        raise RuleViolation("a secret store needs a non-empty name", code="empty_name")
+    return kept
+
+
+def _unique_name(s: Session, env_id: str, name: str, except_id: str | None = None) -> None:
+    other = s.scalar(select(SecretStore.id).where(SecretStore.env_id == env_id, SecretStore.name == name))
+    if other is not None and other != except_id:
+        raise Conflict(f"a secret store named {name!r} exists", code="duplicate_name")
+
+
 def create_store(core: Core, actor: Actor, env_id: str, name: str, kind: str, vault_url: str | None,
                  config: dict[str, Any]) -> dict[str, Any]:
+    name = _check_store_name(name)
     with core.db.transaction() as s:
         env, _ = authz.require_env(s, actor, env_id, "secret_store.create")
         model = _validate_config(core, kind, config)
@@ -68,14 +99,12 @@ def create_store(core: Core, actor: Actor, env_id: str, name: str, kind: str, va
             if kind != "builtin":
                 raise RuleViolation("vault_url is required for this kind", code="missing_vault_url")
             vault_url = f"builtin://{env.name}/{name}"
+        vault_url, vault_url_norm = _check_vault_url(vault_url)
         _check_identity_and_addresses(core, kind, model, vault_url)
-        if s.scalar(select(SecretStore.id).where(SecretStore.env_id == env.id, SecretStore.name == name)):
-            raise Conflict(f"a secret store named {name!r} exists", code="duplicate_name")
+        _unique_name(s, env.id, name)
         public, full = split_config(model)  # the secret fields are write-only: sealed, never shown
-        row = SecretStore(env_id=env.id, name=name, kind=kind, vault_url=vault_url,
-                          vault_url_norm=normalize_vault_url(vault_url), config=public,
-                          poll_interval_seconds=int(getattr(model, "poll_interval_seconds", 0) or 0),
-                          created_by=actor.id)
+        row = SecretStore(env_id=env.id, name=name, kind=kind, vault_url=vault_url, vault_url_norm=vault_url_norm,
+                          config=public, poll_interval_seconds=_poll_interval(model), created_by=actor.id)
         s.add(row)
         s.flush()
         row.secret_config = core.barrier.seal(s, json.dumps(full), f"store-config:{row.id}")
@@ -83,6 +112,145 @@ def create_store(core: Core, actor: Actor, env_id: str, name: str, kind: str, va
         record(s, actor=actor.label, action="secret_store.create", env_id=env.id, object_type="secret_store",
                object_id=row.id, detail={"name": name, "kind": kind})
         return views.secret_store(row)
+
+
+def _poll_interval(model: StoreConfig) -> int:
+    return int(getattr(model, "poll_interval_seconds", 0) or 0)
+
+
+def _stored_config(core: Core, s: Session, row: SecretStore) -> dict[str, Any]:
+    """The whole config saved with a store, secret fields revealed and retired fields dropped."""
+    full: dict[str, Any] = json.loads(core.barrier.open(s, row.secret_config or "{}", f"store-config:{row.id}"))
+    plugin = core.registry.get(row.kind)
+    retired = plugin.Config.retired_fields if plugin is not None else frozenset()
+    return {k: v for k, v in full.items() if k not in retired}
+
+
+def _merged(stored: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """``patch`` over ``stored``: a field left out keeps its value, null clears it (back to its default), and a
+    nested config (``approle``) is merged the same way."""
+    out = dict(stored)
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _kept_secrets(config: type[StoreConfig], stored: dict[str, Any], patch: dict[str, Any]) -> list[str]:
+    """The secret fields (dotted: ``approle.secret_id``) that ``stored`` holds and ``patch`` leaves out: what a
+    merge keeps."""
+
+    def holds(data: Any, dotted: str) -> bool:
+        for part in dotted.split("."):
+            if not isinstance(data, dict) or data.get(part) is None:
+                return False
+            data = data[part]
+        return True
+
+    def mentions(data: Any, dotted: str) -> bool:
+        for part in dotted.split("."):
+            if not isinstance(data, dict) or part not in data:
+                return False
+            data = data[part]
+            if data is None:  # cleared, itself or the nested config that holds it
+                return True
+        return True
+
+    return [f.name for f in config_fields(config) if f.secret and holds(stored, f.name) and not mentions(patch, f.name)]
+
+
+def update_store(core: Core, actor: Actor, env_id: str, store_ref: str, *, name: str | None = None,
+                 vault_url: str | None = None, config: dict[str, Any] | None = None,
+                 kind: str | None = None) -> dict[str, Any]:
+    """Rename a store, move it, or change its config (its creator or a system administrator). The result passes
+    every check a new store passes. A store that would connect elsewhere (its ``vault_url`` or an address in its
+    config changes) does not keep its secret fields: they must be given again, so that a stored token is never
+    sent to an address it was not written for."""
+    with core.db.transaction() as s:
+        env, role = authz.require_env(s, actor, env_id, "secret_store.read")
+        row = find_store(s, env.id, store_ref)
+        authz.require_store_owner(actor, role, row)
+        if kind is not None and kind != row.kind:
+            raise RuleViolation("a secret store's kind cannot change; register a new store of that kind",
+                                code="store_kind_immutable")
+        new_name = _check_store_name(name) if name is not None else row.name
+        new_url, new_url_norm = _check_vault_url(vault_url) if vault_url is not None else (row.vault_url,
+                                                                                           row.vault_url_norm)
+        stored, patch = _stored_config(core, s, row), config or {}
+        before = _validate_config(core, row.kind, stored)
+        model = _validate_config(core, row.kind, _merged(stored, patch))
+        _check_identity_and_addresses(core, row.kind, model, new_url)
+        moved = sorted(f for f, a in {"vault_url": new_url, **model.addresses()}.items()
+                       if a != {"vault_url": row.vault_url, **before.addresses()}.get(f))
+        kept = _kept_secrets(type(model), stored, patch)
+        if moved and kept:
+            raise RuleViolation(f"the store would connect elsewhere ({', '.join(moved)}), so it does not keep its "
+                                f"secret fields: give {', '.join(kept)} again", code="secret_fields_required",
+                                fields=kept)
+        _unique_name(s, env.id, new_name, except_id=row.id)
+        public, full = split_config(model)
+        changed = sorted(set(patch) | {k for k in set(row.config) | set(public) if row.config.get(k) != public.get(k)})
+        detail = {"name": new_name, "previous_name": row.name if new_name != row.name else None,
+                  "vault_url_changed": new_url != row.vault_url, "config_changed": changed}
+        row.name, row.vault_url, row.vault_url_norm = new_name, new_url, new_url_norm
+        row.config, row.poll_interval_seconds = public, _poll_interval(model)
+        row.secret_config = core.barrier.seal(s, json.dumps(full), f"store-config:{row.id}")
+        if moved:  # values cached from where the store pointed before are not this vault's
+            s.execute(delete(CachedSecret).where(CachedSecret.store_id == row.id))
+        for failing in s.scalars(select(SecretHead.name).where(SecretHead.store_id == row.id,
+                                                               SecretHead.error_code.is_not(None))).all():
+            outbox.secret_version_changed(core, s, row, failing, None, source="store_update")  # ask again now
+        record(s, actor=actor.label, action="secret_store.update", env_id=env.id, object_type="secret_store",
+               object_id=row.id, detail=detail)
+        view = views.secret_store(row)
+    _forget_open(core, row.id)
+    return view
+
+
+def delete_store(core: Core, actor: Actor, env_id: str, store_ref: str) -> None:
+    """Delete a store (its creator or a system administrator) with what credflow keeps of it: its access list,
+    cached versions, pending events and, for a builtin store, its secrets. Refused (409 ``in_use``, naming them)
+    while environment variables reference it: point them at another store first."""
+    with core.db.transaction() as s:
+        env, role = authz.require_env(s, actor, env_id, "secret_store.read")
+        row = find_store(s, env.id, store_ref)
+        authz.require_store_owner(actor, role, row)
+        _refuse_in_use(s, row)
+        secrets = s.scalar(select(func.count(func.distinct(BuiltinSecret.name)))
+                           .where(BuiltinSecret.store_id == row.id)) or 0
+        record(s, actor=actor.label, action="secret_store.delete", env_id=env.id, object_type="secret_store",
+               object_id=row.id, detail={"name": row.name, "kind": row.kind, "builtin_secrets": secrets})
+        s.delete(row)
+        try:
+            s.flush()
+        except IntegrityError:  # a variable made since, in a transaction that committed first
+            raise Conflict("environment variables reference this secret store", code="in_use") from None
+    _forget_open(core, row.id)
+
+
+MAX_DEPENDENTS = 100
+
+
+def _refuse_in_use(s: Session, row: SecretStore) -> None:
+    q = select(EnvironmentVariable).where(EnvironmentVariable.store_id == row.id)
+    total = s.scalar(select(func.count()).select_from(q.subquery())) or 0
+    if total:
+        first = s.scalars(q.order_by(EnvironmentVariable.schema_name).limit(MAX_DEPENDENTS)).all()
+        raise Conflict(f"{total} environment variable(s) reference this secret store; point them at another store "
+                       "or delete them first", code="in_use",
+                       dependents={"environment_variables": [{"id": v.id, "schema_name": v.schema_name}
+                                                             for v in first],
+                                   "counts": {"environment_variables": total}})
+
+
+def _forget_open(core: Core, store_id: str) -> None:
+    """Drop this process's opened readers of the store (they hold its old config)."""
+    for key in [k for k in core.open_stores if k[0] == store_id]:
+        core.open_stores.pop(key, None)
 
 
 def find_store(s: Session, env_id: str, ref: str) -> SecretStore:
