@@ -7,7 +7,7 @@ from typing import Any
 
 from credflow.crypto.sealing import new_key_pair
 from tests.conftest import Api, problem
-from tests.machines.conftest import Machine, register, registration
+from tests.machines.conftest import Machine, queue, register, registration
 
 
 def _register(api: Api, token: str, name: str = "pc") -> Any:
@@ -52,12 +52,20 @@ def test_only_makers_and_administrators_hand_out_registration_tokens(admin: Api)
     assert registration(maker)["registration_token"]
 
 
-def test_machines_are_online_while_they_send_heartbeats(admin: Api, machine: Machine) -> None:
+def test_a_registered_machine_is_offline_until_its_first_heartbeat(admin: Api, machine: Machine) -> None:
     listed = _machines(admin)
-    assert [(m["id"], m["status"]) for m in listed] == [(machine.id, "online")]
-    assert listed[0]["last_seen"]
+    assert [(m["id"], m["status"], m["last_seen"]) for m in listed] == [(machine.id, "offline", None)]
     beat = machine.api.ok(machine.api.post("/machines/me/heartbeat"))
     assert beat["machine_id"] == machine.id and beat["status"] == "online"
+    [seen] = _machines(admin)
+    assert seen["status"] == "online" and seen["last_seen"] == beat["last_seen"]
+
+
+def test_a_claim_counts_as_being_seen(admin: Api) -> None:
+    pc = register(admin, "pc-2")
+    assert pc.job() is None
+    [seen] = _machines(admin)
+    assert seen["status"] == "online" and seen["last_seen"]
 
 
 def test_a_machine_not_seen_for_a_while_is_offline(admin: Api, machine: Machine, core: Any) -> None:
@@ -114,3 +122,42 @@ def test_machines_of_another_environment_are_not_visible(admin: Api, machine: Ma
     problem(other_api.get(other_api.e(f"/machines/{machine.id}")), 404, "machine_not_found")
     problem(other_api.post(other_api.e("/machine-groups"), {"name": "g", "machines": [machine.id]}), 404,
             "machine_not_found")
+
+
+def test_a_machines_detail_shows_its_groups_and_latest_runs(admin: Api, setup: dict[str, Any]) -> None:
+    machine = setup["machine"]
+    group = admin.ok(admin.post(admin.e("/machine-groups"), {"name": "pool", "machines": [machine.id]}), 201)
+    first, second = (queue(admin, setup["flow"]["id"], setup["connection"]["id"])["id"] for _ in range(2))
+    for run_id in (first, second):
+        job = machine.job()
+        assert job is not None and job["run_id"] == run_id
+        machine.api.ok(machine.finish(run_id, exit_code=0 if run_id == first else 2))
+    detail = admin.ok(admin.get(admin.e(f"/machines/{machine.id}")))
+    assert (detail["status"], detail["groups"]) == ("online", [group["id"]]) and detail["last_seen"]
+    assert [(r["id"], r["status"], r["reason"]) for r in detail["runs"]] == [
+        (second, "failed", "exit_code"), (first, "succeeded", None)]
+    assert all("log" not in r for r in detail["runs"])
+    assert admin.ok(admin.get(admin.e(f"/machines/{machine.id}")))["runs"] == detail["runs"]
+
+
+def test_a_machines_detail_shows_only_the_runs_the_caller_sees(admin: Api, setup: dict[str, Any]) -> None:
+    machine = setup["machine"]
+    queue(admin, setup["flow"]["id"], setup["connection"]["id"])
+    assert machine.job() is not None
+    bob = admin.user("bob", "basic_user")
+    assert bob.ok(bob.get(bob.e(f"/machines/{machine.id}")))["runs"] == []
+    assert len(admin.ok(admin.get(admin.e(f"/machines/{machine.id}")))["runs"]) == 1
+
+
+def test_a_machine_is_renamed_by_its_owner(admin: Api) -> None:
+    mia = admin.user("mia", "environment_maker")
+    pc = register(mia, "pc-1")
+    register(admin, "pc-2")
+    renamed = mia.ok(mia.patch(mia.e(f"/machines/{pc.id}"), {"name": "pc-1-renamed"}))
+    assert (renamed["id"], renamed["name"]) == (pc.id, "pc-1-renamed")
+    assert mia.ok(mia.get(mia.e("/machines/pc-1-renamed")))["id"] == pc.id
+    problem(mia.patch(mia.e(f"/machines/{pc.id}"), {"name": "pc-2"}), 409, "duplicate_name")
+    problem(mia.patch(mia.e(f"/machines/{pc.id}"), {"name": "  "}), 422, "empty_name")
+    problem(mia.patch(mia.e(f"/machines/{pc.id}"), {"colour": "red"}), 422, "unknown_field")
+    assert pc.api.ok(pc.api.post("/machines/me/heartbeat"))["machine_id"] == pc.id  # its token still works
+    assert admin.ok(admin.patch(admin.e(f"/machines/{pc.id}"), {"name": "by-admin"}))["name"] == "by-admin"

@@ -38,15 +38,36 @@ class GroupUpdate(Body):
     machines: list[str] | None = Field(default=None, max_length=1000)
 
 
+class MachineUpdate(Body):
+    name: str | None = None
+
+
 class DesktopFlowCreate(Body):
     name: str
     command: list[str]
     solution: str | None = None
 
 
+class DesktopFlowUpdate(Body):
+    name: str | None = None
+    command: list[str] | None = None
+
+
 class ConnectionCreate(Body):
     name: str
     target: dict[str, str]
+    credential: str | None = None
+    username: SecretStr | None = None
+    password: SecretStr | None = None
+
+
+class ConnectionUpdate(Body):
+    """Every field optional. ``credential`` switches the connection to that credential (its typed username and
+    password are forgotten); ``username`` and ``password`` switch it to typed values (both needed when it used a
+    credential; either alone changes that one when it already had typed values)."""
+
+    name: str | None = None
+    target: dict[str, str] | None = None
     credential: str | None = None
     username: SecretStr | None = None
     password: SecretStr | None = None

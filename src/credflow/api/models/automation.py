@@ -29,8 +29,9 @@ class MachinePublic(Public):
     name: str
     environment: str
     public_key: str
-    status: Literal["online", "offline"]
-    last_seen: Timestamp | None
+    status: Literal["online", "offline"] = Field(
+        description="online while it sends heartbeats or claims; offline before its first one (last_seen null)")
+    last_seen: Timestamp | None = Field(description="its last heartbeat or claim; null until its first")
     groups: list[str]
     owner: str | None
     created_at: Timestamp
@@ -127,6 +128,10 @@ class RunSummary(Public):
 
 class RunPublic(RunSummary):
     log: str = Field(description="the run's output, with the credential's values masked")
+
+
+class MachineDetail(MachinePublic):
+    runs: list[RunSummary] = Field(description="its latest runs that the caller sees (at most 10), newest first")
 
 
 class ConnectionReferencePublic(Public):

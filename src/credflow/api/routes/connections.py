@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 
 from credflow.api.deps import ActorDep, CoreDep
 from credflow.api.errors import problem_responses
-from credflow.api.machine_schemas import ConnectionCreate
+from credflow.api.machine_schemas import ConnectionCreate, ConnectionUpdate
 from credflow.api.models import ConnectionPublic, Page
 from credflow.api.paging import Limit, page
 from credflow.services.automation import connections
@@ -32,6 +32,15 @@ def list_connections(env: str, core: CoreDep, actor: ActorDep, limit: Limit = 50
 @router.get("/{connection}", response_model=ConnectionPublic, responses=problem_responses(409))
 def get_connection(env: str, connection: str, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
     return connections.get_connection(core, actor, env, connection)
+
+
+@router.patch("/{connection}", response_model=ConnectionPublic, responses=problem_responses(400, 409))
+def update_connection(env: str, connection: str, body: ConnectionUpdate, core: CoreDep, actor: ActorDep
+                      ) -> dict[str, Any]:
+    return connections.update_connection(
+        core, actor, env, connection, name=body.name, target=body.target, credential=body.credential,
+        username=body.username.get_secret_value() if body.username is not None else None,
+        password=body.password.get_secret_value() if body.password is not None else None)
 
 
 @router.delete("/{connection}", status_code=204, responses=problem_responses(409))

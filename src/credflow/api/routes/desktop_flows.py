@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 
 from credflow.api.deps import ActorDep, CoreDep
 from credflow.api.errors import problem_responses
-from credflow.api.machine_schemas import DesktopFlowCreate
+from credflow.api.machine_schemas import DesktopFlowCreate, DesktopFlowUpdate
 from credflow.api.models import DesktopFlowPublic, Page
 from credflow.api.paging import Limit, page
 from credflow.services.automation import desktop_flows
@@ -29,6 +29,12 @@ def list_desktop_flows(env: str, core: CoreDep, actor: ActorDep, limit: Limit = 
 @router.get("/{flow}", response_model=DesktopFlowPublic)
 def get_desktop_flow(env: str, flow: str, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
     return desktop_flows.get_desktop_flow(core, actor, env, flow)
+
+
+@router.patch("/{flow}", response_model=DesktopFlowPublic, responses=problem_responses(400, 409))
+def update_desktop_flow(env: str, flow: str, body: DesktopFlowUpdate, core: CoreDep, actor: ActorDep
+                        ) -> dict[str, Any]:
+    return desktop_flows.update_desktop_flow(core, actor, env, flow, name=body.name, command=body.command)
 
 
 @router.delete("/{flow}", status_code=204, responses=problem_responses(409))

@@ -6,8 +6,8 @@ from fastapi import APIRouter, Response
 
 from credflow.api.deps import ActorDep, CoreDep
 from credflow.api.errors import problem_responses
-from credflow.api.machine_schemas import GroupCreate, GroupUpdate, RegistrationCreate
-from credflow.api.models import MachineGroupPublic, MachinePublic, Page, Registration
+from credflow.api.machine_schemas import GroupCreate, GroupUpdate, MachineUpdate, RegistrationCreate
+from credflow.api.models import MachineDetail, MachineGroupPublic, MachinePublic, Page, Registration
 from credflow.api.paging import Limit, page
 from credflow.services.automation import machines
 
@@ -27,9 +27,14 @@ def list_machines(env: str, core: CoreDep, actor: ActorDep, limit: Limit = 50, c
     return page(machines.list_machines(core, actor, env), limit, cursor)
 
 
-@router.get("/machines/{machine}", response_model=MachinePublic)
+@router.get("/machines/{machine}", response_model=MachineDetail)
 def get_machine(env: str, machine: str, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
     return machines.get_machine(core, actor, env, machine)
+
+
+@router.patch("/machines/{machine}", response_model=MachinePublic, responses=problem_responses(400, 409))
+def update_machine(env: str, machine: str, body: MachineUpdate, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
+    return machines.update_machine(core, actor, env, machine, name=body.name)
 
 
 @router.delete("/machines/{machine}", status_code=204)

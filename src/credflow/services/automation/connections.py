@@ -1,5 +1,6 @@
 """Desktop flow connections: a machine or machine group, and either a credential (the seed's "Switch to
-credentials") or a username and password typed in, kept under the barrier.
+credentials") or a username and password typed in, kept under the barrier. An existing connection switches
+between the two, or to another credential, with ``update_connection``.
 
 ``status`` is ``connected`` or the reason runs cannot get the values (``access_revoked``,
 ``credential_deleted``, ``secret_unreadable``); ``secret_version`` is the version the next run receives.
@@ -17,7 +18,7 @@ from credflow.domain.errors import Conflict, NotFound, RuleViolation
 from credflow.domain.names import check_name
 from credflow.domain.roles import EnvironmentRole
 from credflow.domain.statuses import ConnectionStatus
-from credflow.persistence.tables import Connection, Credential, Machine, MachineGroup, Run, User
+from credflow.persistence.tables import Connection, Credential, Machine, MachineGroup, Run, User, utcnow
 from credflow.services import lookup
 from credflow.services.access import authz
 from credflow.services.automation import delivery, run_state
@@ -103,10 +104,7 @@ def create_connection(core: Core, actor: Actor, env_id: str, name: str, target: 
         if credential is not None:
             cred, _ = authz.credential(s, actor, env.id, credential, "use")
             conn.credential_id = cred.id
-            try:
-                conn.secret_version = delivery.credential_version(core, s, cred)
-            except delivery.Undeliverable as exc:
-                conn.status = exc.reason
+            _follow_credential(core, s, conn, cred)
         s.add(conn)
         s.flush()
         if credential is None:
@@ -117,6 +115,65 @@ def create_connection(core: Core, actor: Actor, env_id: str, name: str, target: 
                                           "credential": conn.credential_id, "status": conn.status,
                                           "secret_version": conn.secret_version})
         return connection_view(conn)
+
+
+def update_connection(core: Core, actor: Actor, env_id: str, ref: str, *, name: str | None = None,
+                      target: Any = None, credential: str | None = None, username: str | None = None,
+                      password: str | None = None) -> dict[str, Any]:
+    """Change a connection (its owner or a system administrator): rename it, move it to another machine or group,
+    switch it to a credential (the caller needs ``use`` on it, and so does the connection's owner, who runs on it),
+    or to a typed username and password. Its status and ``secret_version`` follow what it now uses."""
+    typed = username is not None or password is not None
+    if credential is not None and typed:
+        raise RuleViolation("a connection uses either a credential or a username and password, not both",
+                            code="wrong_fields")
+    if username == "" or password == "":
+        raise RuleViolation("a typed username or password may not be empty", code="missing_credential")
+    if len(username or "") > MAX_USERNAME or len(password or "") > MAX_PASSWORD:
+        raise RuleViolation("the username or password is too long", code="value_too_large")
+    with core.db.transaction() as s:
+        env, role = authz.environment(s, actor, env_id)
+        conn = find_connection(s, actor, env.id, role, ref)
+        changed: list[str] = []
+        if name is not None:
+            conn.name = check_name(name, "connection", one_code=True)
+            changed.append("name")
+        if target is not None:
+            conn.machine_id, conn.machine_group_id = _target(s, env.id, target)
+            changed.append("target")
+        if credential is not None:
+            cred, _ = authz.credential(s, actor, env.id, credential, "use")
+            if not authz.may_use_credential(s, conn.owner_id, cred):
+                raise RuleViolation("the connection's owner may not use this credential; share it with them first",
+                                    code="owner_may_not_use_credential", credential=cred.id)
+            conn.credential_id, conn.sealed_username, conn.sealed_password = cred.id, None, None
+            _follow_credential(core, s, conn, cred)
+            changed.append("credential")
+        elif typed:
+            if conn.sealed_password is None and (username is None or password is None):
+                raise RuleViolation("a connection switched to a typed login needs both username and password",
+                                    code="missing_credential")
+            if username is not None:
+                conn.sealed_username = core.barrier.seal(s, username, delivery.username_aad(conn.id))
+            if password is not None:
+                conn.sealed_password = core.barrier.seal(s, password, delivery.password_aad(conn.id))
+            conn.credential_id, conn.status, conn.secret_version = None, ConnectionStatus.CONNECTED, None
+            changed += [f for f, v in (("username", username), ("password", password)) if v is not None]
+        conn.updated_at = utcnow()
+        record(s, actor=actor.label, action="connection.update", env_id=env.id, object_type="connection",
+               object_id=conn.id, detail={"changed": changed, "name": conn.name, "machine": conn.machine_id,
+                                          "machine_group": conn.machine_group_id, "credential": conn.credential_id,
+                                          "status": conn.status, "secret_version": conn.secret_version})
+        return connection_view(conn)
+
+
+def _follow_credential(core: Core, s: Session, conn: Connection, cred: Credential) -> None:
+    """A connection on ``cred``: ``connected`` at the version its next run receives, or why it cannot be."""
+    conn.status, conn.secret_version = ConnectionStatus.CONNECTED, None
+    try:
+        conn.secret_version = delivery.credential_version(core, s, cred)
+    except delivery.Undeliverable as exc:
+        conn.status = exc.reason
 
 
 def list_connections(core: Core, actor: Actor, env_id: str, credential: str | None = None) -> list[dict[str, Any]]:

@@ -81,6 +81,30 @@ def get_desktop_flow(core: Core, actor: Actor, env_id: str, ref: str) -> dict[st
         return desktop_flow_view(find_desktop_flow(s, env.id, ref))
 
 
+def update_desktop_flow(core: Core, actor: Actor, env_id: str, ref: str, name: str | None = None,
+                        command: list[str] | None = None) -> dict[str, Any]:
+    """Rename a desktop flow or change its command (its owner or a system administrator). Runs still queued run
+    the new command: a machine receives the command when it claims the run."""
+    with core.db.transaction() as s:
+        env, role = authz.require_env(s, actor, env_id, "desktop_flow.create")
+        f = find_desktop_flow(s, env.id, ref)
+        authz.require_owner(actor, role, f.owner_id, "desktop flow")
+        new_name, new_command = check_desktop_flow(f.name if name is None else name,
+                                                   list(f.command) if command is None else command)
+        other = s.scalar(select(DesktopFlow.id).where(DesktopFlow.env_id == env.id, DesktopFlow.name == new_name))
+        if other is not None and other != f.id:
+            raise Conflict(f"a desktop flow named {new_name!r} exists", code="duplicate_name")
+        detail: dict[str, Any] = {"name": new_name}
+        if new_name != f.name:
+            detail["previous_name"] = f.name
+        if new_command != list(f.command):
+            detail.update(command=new_command, previous_command=list(f.command))
+        f.name, f.command = new_name, new_command
+        record(s, actor=actor.label, action="desktop_flow.update", env_id=env.id, object_type="desktop_flow",
+               object_id=f.id, detail=detail)
+        return desktop_flow_view(f)
+
+
 def delete_desktop_flow(core: Core, actor: Actor, env_id: str, ref: str) -> None:
     """Refused while a cloud flow uses it or a run of it is queued or running; finished runs go with it."""
     with core.db.transaction() as s:

@@ -34,6 +34,7 @@ from credflow.services.core import Actor, Core, new_token
 from credflow.services.views import ts
 
 MAX_REGISTRATION_TTL = 7 * 24 * 3600
+RECENT_RUNS = 10  # the runs a machine's detail shows
 
 
 def is_online(core: Core, m: Machine, now: datetime | None = None) -> bool:
@@ -120,8 +121,9 @@ def register_machine(core: Core, registration_token: str, name: str, public_key:
         if taken.rowcount != 1:  # type: ignore[attr-defined]
             raise Unauthenticated("the registration token was already used", code="registration_token_used")
         token = new_token(authz.MACHINE_TOKEN_PREFIX.rstrip("_"))
+        # Not seen until its first heartbeat or claim: a machine that never connects is never shown online.
         m = Machine(env_id=reg.env_id, name=name, public_key=public_key, token_hash=authz.token_hash(token),
-                    last_seen=now, owner_id=reg.created_by)
+                    last_seen=None, owner_id=reg.created_by)
         s.add(m)
         s.flush()
         record(s, actor=f"machine:{m.id}", action="machine.register", env_id=reg.env_id, object_type="machine",
@@ -156,13 +158,36 @@ def page_machines(core: Core, actor: Actor, env_id: str, listing: lookup.Listing
 
 
 def get_machine(core: Core, actor: Actor, env_id: str, ref: str) -> dict[str, Any]:
+    """The machine with its latest runs (those the caller sees, newest first)."""
     with core.db.read() as s:
-        env, _ = authz.require_env(s, actor, env_id, "machine.read")
+        env, role = authz.require_env(s, actor, env_id, "machine.read")
         m = find_machine(s, env.id, ref)
+        return {**machine_view(core, m, groups_of(s, [m.id])[m.id]),
+                "runs": run_state.recent(s, actor, role, Run.machine_id == m.id, limit=RECENT_RUNS)}
+
+
+def update_machine(core: Core, actor: Actor, env_id: str, ref: str, name: str | None = None) -> dict[str, Any]:
+    """Rename a machine (its owner or a system administrator). The agent keeps its token and key; the name is
+    only how people find it."""
+    with core.db.transaction() as s:
+        env, role = authz.require_env(s, actor, env_id, "machine.read")
+        m = find_machine(s, env.id, ref)
+        authz.require_owner(actor, role, m.owner_id, "machine")
+        changed: dict[str, Any] = {}
+        if name is not None:
+            new_name = check_name(name, "machine")
+            other = s.scalar(select(Machine.id).where(Machine.env_id == env.id, Machine.name == new_name))
+            if other is not None and other != m.id:
+                raise Conflict(f"a machine named {new_name!r} exists in this environment", code="duplicate_name")
+            if new_name != m.name:
+                changed["name"] = {"from": m.name, "to": new_name}
+                m.name = new_name
+        record(s, actor=actor.label, action="machine.update", env_id=env.id, object_type="machine",
+               object_id=m.id, detail=changed)
         return machine_view(core, m, groups_of(s, [m.id])[m.id])
 
 
-def fail_runs_of_targets(s: Session, machine_id: str | None, group_id: str | None, why: str) -> int:
+def fail_runs_of_targets(s: Session, machine_id: str | None, group_id: str | None, why: str, detail: str) -> int:
     """Queued runs that can no longer reach a machine, and runs a deleted machine holds, turn failed."""
     count = 0
     conns = select(Connection.id).where(
@@ -171,7 +196,7 @@ def fail_runs_of_targets(s: Session, machine_id: str | None, group_id: str | Non
     held = s.scalars(select(Run).where(Run.status == RunStatus.RUNNING, Run.machine_id == machine_id)).all() \
         if machine_id else []
     for run in [*queued, *held]:
-        run_state.fail(run, why)
+        run_state.fail(run, why, detail)
         count += 1
     return count
 
@@ -181,7 +206,7 @@ def delete_machine(core: Core, actor: Actor, env_id: str, ref: str) -> None:
         env, role = authz.require_env(s, actor, env_id, "machine.read")
         m = find_machine(s, env.id, ref)
         authz.require_owner(actor, role, m.owner_id, "machine")
-        failed = fail_runs_of_targets(s, m.id, None, "machine_deleted")
+        failed = fail_runs_of_targets(s, m.id, None, "machine_deleted", "its machine was deleted")
         record(s, actor=actor.label, action="machine.delete", env_id=env.id, object_type="machine",
                object_id=m.id, detail={"name": m.name, "runs_failed": failed})
         s.delete(m)  # its connections lose their target; its token stops working
@@ -278,7 +303,7 @@ def delete_group(core: Core, actor: Actor, env_id: str, ref: str) -> None:
         env, role = authz.require_env(s, actor, env_id, "machine_group.write")
         g = find_group(s, env.id, ref)
         authz.require_owner(actor, role, g.owner_id, "machine group")
-        failed = fail_runs_of_targets(s, None, g.id, "machine_group_deleted")
+        failed = fail_runs_of_targets(s, None, g.id, "machine_group_deleted", "its machine group was deleted")
         record(s, actor=actor.label, action="machine_group.delete", env_id=env.id, object_type="machine_group",
                object_id=g.id, detail={"name": g.name, "runs_failed": failed})
         s.delete(g)
