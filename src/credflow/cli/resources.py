@@ -8,6 +8,7 @@ from typing import Any, Optional
 from urllib.parse import quote
 
 import typer
+from rich.markup import escape
 
 from credflow.cli.common import (
     EnvOpt,
@@ -109,49 +110,87 @@ def env_list(as_json: bool = JsonOpt) -> None:
 STORE_FIELDS = ["id", "name", "kind", "vault_url"]
 
 
+def _config(text: str) -> dict[str, Any]:
+    """``--config``: a JSON object, '-' for standard input."""
+    try:
+        cfg = json.loads(sys.stdin.read() if text == "-" else text)
+    except ValueError as exc:
+        usage(f"--config is not valid JSON ({exc}); give an object such as '{{\"address\": \"https://...\"}}'")
+    if not isinstance(cfg, dict):
+        usage("--config is a JSON object, such as '{\"address\": \"https://...\"}'")
+    return cfg
+
+
+CheckOpt = typer.Option(True, help="Run the prerequisite check afterwards (`credflow store check`).")
+
+
 @store_app.command("create")
 def store_create(name: str, kind: str = typer.Option("builtin", help="builtin, hashicorp-vault, azure-keyvault, "
                                                      "aws-secretsmanager (`credflow store kinds` lists them)."),
                  vault_url: Optional[str] = typer.Option(None, help="What events name this vault by."),
                  config: str = typer.Option("{}", help="Kind-specific config as JSON ('-' reads stdin)."),
-                 check: bool = typer.Option(True, help="Run the prerequisite check after creating it "
-                                                       "(`credflow store check`)."),
-                 env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
+                 check: bool = CheckOpt, env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
     """Register a secret store (system administrators), then check its prerequisites."""
-    text = sys.stdin.read() if config == "-" else config
-    try:
-        cfg = json.loads(text)
-    except ValueError as exc:
-        usage(f"--config is not valid JSON ({exc}); give an object such as '{{\"url\": \"https://...\"}}'")
-    if not isinstance(cfg, dict):
-        usage("--config is a JSON object, such as '{\"url\": \"https://...\"}'")
-    e = environment(env)
+    body = {"name": name, "kind": kind, "vault_url": vault_url, "config": _config(config)}
     with calling() as c:
-        body = {"name": name, "kind": kind, "vault_url": vault_url, "config": cfg}
-        made = c.post(f"/environments/{e}/secret-stores", body)
-        report: dict[str, Any] | None = None
-        problem = None
-        if check:
-            try:
-                report = c.post(f"/environments/{e}/secret-stores/{made['id']}/check")
-            except ApiError as exc:
-                problem = f"{exc.problem.get('detail')} ({exc.status} {exc.problem.get('code', '')})"
+        made = c.post(f"/environments/{environment(env)}/secret-stores", body)
+        _checked(c, env, made, check, as_json, "created")
+
+
+@store_app.command("update")
+def store_update(store: str, name: Optional[str] = typer.Option(None, "--name", help="A new name."),
+                 vault_url: Optional[str] = typer.Option(None, help="What events name this vault by."),
+                 config: Optional[str] = typer.Option(None, help="Config fields to change, as JSON ('-' reads "
+                                                                 "stdin); fields left out keep their value, null "
+                                                                 "clears one."),
+                 check: bool = CheckOpt, env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
+    """Change a secret store's name, vault URL or config (its creator or system administrators), then check it."""
+    body: dict[str, Any] = {k: v for k, v in (("name", name), ("vault_url", vault_url)) if v is not None}
+    if config is not None:
+        body["config"] = _config(config)
+    if not body:
+        usage("nothing to change: give --name, --vault-url or --config")
+    with calling() as c:
+        ref = names(c, env).resolve("store", store)
+        got = c.patch(f"/environments/{environment(env)}/secret-stores/{ref}", body)
+        _checked(c, env, got, check, as_json, "changed")
+
+
+@store_app.command("delete")
+def store_delete(store: str, yes: bool = YesOpt, env: Optional[str] = EnvOpt) -> None:
+    """Delete a secret store (refused while environment variables reference it)."""
+    confirm(f"delete secret store {store}", yes)
+    with calling() as c:
+        c.delete(f"/environments/{environment(env)}/secret-stores/{names(c, env).resolve('store', store)}")
+        err.print(f"deleted secret store {store}")
+
+
+def _checked(c: Client, env: Optional[str], store: dict[str, Any], check: bool, as_json: bool, done: str) -> None:
+    """Show a store just made or changed and, unless ``check`` is off, its prerequisite check."""
+    report: dict[str, Any] | None = None
+    problem = None
+    if check:
+        try:
+            report = c.post(f"/environments/{environment(env)}/secret-stores/{store['id']}/check")
+        except ApiError as exc:
+            problem = f"{exc.problem.get('detail')} ({exc.status} {exc.problem.get('code', '')})"
     if as_json:
-        print_json({**made, **({"check": report} if report is not None else {})})
+        print_json({**store, **({"check": report} if report is not None else {})})
     else:
-        show(made, False, STORE_FIELDS)
+        show(store, False, STORE_FIELDS)
         if report is not None:
             err.print("prerequisite check:")
             show(report["checks"], False, ["check", "ok", "detail"])
+    name = escape(store["name"])
     if problem is not None:
-        err.print(f"[yellow]the store {name} was created, but its check could not run[/yellow]: {problem}; "
-                  f"run `credflow store check {name}` later", soft_wrap=True)
+        err.print(f"[yellow]the store {name} was {done}, but its check could not run[/yellow]: {escape(problem)}; "
+                  f"run `credflow store check {name}` later")
     elif report is not None and not report["ok"]:
         failed = ", ".join(ch["check"] for ch in report["checks"] if not ch["ok"])
-        err.print(f"[red]the store {name} was created, but its check fails[/red] ({failed}): each failing "
-                  f"check above says what to fix. Fix it, then run `credflow store check {name}`. The store "
-                  "cannot be changed or deleted through credflow yet: to try another config, create it under "
-                  "another name.", soft_wrap=True)
+        err.print(f"[red]the store {name} was {done}, but its check fails[/red] ({failed}): each failing check "
+                  f"above says what to fix. Fix the vault, or the store with `credflow store update {name} "
+                  f"--config JSON`, then run `credflow store check {name}`; or delete it: "
+                  f"`credflow store delete {name}`.")
 
 
 store_app.command("add", hidden=True)(store_create)  # the old spelling, kept for one release
