@@ -216,3 +216,103 @@ def test_desktop_flow_commands_read_as_a_shell_would(new_page: Callable[[], Page
     spaced = admin.locator("tr", has_text="spaced-flow").locator("code").inner_text()
     assert spaced == """robot --title 'two words' 'it'"'"'s'""", spaced
     shot(admin, "desktop-flows-quoted")
+
+
+def test_machines_connections_flows_and_stores_are_changed_on_their_pages(new_page: Callable[[], Page],
+                                                                        admin_api: Admin) -> None:
+    robot = _robot(admin_api, "ops")
+    agent: httpx.Client = robot["agent"]
+    done = admin_api.call("POST", admin_api.e("/runs"), 201, json={
+        "desktop_flow": robot["flow"]["id"], "connection": robot["conn"]["id"]})
+    agent.post("/machines/me/jobs/claim", params={"wait": 0})
+    agent.post(f"/machines/me/jobs/{done['id']}/result", json={"exit_code": 0, "log": "ok\n"})
+    admin_api.call("POST", admin_api.e("/machine-groups"), 201,
+                   json={"name": "ops-pool", "machines": [robot["machine"]["machine_id"]]})
+    admin_api.call("POST", admin_api.e("/secret-stores"), 201, json={"name": "ops-vault", "kind": "builtin"})
+    admin_api.call("PUT", admin_api.e("/secret-stores/ops-vault/secrets/ops-pw"), json={"value": "Ops-Secret-1"})
+    admin_api.call("POST", admin_api.e("/environment-variables"), 201,
+                   json={"schema_name": "ops_user", "type": "text", "value": "ops@corp.example"})
+    admin_api.call("POST", admin_api.e("/environment-variables"), 201, json={
+        "schema_name": "ops_pass", "type": "secret", "secret_reference": {"store": "ops-vault", "name": "ops-pw"}})
+    admin_api.call("POST", admin_api.e("/credentials"), 201, json={
+        "name": "Ops login", "username_variable": "ops_user", "password_variable": "ops_pass"})
+    admin = new_page()
+    sign_in_admin(admin)
+
+    # A machine's own page: status, last seen, groups and its runs; renaming it.
+    admin.goto("/env/default/machines?q=ops")
+    admin.get_by_role("link", name="ops-pc", exact=True).click()
+    facts = admin.inner_text("dl.facts")
+    assert "online" in facts and "ops-pool" in facts and "UTC" in facts
+    assert "ops-flow" in admin.locator(f"#run-{done['id']}").inner_text()
+    admin.get_by_label("Machine name").fill("ops-pc-renamed")
+    admin.get_by_role("button", name="Rename").click()
+    assert "Renamed." in admin.inner_text("main") and admin.inner_text("h1") == "Machine ops-pc-renamed"
+    shot(admin, "machine-page")
+
+    # A connection switches to a credential, and back to a typed login.
+    admin.goto("/env/default/connections?q=ops")
+    admin.get_by_role("link", name="Edit connection ops-conn").click()
+    admin.get_by_label("A credential").check()
+    admin.get_by_label("Credential", exact=True).select_option(label="Ops login (Owner)")
+    shot(admin, "connection-edit")
+    admin.get_by_role("button", name="Save").click()
+    assert "Saved." in admin.inner_text("main")
+    assert "Credential Ops login" in admin.locator("tr", has_text="ops-conn").inner_text()
+    admin.get_by_role("link", name="Edit connection ops-conn").click()
+    admin.get_by_label("A username and password").check()
+    admin.get_by_label("Username", exact=True).fill("typed-again")
+    admin.get_by_role("button", name="Save").click()
+    assert "missing_credential" in admin.inner_text("[role=alert]")  # switching needs the password too
+    admin.get_by_label("A username and password").check()
+    admin.get_by_label("Username", exact=True).fill("typed-again")
+    admin.get_by_label("Password", exact=True).fill("Typed-Again-9")
+    admin.get_by_role("button", name="Save").click()
+    assert "Username and password" in admin.locator("tr", has_text="ops-conn").inner_text()
+    assert "Typed-Again-9" not in admin.content()
+
+    # A desktop flow's command changes, typed as a shell reads it.
+    admin.goto("/env/default/desktop-flows?q=ops")
+    admin.get_by_role("link", name="Edit desktop flow ops-flow").click()
+    assert admin.get_by_label("Command line").input_value() == "robot"
+    admin.get_by_label("Command line").fill("sh -c 'robot --all'")
+    shot(admin, "desktop-flow-edit")
+    admin.get_by_role("button", name="Save").click()
+    assert admin.locator("tr", has_text="ops-flow").locator("code").inner_text() == "sh -c 'robot --all'"
+
+    # A store's token is rotated on its edit page (never shown); a store in use is not deleted, an unused one is.
+    admin_api.call("POST", admin_api.e("/secret-stores"), 201, json={
+        "name": "ops-bao", "kind": "hashicorp-vault", "vault_url": "http://127.0.0.1:1",
+        "config": {"address": "http://127.0.0.1:1", "token": "Old-Token-1"}})
+    admin.goto("/env/default/stores/ops-bao")
+    admin.get_by_role("link", name="Edit").click()
+    assert "It is set" in admin.inner_text("#h-cfg-token")
+    admin.get_by_label("Token").fill("New-Token-2")
+    shot(admin, "store-edit")
+    admin.get_by_role("button", name="Save").click()
+    assert "Saved." in admin.inner_text("main") and "New-Token-2" not in admin.content()
+    admin.goto("/env/default/audit?action=secret_store.update")
+    assert "Config changed\ntoken" in admin.locator("main tbody tr").first.inner_text()
+    admin.goto("/env/default/stores/ops-vault")
+    admin.get_by_role("link", name="Delete").click()
+    admin.get_by_role("button", name="Delete ops-vault").click()
+    refusal = admin.inner_text("[role=alert]")
+    assert "in_use" in refusal and "ops_pass" in refusal, refusal
+    shot(admin, "store-delete-in-use")
+    admin.goto("/env/default/stores/ops-bao")
+    admin.get_by_role("link", name="Delete").click()
+    admin.get_by_role("button", name="Delete ops-bao").click()
+    assert "Deleted." in admin.inner_text("main") and "ops-bao" not in admin.inner_text("main")
+
+    # A cancelled run says so, and who cancelled it, on its page and in the list.
+    waiting = admin_api.call("POST", admin_api.e("/runs"), 201, json={
+        "desktop_flow": robot["flow"]["id"], "connection": robot["conn"]["id"]})
+    admin.goto(f"/env/default/runs/{waiting['id']}")
+    admin.get_by_role("button", name="Cancel the run").click()
+    expect(admin.locator("#run-status")).to_have_text("cancelled")
+    assert admin.inner_text("#run-state") == "Cancelled by admin@localhost."
+    admin.goto("/env/default/runs?status=cancelled")
+    row = admin.locator(f"#run-{waiting['id']}").inner_text()
+    assert "cancelled" in row and "Cancelled by admin@localhost" in row
+    shot(admin, "runs-cancelled")
+    agent.close()

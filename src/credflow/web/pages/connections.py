@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Request
 from starlette.responses import Response
 
@@ -37,7 +39,7 @@ def list_page(request: Request, env: str, user: CurrentUser) -> Response:
     listing, view = list_view(request, SORTS)
     found = connections.page_connections(core_of(request), user.actor, e.id, listing)
     return render(request, "connections/list.html", user=user, env=e, connections=found["items"],
-                  view=paged(view, found))
+                  view=paged(view, found), edit_connection=True)
 
 
 def _form(request: Request, user: WebUser, e: EnvPage, auth: str, values: dict[str, str],
@@ -79,6 +81,53 @@ def create(request: Request, env: str, user: CurrentUser, form: PostedForm) -> R
     except DomainError as exc:
         return _form(request, user, e, auth, values, exc)
     return see_other(f"{e.base}/connections?done=created#conn-{made['id']}")
+
+
+def _edit_form(request: Request, user: WebUser, e: EnvPage, conn: str, values: dict[str, str] | None = None,
+               error: DomainError | None = None) -> Response:
+    core = core_of(request)
+    got = connections.get_connection(core, user.actor, e.id, conn)
+    found_machines, groups = targets(request, user, e)
+    creds = by_name(credentials.list_credentials(core, user.actor, e.id))
+    target = next((f"{k}:{v}" for k, v in (got["target"] or {}).items()), "")
+    current = {"name": got["name"], "target": target, "auth": "credential" if got["credential"] else "password",
+               "credential": got["credential"] or ""}
+    return render(request, "connections/edit.html", user=user, env=e, conn=got, values=values or current,
+                  current=current, machines=found_machines, groups=groups, credentials=creds, error=error,
+                  section="/connections")
+
+
+@router.get("/env/{env}/connections/{conn}/edit")
+def edit_page(request: Request, env: str, conn: str, user: CurrentUser) -> Response:
+    return _edit_form(request, user, load_env(request, user, env), conn)
+
+
+@router.post("/env/{env}/connections/{conn}/edit")
+def edit(request: Request, env: str, conn: str, user: CurrentUser, form: PostedForm) -> Response:
+    """Rename, move to another machine or group, or switch between a credential and a typed login; a typed
+    username or password left empty keeps the one the connection has."""
+    e = load_env(request, user, env)
+    core = core_of(request)
+    values = {k: form_text(form, k) for k in ("name", "target", "auth", "credential")}
+    try:
+        got = connections.get_connection(core, user.actor, e.id, conn)
+        changes: dict[str, Any] = {}
+        if values["name"] != got["name"]:
+            changes["name"] = values["name"]
+        if values["target"] != next((f"{k}:{v}" for k, v in (got["target"] or {}).items()), ""):
+            changes["target"] = _target(values["target"])
+        if values["auth"] == "credential":
+            if not values["credential"]:
+                raise RuleViolation("select the credential the connection signs in with", code="missing_credential")
+            if values["credential"] != got["credential"]:
+                changes["credential"] = values["credential"]
+        else:
+            typed = {k: form_raw(form, k) for k in ("username", "password")}
+            changes.update({k: v for k, v in typed.items() if v})
+        connections.update_connection(core, user.actor, e.id, got["id"], **changes)
+    except DomainError as exc:
+        return _edit_form(request, user, e, conn, values, exc)
+    return see_other(f"{e.base}/connections?done=saved#conn-{got['id']}")
 
 
 def _delete_page(request: Request, user: WebUser, e: EnvPage, conn: str, error: DomainError | None = None

@@ -10,8 +10,10 @@ from fastapi import Request
 from starlette.responses import Response
 
 from credflow.domain.errors import DomainError
-from credflow.services.automation import machines
+from credflow.services.automation import machines, runs
 from credflow.web.auth import CurrentUser, PostedForm, WebUser, core_of
+from credflow.web.pages.runs import why
+from credflow.web.pages.users import person
 from credflow.web.render import (
     EnvPage,
     by_name,
@@ -51,7 +53,7 @@ def _page(request: Request, user: WebUser, e: EnvPage, error: DomainError | None
     found = machines.page_machines(core_of(request), user.actor, e.id, listing)
     commands = agent_commands(request, registration["registration_token"]) if registration is not None else []
     return render(request, "machines/list.html", user=user, env=e, machines=found["items"], view=paged(view, found),
-                  error=error, registration=registration, commands=commands)
+                  error=error, registration=registration, commands=commands, machine_pages=True)
 
 
 @router.get("/env/{env}/machines")
@@ -68,6 +70,39 @@ def register(request: Request, env: str, user: CurrentUser, form: PostedForm) ->
     except DomainError as exc:
         return _page(request, user, e, exc)
     return _page(request, user, e, registration=made)
+
+
+RECENT_RUNS = 10
+
+
+def _machine_page(request: Request, user: WebUser, e: EnvPage, machine: str, error: DomainError | None = None,
+                  name: str | None = None) -> Response:
+    """A machine's own page: status, last seen, groups, its latest runs, and renaming it."""
+    core = core_of(request)
+    got = machines.get_machine(core, user.actor, e.id, machine)
+    groups = {g["id"]: g["name"] for g in machines.list_groups(core, user.actor, e.id)}
+    recent = runs.page_runs(core, user.actor, e.id, machine=got["id"], limit=RECENT_RUNS)
+    items = [{**r, "why": why(r)} for r in recent["items"]]
+    return render(request, "machines/detail.html", user=user, env=e, machine=got, error=error,
+                  groups=[groups.get(g, "a deleted group") for g in got["groups"]], runs=items,
+                  more_runs=recent["next"] is not None, owner=person(request, user, got.get("owner")),
+                  name=got["name"] if name is None else name, section="/machines")
+
+
+@router.get("/env/{env}/machines/{machine}")
+def machine_page(request: Request, env: str, machine: str, user: CurrentUser) -> Response:
+    return _machine_page(request, user, load_env(request, user, env), machine)
+
+
+@router.post("/env/{env}/machines/{machine}/rename")
+def rename_machine(request: Request, env: str, machine: str, user: CurrentUser, form: PostedForm) -> Response:
+    e = load_env(request, user, env)
+    name = form_text(form, "name")
+    try:
+        got = machines.update_machine(core_of(request), user.actor, e.id, machine, name=name)
+    except DomainError as exc:
+        return _machine_page(request, user, e, machine, exc, name)
+    return see_other(f"{e.base}/machines/{got['id']}?done=renamed")
 
 
 def _delete_machine_page(request: Request, user: WebUser, e: EnvPage, machine: str,

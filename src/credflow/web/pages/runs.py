@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from credflow.domain.errors import DomainError, RuleViolation
 from credflow.domain.statuses import RunStatus
-from credflow.services.automation import connections, desktop_flows, runs
+from credflow.services.automation import connections, desktop_flows, machines, runs
 from credflow.web.auth import CurrentUser, PostedForm, WebUser, core_of
 from credflow.web.render import (
     EnvPage,
@@ -65,14 +65,17 @@ def _page(request: Request, user: WebUser, e: EnvPage, error: DomainError | None
     params = request.query_params
     status = params.get("status", "")
     status = status if status in {s.value for s in RunStatus} else ""
+    machine = machines.get_machine(core, user.actor, e.id, params["machine"]) if params.get("machine") else None
     found = runs.page_runs(core, user.actor, e.id, search=params.get("q", ""), status=status or None,
                            newest_first=params.get("sort") != "oldest", after=params.get("after") or None,
-                           before=params.get("before") or None, limit=50)
+                           before=params.get("before") or None, limit=50, machine=machine["id"] if machine else None)
     flows = by_name(desktop_flows.list_desktop_flows(core, user.actor, e.id))
     conns = by_name(connections.list_connections(core, user.actor, e.id))
     items = [{**r, "why": why(r)} for r in found["items"]]
     return render(request, "runs/list.html", user=user, env=e, runs=items, flows=flows, connections=conns,
-                  view=keyset_view(request, RUN_SORTS, found, {"status": status}), status_filter=status,
+                  view=keyset_view(request, RUN_SORTS, found,
+                                   {"status": status, "machine": machine["id"] if machine else ""}),
+                  status_filter=status, machine=machine,
                   statuses=_statuses(), live=any(r["status"] in ACTIVE for r in items), error=error,
                   values=values or {"desktop_flow": "", "connection": ""})
 
@@ -121,7 +124,8 @@ def _flows(request: Request, user: WebUser, e: EnvPage, error: DomainError | Non
     listing, view = list_view(request, FLOW_SORTS)
     found = desktop_flows.page_desktop_flows(core_of(request), user.actor, e.id, listing)
     return render(request, "runs/flows.html", user=user, env=e, flows=found["items"], view=paged(view, found),
-                  error=error, values=values or {"name": "", "command": ""}, section="/runs")
+                  error=error, values=values or {"name": "", "command": ""}, section="/runs",
+                  edit_flows=e.can("desktop_flow.create"))
 
 
 @router.get("/env/{env}/desktop-flows")
@@ -147,3 +151,27 @@ def create_desktop_flow(request: Request, env: str, user: CurrentUser, form: Pos
     except DomainError as exc:
         return _flows(request, user, e, exc, values)
     return see_other(f"{e.base}/desktop-flows?done=created")
+
+
+def _edit_flow(request: Request, user: WebUser, e: EnvPage, flow: str, values: dict[str, str] | None = None,
+               error: DomainError | None = None) -> Response:
+    got = desktop_flows.get_desktop_flow(core_of(request), user.actor, e.id, flow)
+    return render(request, "runs/flow_edit.html", user=user, env=e, flow=got, error=error, section="/runs",
+                  values=values or {"name": got["name"], "command": shlex.join(got["command"])})
+
+
+@router.get("/env/{env}/desktop-flows/{flow}/edit")
+def edit_flow_page(request: Request, env: str, flow: str, user: CurrentUser) -> Response:
+    return _edit_flow(request, user, load_env(request, user, env), flow)
+
+
+@router.post("/env/{env}/desktop-flows/{flow}/edit")
+def edit_flow(request: Request, env: str, flow: str, user: CurrentUser, form: PostedForm) -> Response:
+    e = load_env(request, user, env)
+    values = {"name": form_text(form, "name"), "command": form_text(form, "command")}
+    try:
+        desktop_flows.update_desktop_flow(core_of(request), user.actor, e.id, flow, name=values["name"],
+                                          command=command_of(values["command"]))
+    except DomainError as exc:
+        return _edit_flow(request, user, e, flow, values, exc)
+    return see_other(f"{e.base}/desktop-flows?done=saved")

@@ -111,6 +111,54 @@ def config_from_form(fields: list[ConfigField], form: FormData) -> dict[str, Any
     return config
 
 
+def config_patch(fields: list[ConfigField], form: FormData, current: dict[str, Any]) -> dict[str, Any]:
+    """What an edit form changes of a store's config (``current``, its public view): a setting that differs from
+    its current value, null for one emptied (back to its default); a secret setting only when one is typed (an
+    empty one keeps the value the store has)."""
+    patch: dict[str, Any] = {}
+    for f in fields:
+        raw = form.get(f.input_name)
+        *parents, leaf = f.name.split(".")
+        holder: Any = current
+        for part in parents:
+            holder = holder.get(part) if isinstance(holder, dict) else None
+        now = holder.get(leaf) if isinstance(holder, dict) else None
+        value: Any
+        if f.kind == "password":
+            if not isinstance(raw, str) or raw == "":
+                continue
+            value = raw
+        else:
+            text = raw.strip() if isinstance(raw, str) else ""
+            if f.kind == "bool":
+                value = text == "yes"
+                now = bool(now)
+            elif f.kind == "number":
+                value = int(text) if text.lstrip("-").isdigit() else (text or None)
+            else:
+                value = text or None
+            if value == now:
+                continue
+        target = patch
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[leaf] = value
+    return patch
+
+
+def current_values(fields: list[ConfigField], current: dict[str, Any]) -> dict[str, str]:
+    """A store's public settings as an edit form's inputs show them (never a secret one)."""
+    out: dict[str, str] = {}
+    for f in fields:
+        if f.kind == "password":
+            continue
+        value: Any = current
+        for part in f.name.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        out[f.name] = ("yes" if value else "no") if f.kind == "bool" else ("" if value is None else str(value))
+    return out
+
+
 def echo_values(fields: list[ConfigField], form: FormData | None) -> dict[str, str]:
     """What to fill back into the form after an error: every field but the secret ones."""
     if form is None:

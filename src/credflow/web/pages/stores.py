@@ -12,7 +12,14 @@ from starlette.responses import Response
 from credflow.domain.errors import DomainError
 from credflow.services.secrets import secret_stores, store_checks
 from credflow.web.auth import CurrentUser, PostedForm, WebUser, core_of
-from credflow.web.pages.store_forms import config_from_form, echo_values, fields_of, hints_of
+from credflow.web.pages.store_forms import (
+    config_from_form,
+    config_patch,
+    current_values,
+    echo_values,
+    fields_of,
+    hints_of,
+)
 from credflow.web.pages.users import people_of
 from credflow.web.render import (
     EnvPage,
@@ -85,6 +92,78 @@ def _detail(request: Request, user: WebUser, e: EnvPage, store_ref: str, report:
     return render(request, "stores/detail.html", user=user, env=e, store=store, secrets=found, report=report,
                   check_labels=CHECK_LABELS, kind_labels=KIND_LABELS, people=people_of(request, user, e), error=error,
                   access_values=access_values or {}, settings=_settings(request, store), section="/stores")
+
+
+def _secrets_set(request: Request, store: dict[str, Any]) -> set[str]:
+    plugin = core_of(request).registry.get(store["kind"])
+    fields = fields_of(plugin.Config) if plugin is not None else []
+    labels = {f.label: f.name for f in fields}
+    return {labels[label] for label, shown in _settings(request, store) if shown == "set" and label in labels}
+
+
+def _edit_form(request: Request, user: WebUser, e: EnvPage, store_ref: str, form: FormData | None = None,
+               error: DomainError | None = None) -> Response:
+    core = core_of(request)
+    store = secret_stores.get_store(core, user.actor, e.id, store_ref)
+    plugin = core.registry.get(store["kind"])
+    fields = fields_of(plugin.Config) if plugin is not None else []
+    if form is None:
+        values, config_values = {"name": store["name"], "vault_url": store["vault_url"]}, current_values(
+            fields, store["config"])
+    else:
+        values, config_values = {"name": form_text(form, "name"), "vault_url": form_text(form, "vault_url")}, \
+            echo_values(fields, form)
+    return render(request, "stores/edit.html", user=user, env=e, store=store, kind=store["kind"],
+                  kind_labels=KIND_LABELS, fields=fields, values=values, config_values=config_values,
+                  hints=hints_of(store["kind"]), editing=True, secrets_set=_secrets_set(request, store), error=error,
+                  section="/stores")
+
+
+@router.get("/env/{env}/stores/{store}/edit")
+def edit_page(request: Request, env: str, store: str, user: CurrentUser) -> Response:
+    return _edit_form(request, user, load_env(request, user, env), store)
+
+
+@router.post("/env/{env}/stores/{store}/edit")
+def edit(request: Request, env: str, store: str, user: CurrentUser, form: PostedForm) -> Response:
+    """Rename, move or reconfigure a store; a secret setting typed in replaces the one kept (a rotated token), an
+    empty one keeps it."""
+    e = load_env(request, user, env)
+    core = core_of(request)
+    try:
+        got = secret_stores.get_store(core, user.actor, e.id, store)
+        plugin = core.registry.get(got["kind"])
+        patch = config_patch(fields_of(plugin.Config), form, got["config"]) if plugin is not None else {}
+        name, vault_url = form_text(form, "name"), form_text(form, "vault_url")
+        secret_stores.update_store(core, user.actor, e.id, got["id"], name=name if name != got["name"] else None,
+                                   vault_url=vault_url if vault_url != got["vault_url"] else None,
+                                   config=patch or None)
+    except DomainError as exc:
+        return _edit_form(request, user, e, store, form, exc)
+    return see_other(f"{e.base}/stores/{got['id']}?done=saved")
+
+
+def _delete_page(request: Request, user: WebUser, e: EnvPage, store_ref: str, error: DomainError | None = None
+                 ) -> Response:
+    got = secret_stores.get_store(core_of(request), user.actor, e.id, store_ref)
+    return render(request, "stores/delete.html", user=user, env=e, store=got, kind_labels=KIND_LABELS, error=error,
+                  section="/stores")
+
+
+@router.get("/env/{env}/stores/{store}/delete")
+def delete_page(request: Request, env: str, store: str, user: CurrentUser) -> Response:
+    """Ask before deleting."""
+    return _delete_page(request, user, load_env(request, user, env), store)
+
+
+@router.post("/env/{env}/stores/{store}/delete")
+def delete(request: Request, env: str, store: str, user: CurrentUser, form: PostedForm) -> Response:
+    e = load_env(request, user, env)
+    try:
+        secret_stores.delete_store(core_of(request), user.actor, e.id, store)
+    except DomainError as exc:
+        return _delete_page(request, user, e, store, exc)
+    return see_other(f"{e.base}/stores?done=deleted")
 
 
 def _settings(request: Request, store: dict[str, Any]) -> list[tuple[str, str]]:
