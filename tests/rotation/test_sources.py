@@ -58,7 +58,7 @@ def test_notify_by_a_system_administrator_refreshes_every_connection(
     time.sleep(0.3)
     assert new not in versions(admin, [mine, theirs])  # the vault sends no events: nothing moved by itself
     assert admin.ok(admin.post(admin.e(NOTIFY), {"KeyVaultUrl": vault.url + "/", "SecretName": "robot"}),
-                    202) == {"accepted": True}
+                    202) == {"accepted": True, "connections": 2}
     wait_for(lambda: versions(admin, [mine, theirs]) == {new})
     assert run_now(maker, machine, theirs, flow)["credential"]["password"] == "second-password"
 
@@ -73,7 +73,8 @@ def test_notify_by_anyone_else_refreshes_only_their_own_connections(
     theirs = connect(maker, machine, cred["id"], "maker-conn")["id"]
     old = mine["secret_version"]
     new = vault.write("robot", "second-password")
-    maker.ok(maker.post(maker.e(NOTIFY), {"KeyVaultUrl": vault.url.upper(), "SecretName": " robot "}), 202)
+    assert maker.ok(maker.post(maker.e(NOTIFY), {"KeyVaultUrl": vault.url.upper(), "SecretName": " robot "}),
+                    202) == {"accepted": True, "connections": 1}
     wait_for(lambda: connection(maker, theirs)["secret_version"] == new)
     time.sleep(0.3)
     assert connection(admin, mine["id"])["secret_version"] == old

@@ -49,7 +49,7 @@ def test_a_rotated_openbao_password_reaches_the_next_run(admin: Api, openbao: Op
     kv.create_or_update_secret(path=path, secret={"value": "bao-pw-2"})
     resp = admin.post(admin.e("/actions/NotifyEnvironmentVariableSecretChange"),
                       {"KeyVaultUrl": openbao.address + "/", "SecretName": path})
-    assert resp.status_code == 202 and resp.json() == {"accepted": True}
+    assert resp.status_code == 202 and resp.json() == {"accepted": True, "connections": 1}
     _wait_for_version(admin, conn["id"], "2", within=2)
     assert next_run_gets()["password"] == "bao-pw-2"
 

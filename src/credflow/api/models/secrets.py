@@ -66,6 +66,10 @@ class StoreCheckReport(Public):
 
 class Accepted(Public):
     accepted: bool
+    connections: int = Field(description="how many connections the notice moves to the vault's current version: "
+                                         "those on a credential whose password follows the secret (not pinned to "
+                                         "a version), of the caller's reach (every one for a system "
+                                         "administrator, else the caller's own)")
 
 
 class EventKeyPublic(Public):

@@ -15,7 +15,12 @@ from sqlalchemy.orm import Session
 
 from credflow.audit.chain import record
 from credflow.domain.errors import Malformed, NotFound, RuleViolation, TooLarge
-from credflow.domain.references import azure_vault_name, normalize_vault_url, vault_name_from_resource_id
+from credflow.domain.references import (
+    azure_vault_name,
+    check_printable,
+    normalize_vault_url,
+    vault_name_from_resource_id,
+)
 from credflow.events.parsing import parse
 from credflow.persistence.tables import (
     Connection,
@@ -27,7 +32,8 @@ from credflow.persistence.tables import (
 )
 from credflow.services.access import authz
 from credflow.services.core import Actor, Core
-from credflow.services.secrets import cache, outbox
+from credflow.services.secrets import cache, connection_state, outbox
+from credflow.stores.base import split_field
 
 MAX_BODY_BYTES = 1_048_576  # Event Grid delivers at most 1 MB per request
 
@@ -45,23 +51,42 @@ def match_stores(s: Session, env_id: str, vault: str) -> list[SecretStore]:
 
 def notify(core: Core, actor: Actor, env_id: str, key_vault_url: str, secret_name: str) -> dict[str, Any]:
     """The seed's NotifyEnvironmentVariableSecretChange: a system administrator refreshes every connection
-    using the secret, anyone else only their own."""
-    name = secret_name.strip()
-    if not name or not key_vault_url.strip():
+    using the secret, anyone else only their own. ``connections`` says how many connections that is: those on a
+    credential whose password follows the secret (unpinned), within the caller's reach. The worker moves them
+    right after the answer, to the version the vault holds."""
+    name = check_printable(secret_name, "SecretName", "malformed_secret_name")
+    vault = check_printable(key_vault_url, "KeyVaultUrl", "malformed_vault_url")
+    if not name or not vault:
         raise RuleViolation("KeyVaultUrl and SecretName may not be empty", code="missing_fields")
     with core.db.transaction() as s:
         env, role = authz.require_env(s, actor, env_id, "rotation.notify")
-        stores = match_stores(s, env.id, key_vault_url)
+        stores = match_stores(s, env.id, vault)
         if not stores and authz.env_allows(role, "secret_store.read"):
             raise NotFound("no secret store of this environment is that vault", code="store_not_found")
         scope = None if authz.env_allows(role, "rotation.notify_all") else actor.id
+        reached = 0
         for store in stores:
             outbox.secret_version_changed(core, s, store, name, None, source="notify", scope_user_id=scope)
+            reached += _connections_following(s, store, name, scope)
         record(s, actor=actor.label, action="rotation.notify", env_id=env.id, object_type="secret",
                object_id=stores[0].id if stores else None,
-               detail={"name": name, "stores": [st.id for st in stores],
+               detail={"name": name, "stores": [st.id for st in stores], "connections": reached,
                        "reach": "environment" if scope is None else "own_connections"})
-        return {"accepted": True}
+        return {"accepted": True, "connections": reached}
+
+
+def _connections_following(s: Session, store: SecretStore, name: str, owner_id: str | None) -> int:
+    """The connections a notice of secret ``name`` of ``store`` moves: on credentials whose password follows
+    the secret (any ``#FIELD`` of it) unpinned; only ``owner_id``'s when given."""
+    base, _ = split_field(name)
+    names = connection_state.referenced_names(s, store.id, base)
+    if not names:
+        return 0
+    q = select(func.count()).select_from(Connection).where(
+        Connection.credential_id.in_(connection_state.credentials_using(store.id, names)))
+    if owner_id is not None:
+        q = q.where(Connection.owner_id == owner_id)
+    return s.scalar(q) or 0
 
 
 def webhook_grant(origin: str | None, rate: str | None) -> dict[str, str]:
