@@ -111,3 +111,20 @@ def test_a_machine_replaces_its_token_and_the_old_one_stops(admin: Api) -> None:
     problem(admin.post("/machines/me/token"), 403, "user_token_not_allowed")
     problem(renewed.get("/me/tokens"), 403, "machine_token_not_allowed")
     problem(renewed.post("/me/tokens", {"name": "x"}), 403, "machine_token_not_allowed")
+
+
+def test_a_disabled_machine_claims_nothing_until_enabled(admin: Api, cred_setup: dict[str, Any]) -> None:
+    machine, machine_id, _ = new_machine(admin, "pc-2")
+    flow = admin.ok(admin.post(admin.e("/desktop-flows"), {"name": "job", "command": ["true"]}), 201)
+    conn = admin.ok(admin.post(admin.e("/connections"), {"name": "robot", "target": {"machine": machine_id},
+                                                         "credential": cred_setup["credential"]["id"]}), 201)
+    got = admin.ok(admin.patch(admin.e(f"/machines/{machine_id}"), {"disabled": True}))
+    assert got["disabled"] is True
+    run = admin.ok(admin.post(admin.e("/runs"), {"desktop_flow": flow["id"], "connection": conn["id"]}), 201)
+    assert machine.post("/machines/me/jobs/claim", params={"wait": 0}).status_code == 204
+    assert machine.post("/machines/me/heartbeat", {}).status_code == 200  # it still says it is there
+    assert admin.ok(admin.get(admin.e(f"/runs/{run['id']}")))["status"] == "queued"
+    assert admin.ok(admin.get(admin.e(f"/machines/{machine_id}")))["disabled"] is True
+    admin.ok(admin.patch(admin.e(f"/machines/{machine_id}"), {"disabled": False}))
+    job = machine.post("/machines/me/jobs/claim", params={"wait": 0})
+    assert job.status_code == 200 and job.json()["run_id"] == run["id"]

@@ -66,3 +66,14 @@ def test_a_revoked_token_counts_as_a_failed_sign_in(admin: Api) -> None:
 def test_a_machine_token_is_no_user_token_and_a_user_token_rotates_no_machine(admin: Api) -> None:
     problem(admin.post("/machines/me/token"), 403, "user_token_not_allowed")
     problem(Api(admin.http, "cfm_not-a-machine", admin.env).post("/machines/me/token"), 401)
+
+
+def test_another_maker_may_not_enable_or_disable_a_machine_that_is_not_hers(admin: Api) -> None:
+    from tests.conftest import new_machine
+
+    alice, mallory = admin.user("alice"), admin.user("mallory")
+    _, machine_id, _ = new_machine(alice, "alice-pc")
+    problem(mallory.patch(mallory.e(f"/machines/{machine_id}"), {"disabled": True}), 403, "not_owner")
+    assert alice.ok(alice.patch(alice.e(f"/machines/{machine_id}"), {"disabled": True}))["disabled"] is True
+    problem(mallory.patch(mallory.e(f"/machines/{machine_id}"), {"disabled": False}), 403, "not_owner")
+    assert admin.ok(admin.get(admin.e(f"/machines/{machine_id}")))["disabled"] is True

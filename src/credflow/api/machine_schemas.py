@@ -40,6 +40,7 @@ class GroupUpdate(Body):
 
 class MachineUpdate(Body):
     name: str | None = None
+    disabled: bool | None = Field(default=None, description="true: the machine claims nothing until enabled")
 
 
 class DesktopFlowCreate(Body):

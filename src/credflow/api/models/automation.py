@@ -34,6 +34,7 @@ class MachinePublic(Public):
     last_seen: Timestamp | None = Field(description="its last heartbeat or claim; null until its first")
     groups: list[str]
     owner: str | None
+    disabled: bool = Field(description="a disabled machine claims nothing until enabled")
     created_at: Timestamp
 
 

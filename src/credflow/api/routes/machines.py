@@ -34,7 +34,7 @@ def get_machine(env: str, machine: str, core: CoreDep, actor: ActorDep) -> dict[
 
 @router.patch("/machines/{machine}", response_model=MachinePublic, responses=problem_responses(400, 409))
 def update_machine(env: str, machine: str, body: MachineUpdate, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
-    return machines.update_machine(core, actor, env, machine, name=body.name)
+    return machines.update_machine(core, actor, env, machine, name=body.name, disabled=body.disabled)
 
 
 @router.delete("/machines/{machine}", status_code=204)

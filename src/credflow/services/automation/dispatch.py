@@ -91,6 +91,8 @@ def claim(core: Core, actor: Actor) -> dict[str, Any] | str | None:
         if machine is None:
             raise Unauthenticated("the machine no longer exists", code="machine_not_found")
         machine.last_seen = utcnow()
+        if machine.disabled:
+            return None  # an administrator disabled it: it claims nothing until enabled
         if s.scalar(select(exists().where(Run.machine_id == machine.id, Run.status == RunStatus.RUNNING))):
             return BUSY
         for _ in range(MAX_SKIPPED):

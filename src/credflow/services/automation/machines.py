@@ -56,7 +56,7 @@ def groups_of(s: Session, machine_ids: list[str]) -> dict[str, list[str]]:
 def machine_view(core: Core, m: Machine, groups: list[str]) -> dict[str, Any]:
     return {"id": m.id, "name": m.name, "environment": m.env_id, "public_key": m.public_key,
             "status": "online" if is_online(core, m) else "offline", "last_seen": ts(m.last_seen),
-            "groups": groups, "owner": m.owner_id, "created_at": ts(m.created_at)}
+            "groups": groups, "owner": m.owner_id, "disabled": bool(m.disabled), "created_at": ts(m.created_at)}
 
 
 def group_view(g: MachineGroup, members: list[str]) -> dict[str, Any]:
@@ -166,9 +166,10 @@ def get_machine(core: Core, actor: Actor, env_id: str, ref: str) -> dict[str, An
                 "runs": run_state.recent(s, actor, role, Run.machine_id == m.id, limit=RECENT_RUNS)}
 
 
-def update_machine(core: Core, actor: Actor, env_id: str, ref: str, name: str | None = None) -> dict[str, Any]:
-    """Rename a machine (its owner or a system administrator). The agent keeps its token and key; the name is
-    only how people find it."""
+def update_machine(core: Core, actor: Actor, env_id: str, ref: str, name: str | None = None,
+                   disabled: bool | None = None) -> dict[str, Any]:
+    """Rename, disable or enable a machine (its owner or a system administrator). The agent keeps its token and
+    key; the name is only how people find it. A disabled machine claims nothing (its heartbeats still count)."""
     with core.db.transaction() as s:
         env, role = authz.require_env(s, actor, env_id, "machine.read")
         m = find_machine(s, env.id, ref)
@@ -182,6 +183,9 @@ def update_machine(core: Core, actor: Actor, env_id: str, ref: str, name: str | 
             if new_name != m.name:
                 changed["name"] = {"from": m.name, "to": new_name}
                 m.name = new_name
+        if disabled is not None and disabled != m.disabled:
+            m.disabled = disabled
+            changed["disabled"] = disabled
         record(s, actor=actor.label, action="machine.update", env_id=env.id, object_type="machine",
                object_id=m.id, detail=changed)
         return machine_view(core, m, groups_of(s, [m.id])[m.id])
