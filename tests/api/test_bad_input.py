@@ -51,6 +51,12 @@ CASES = [
      422, "wrong_fields"),
     ("post", "/secret-stores", {"name": "s2", "kind": "tape-drive"}, 422, "unknown_store_kind"),
     ("post", "/secret-stores", {"name": "vault", "kind": "builtin"}, 409, "duplicate_name"),
+    ("post", "/secret-stores", {"name": "s4", "kind": "hashicorp-vault", "vault_url": "http://[::1",
+                                "config": {"address": "http://127.0.0.1:8200", "token": "t"}},
+     422, "malformed_vault_url"),
+    ("post", "/secret-stores", {"name": "s5", "kind": "builtin", "vault_url": "builtin://x\x00"}, 422,
+     "malformed_vault_url"),
+    ("post", "/secret-stores", {"name": "s\x006", "kind": "builtin"}, 422, "malformed_name"),
     ("post", "/secret-stores", {"name": "s3", "kind": "builtin", "config": {"token": "x"}},
      422, "invalid_store_config"),
     ("put", "/secret-stores/vault/secrets/big", {"value": "x" * 25_001}, 422, "secret_too_large"),
@@ -88,3 +94,24 @@ def test_no_token_is_401_and_a_bad_token_is_401(admin: Api) -> None:
 def test_an_environment_not_mine_is_404(admin: Api) -> None:
     resp = admin.get("/environments/does-not-exist/credentials")
     assert resp.status_code == 404 and resp.json()["code"] == "environment_not_found"
+
+
+@pytest.mark.parametrize(("path", "body", "code", "allowed"), [
+    ("/secret-stores", {"name": "s", "kind": "tape-drive"}, "unknown_store_kind", None),  # the kinds installed
+    ("/environment-variables", {"schema_name": "v", "type": "number", "value": "x"}, "unknown_variable_type",
+     ["text", "secret"]),
+    ("/solutions/Robots/components", {"type": "flow", "id": "x"}, "unknown_component_type",
+     ["environment_variable", "credential", "desktop_flow", "connection_reference", "cloud_flow"]),
+])
+def test_an_error_that_rejects_a_value_lists_the_valid_ones(admin: Api, path: str, body: dict[str, Any], code: str,
+                                                            allowed: list[str] | None) -> None:
+    admin.ok(admin.post(admin.e("/solutions"), {"unique_name": "Robots", "display_name": "Robots",
+                                                "version": "1.0.0.0"}), 201)
+    if allowed is None:
+        allowed = [k["kind"] for k in admin.ok(admin.get("/secret-store-kinds"))["items"] if k["viable"]]
+        assert "builtin" in allowed
+    got = admin.post(admin.e(path), body)
+    assert got.status_code == 422 and got.json()["code"] == code, got.text
+    assert sorted(got.json()["allowed"]) == sorted(allowed)
+    assert all(value in got.json()["detail"] for value in allowed if code != "unknown_variable_type")
+    assert "tape-drive" not in got.json()["detail"]  # no error echoes the value it refuses

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from credflow.domain.errors import RuleViolation
+
 
 class EnvironmentRole(StrEnum):
     SYSTEM_ADMINISTRATOR = "system_administrator"
@@ -87,6 +89,19 @@ GRANTABLE: dict[CredentialRole, frozenset[CredentialRole]] = {
 }
 
 _RANK = {CredentialRole.USER: 1, CredentialRole.USER_SHARE: 2, CredentialRole.CO_OWNER: 3, CredentialRole.OWNER: 4}
+
+
+def credential_role_named(value: str, allowed: tuple[CredentialRole, ...]) -> CredentialRole:
+    """The credential role ``value`` names, as the API spells it (``co_owner``, ``user_share``) or as the seed
+    does (``co-owner``, ``Co-owner``, ``user-share``), if it is one of ``allowed``; else RuleViolation
+    ``unknown_role`` listing them."""
+    key = value.strip().lower().replace("-", "_") if isinstance(value, str) else ""
+    role = next((r for r in allowed if r.value == key), None)
+    if role is None:
+        names = [r.value for r in allowed]
+        raise RuleViolation(f"a role is one of {', '.join(names)} (the seed's co-owner and user-share are "
+                            "accepted too)", code="unknown_role", allowed=names)
+    return role
 
 
 def strongest(roles: list[CredentialRole]) -> CredentialRole | None:

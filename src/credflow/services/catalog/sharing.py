@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from credflow.audit.chain import record
 from credflow.domain.errors import Forbidden, Malformed, NotFound, RuleViolation
-from credflow.domain.roles import GRANTABLE, CredentialRole
+from credflow.domain.roles import GRANTABLE, CredentialRole, credential_role_named
 from credflow.persistence.tables import (
     CredentialShare,
     Environment,
@@ -30,12 +30,6 @@ from credflow.services.access.principals import resolve_principal
 from credflow.services.core import Actor, Core
 
 SHAREABLE = (CredentialRole.CO_OWNER, CredentialRole.USER, CredentialRole.USER_SHARE)
-def _shareable_role(value: str) -> CredentialRole:
-    role = next((r for r in SHAREABLE if r.value == value), None)
-    if role is None:
-        raise RuleViolation(f"a share's role is one of {', '.join(r.value for r in SHAREABLE)}",
-                            code="unknown_role", allowed=[r.value for r in SHAREABLE])
-    return role
 
 
 def _require_grantable(mine: CredentialRole, role: CredentialRole, doing: str) -> None:
@@ -87,7 +81,7 @@ def _in_environment(s: Session, user_id: str, env: Environment) -> bool:
 
 def share(core: Core, actor: Actor, env_id: str, cred_id: str, principal: str, role: str) -> dict[str, Any]:
     """Grant ``role`` to a user or team, or change the role it holds."""
-    wanted = _shareable_role(role)
+    wanted = credential_role_named(role, SHAREABLE)
     with core.db.transaction() as s:
         cred, mine = authz.credential(s, actor, env_id, cred_id, "share")
         _require_grantable(mine, wanted, "grant")

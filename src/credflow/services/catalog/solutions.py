@@ -191,7 +191,9 @@ def _may_see(s: Session, actor: Actor, role: EnvironmentRole, row: Row) -> bool:
 def add_component(core: Core, actor: Actor, env_id: str, solution: str, type_: str, ref: str,
                   add_required: bool = True) -> dict[str, Any]:
     if type_ not in TABLES:
-        raise RuleViolation("unknown component type", code="unknown_component_type", known=list(m.COMPONENT_TYPES))
+        types = list(m.COMPONENT_TYPES)
+        raise RuleViolation(f"unknown component type; the types are {', '.join(types)}",
+                            code="unknown_component_type", known=types, allowed=types)
     with core.db.transaction() as s:
         env, role = authz.require_env(s, actor, env_id, "solution.write")
         sol = find_solution(s, env.id, solution)

@@ -67,7 +67,7 @@ def create_variable(core: Core, actor: Actor, env_id: str, schema_name: str, dis
         raise RuleViolation("schema_name is a letter then up to 99 letters, digits or _",
                             code="malformed_schema_name")
     if type_ not in ("text", "secret"):
-        raise RuleViolation("type is text or secret", code="unknown_variable_type")
+        raise RuleViolation("type is text or secret", code="unknown_variable_type", allowed=["text", "secret"])
     with core.db.transaction() as s:
         env, role = authz.require_env(s, actor, env_id, "variable.create")
         if s.scalar(select(EnvironmentVariable.id).where(EnvironmentVariable.env_id == env.id,
