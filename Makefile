@@ -11,13 +11,22 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# The OpenID provider of the single sign-on tests (node's oidc-provider, from npm); the tests skip, saying why,
+# when npm cannot install it.
+OP_DIR := tests/identity/op
+OP := $(OP_DIR)/node_modules/.installed
+
+$(OP): $(OP_DIR)/package-lock.json
+	cd $(OP_DIR) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed \
+		|| echo "npm could not install oidc-provider: the single sign-on tests will be skipped"
+
+install: $(STAMP) $(OP)
 
 run: $(STAMP)
 	$(BIN)/credflow serve --host 127.0.0.1 --port 8080 --data-dir $${CREDFLOW_DATA_DIR:-./.credflow}
 
 # Two workers: most tests wait on real servers and agents, so the two cores stay busy.
-test: $(STAMP)
+test: $(STAMP) $(OP)
 	$(BIN)/pytest -q -ra -n 2
 
 # The unit tier: no HTTP, no database server; seconds.

@@ -33,6 +33,19 @@ class Settings(BaseSettings):
     # Whether a secret store may use this server's own identity: a managed identity, AWS's default credential
     # chain, the host's VAULT_CLIENT_CERT or ~/.netrc. Off, a store must carry credentials of its own.
     allow_ambient_credentials: bool = False
+    # Single sign-on through an OpenID provider (docs/identity.md): on when issuer, client id and secret are set.
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = Field(default=None, repr=False)
+    oidc_name: str | None = None  # "Sign in with <name>"; default: the issuer's host
+    oidc_auto_create: bool = False  # create a person the server has never seen, on first sign-in
+    oidc_role_map: str | None = None  # JSON: group -> {environment: role}, re-applied at every sign-in
+    oidc_groups_claim: str = "groups"
+    oidc_scopes: str = "openid email profile"
+    oidc_require_verified_email: bool = True  # email_verified must be true (Entra ID sends none: see the docs)
+    local_passwords: bool = True  # false: only single sign-on signs people in to the pages
+    # The address people reach this server at (behind a proxy); the sign-on callback is made from it.
+    public_url: str | None = None
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -10,6 +10,7 @@ from urllib.parse import quote
 import typer
 from rich.markup import escape
 
+from credflow.cli import identity
 from credflow.cli.common import (
     EnvOpt,
     JsonOpt,
@@ -43,8 +44,13 @@ var_app = typer.Typer(help="Environment variables: text values and secret refere
 def login(server: str = typer.Option(..., envvar="CREDFLOW_SERVER", help="credflow server URL."),
           token: Optional[str] = typer.Option(None, help="API token. Better left out: then it is asked for "
                                                          "(hidden), or read from standard input when piped in."),
-          env: Optional[str] = EnvOpt) -> None:
+          env: Optional[str] = EnvOpt,
+          sso: bool = typer.Option(False, "--sso", help="Sign in through the identity provider instead (device "
+                                                        "code): credflow keeps a token of its own for you.")) -> None:
     """Check the token and keep server and token in a 0600 config file."""
+    if sso:
+        identity.login_sso(server, env)
+        return
     if token is None:
         token = (sys.stdin.readline().strip() if not sys.stdin.isatty()
                  else typer.prompt("token", hide_input=True, err=True).strip())

@@ -14,8 +14,15 @@ from fastapi import FastAPI, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse, Response
 
-from credflow.domain.errors import DomainError, NotFound, RuleViolation, TooManyRequests, Unauthenticated
-from credflow.services.access import failed_auth, passwords, users
+from credflow.domain.errors import (
+    DomainError,
+    Forbidden,
+    NotFound,
+    RuleViolation,
+    TooManyRequests,
+    Unauthenticated,
+)
+from credflow.services.access import failed_auth, passwords, sso, users
 from credflow.web import auth
 from credflow.web.auth import AnyUser, CurrentUser, PostedForm
 from credflow.web.pages import (
@@ -32,7 +39,18 @@ from credflow.web.pages import (
     variables,
 )
 from credflow.web.pages import users as user_pages
-from credflow.web.render import NAV, env_base, form_raw, form_text, load_env, page_router, render, safe_next, see_other
+from credflow.web.render import (
+    NAV,
+    SECURITY_HEADERS,
+    env_base,
+    form_raw,
+    form_text,
+    load_env,
+    page_router,
+    render,
+    safe_next,
+    see_other,
+)
 
 STATIC = Path(__file__).parent / "static"
 _STATIC_FILES = {"htmx.min.js": "text/javascript", "htmx.LICENSE": "text/plain", "app.css": "text/css",
@@ -65,8 +83,15 @@ def static(name: str) -> Response:
 def _sign_in_page(request: Request, next_: str, email: str = "", error: DomainError | None = None,
                   status: int = 200, headers: dict[str, str] | None = None) -> Response:
     value, token, fresh = auth.presession(request)
+    core = auth.core_of(request)
+    settings = core.settings
+    if sso.enabled(settings):  # the "Sign in with ..." form is answered by a redirect to the provider
+        origins = " ".join(sso.provider_origins(core))
+        headers = {**(headers or {}), "Content-Security-Policy": SECURITY_HEADERS["Content-Security-Policy"]
+                   .replace("form-action 'self'", f"form-action 'self' {origins}")}
     resp = render(request, "sign_in.html", csrf=token, next=next_, email=email, error=error, status=status,
-                  headers=headers)
+                  headers=headers, local_passwords=settings.local_passwords,
+                  sso_name=sso.provider_name(settings) if sso.enabled(settings) else None)
     if fresh:
         auth.set_cookie(request, resp, auth.PRESESSION_COOKIE, value, 3600)
     return resp
@@ -89,6 +114,10 @@ async def sign_in(request: Request) -> Response:
 
 def _sign_in(request: Request, email: str, password: str, next_: str) -> Response:
     web, core = auth.state(request), auth.core_of(request)
+    if not core.settings.local_passwords:
+        return _sign_in_page(request, next_, email, Forbidden(
+            f"passwords are turned off here: sign in with {sso.provider_name(core.settings)}",
+            code="local_passwords_off"))
     client = auth.client_address(request)
     account = f"{email.lower()}|{client}"
     # The address first: locked out after too many failures of any kind from it (failed_auth), then the account.
@@ -108,6 +137,53 @@ def _sign_in(request: Request, email: str, password: str, next_: str) -> Respons
     web.per_account.clear(account)
     resp = see_other(next_)
     auth.start_session(request, resp, actor.id)
+    resp.delete_cookie(auth.PRESESSION_COOKIE, path="/")
+    return resp
+
+
+def _redirect_uri(request: Request) -> str:
+    base = auth.core_of(request).settings.public_url or str(request.base_url)
+    return f"{base.rstrip('/')}/auth/oidc/callback"
+
+
+@router.post("/auth/oidc/start")
+async def sso_start(request: Request) -> Response:
+    """Send the browser to the identity provider (the sign-in page's "Sign in with ..." button)."""
+    form = await request.form()
+    auth.check_presession(request, form)
+    core = auth.core_of(request)
+    next_ = safe_next(form_text(form, "next"))
+    if not sso.enabled(core.settings):
+        raise NotFound("single sign-on is not set up here", code="sso_not_configured")
+    try:
+        url = await run_in_threadpool(sso.begin_browser, core, request.cookies.get(auth.PRESESSION_COOKIE, ""),
+                                      next_, _redirect_uri(request))
+    except DomainError as exc:
+        return _sign_in_page(request, next_, error=exc)
+    return see_other(url)
+
+
+@router.get("/auth/oidc/callback")
+def sso_callback(request: Request, state: str = "", code: str = "", error: str = "") -> Response:
+    """The identity provider sends the browser back here: a session when everything checks out, else the sign-in
+    page saying why (and nothing made)."""
+    core = auth.core_of(request)
+    if not sso.enabled(core.settings):
+        raise NotFound("single sign-on is not set up here", code="sso_not_configured")
+    client = auth.client_address(request)
+    wait = failed_auth.password_wait(core, client, request.url.path)
+    if wait:
+        return _sign_in_page(request, "/", error=failed_auth.refusal(wait), headers={"Retry-After": str(wait)})
+    try:
+        actor, next_ = sso.finish_browser(core, state[:200], code[:2000], error[:200] or None,
+                                          request.cookies.get(auth.PRESESSION_COOKIE, ""), client)
+    except sso.SsoRefused as exc:
+        failed_auth.password_failed(core, client)
+        return _sign_in_page(request, "/", error=exc)
+    except DomainError as exc:
+        return _sign_in_page(request, "/", error=exc)
+    resp = see_other(safe_next(next_))
+    auth.start_session(request, resp, actor.id, via="oidc")
     resp.delete_cookie(auth.PRESESSION_COOKIE, path="/")
     return resp
 
@@ -157,5 +233,6 @@ NAV[:] = [("Credentials", "/credentials", "environment.read"),
 
 def install(app: FastAPI) -> None:
     """Serve the pages from ``app`` (called by ``create_app``)."""
+    sso.check_settings(app.state.core.settings)  # refuses to start half set up, and says why
     app.state.web = auth.WebState(codec=auth.SessionCodec(app.state.core.keyring))
     app.include_router(router)

@@ -107,3 +107,30 @@ class AuditRecordPublic(Public):
     environment: str | None
     prev_hash: str
     hash: str
+
+
+class DeviceLogin(Public):
+    """A sign-in through the identity provider under way for a CLI (RFC 8628): show ``verification_uri`` and
+    ``user_code`` to the person, then poll ``POST /auth/device/token`` with ``handle`` every ``interval`` seconds."""
+
+    handle: str = Field(description="what the CLI polls with (credflow's own; the provider's codes stay here)")
+    user_code: str | None
+    verification_uri: str | None
+    verification_uri_complete: str | None
+    expires_in: int
+    interval: int
+
+
+class DevicePending(Public):
+    status: Literal["authorization_pending"]
+
+
+class DeviceUser(Public):
+    id: str
+    name: str
+
+
+class DeviceToken(TokenCreated):
+    """The credflow token a device sign-in ends with (never the provider's tokens)."""
+
+    user: DeviceUser

@@ -1,19 +1,30 @@
-"""Identity: personal access tokens (one's own, and those of the users one manages) and the machine's own token."""
+"""Identity: personal access tokens (one's own, and those of the users one manages), the machine's own token, and
+the CLI's sign-in through the identity provider (device authorization)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from credflow.api.deps import ActorDep, CoreDep
+from credflow.api.deps import ActorDep, CoreDep, client_address
 from credflow.api.errors import problem_responses
-from credflow.api.models.access import MachineToken, TokenCreated, TokenPublic
+from credflow.api.models.access import (
+    DeviceLogin,
+    DevicePending,
+    DeviceToken,
+    MachineToken,
+    TokenCreated,
+    TokenPublic,
+)
 from credflow.api.models.common import Page
 from credflow.api.paging import Limit, page
 from credflow.api.schemas import Body
-from credflow.services.access import tokens
+from credflow.domain.errors import NotFound
+from credflow.services.access import failed_auth, sso, tokens
+from credflow.services.core import Core
 
 router = APIRouter(tags=["identity"], responses=problem_responses(401))
 
@@ -56,3 +67,36 @@ def revoke_user_token(user_id: str, token_id: str, core: CoreDep, actor: ActorDe
              responses=problem_responses(403))
 def rotate_machine_token(core: CoreDep, actor: ActorDep) -> dict[str, Any]:
     return tokens.rotate_machine_token(core, actor)
+
+
+# --- the CLI signs in through the identity provider (RFC 8628) --------------------------------------------------
+class DeviceTokenPoll(Body):
+    handle: str = Field(min_length=1, max_length=200)
+
+
+def _sso(core: Core) -> None:
+    if not sso.enabled(core.settings):
+        raise NotFound("single sign-on is not set up on this server", code="sso_not_configured")
+
+
+@router.post("/auth/device", response_model=DeviceLogin, tags=["identity"],
+             responses=problem_responses(400, 404, 422, 503))
+def device_start(request: Request, core: CoreDep) -> dict[str, Any]:
+    """Start a sign-in through the identity provider for a CLI; no token needed."""
+    _sso(core)
+    return sso.begin_device(core, client_address(request))
+
+
+@router.post("/auth/device/token", response_model=DeviceToken, tags=["identity"],
+             responses={202: {"description": "the person has not signed in yet: poll again after the interval",
+                              "model": DevicePending}, **problem_responses(400, 404, 422, 429, 503)})
+def device_token(request: Request, body: DeviceTokenPoll, core: CoreDep) -> Any:
+    """A credflow token once the person has signed in at the provider (401 ``sso_refused`` when refused or too
+    late)."""
+    _sso(core)
+    got = failed_auth.attempt(core, client_address(request), body.handle,
+                              lambda: sso.poll_device(core, body.handle, client_address(request)),
+                              reason="invalid_device_handle", path=request.url.path)
+    if got is None:
+        return JSONResponse({"status": "authorization_pending"}, status_code=202)
+    return got

@@ -261,31 +261,42 @@ def update_user(core: Core, actor: Actor, user_ref: str, *, disabled: bool | Non
 def _set_roles(s: Session, actor: Actor, org_admin: bool, user: User, wanted: dict[str, str | None]
                ) -> dict[str, Any]:
     admin_of = authz.administered_envs(s, actor.id)
-    changed: dict[str, str | None] = {}
-    taken: list[str] = []
+    resolved: dict[str, str | None] = {}
     for env_ref, role in wanted.items():
         env = _env_of_org(s, actor, env_ref) if org_admin else authz.environment(s, actor, env_ref)[0]
         if not org_admin and env.id not in admin_of:
             raise Forbidden(f"you are not a system administrator of environment {env_ref!r}")
-        grant = s.get(EnvironmentRoleGrant, (user.id, env.id))
-        if role is None:
-            if grant is not None:
-                s.delete(grant)
-                taken.append(env.id)
-                changed[env.id] = None
-            continue
         try:
-            value = EnvironmentRole(role).value
+            resolved[env.id] = EnvironmentRole(role).value if role is not None else None
         except ValueError:
             raise RuleViolation(f"unknown environment role {role!r}", code="unknown_role",
                                 allowed=[r.value for r in EnvironmentRole]) from None
+    return apply_roles(s, user, resolved)
+
+
+def apply_roles(s: Session, user: User, wanted: dict[str, str | None]) -> dict[str, Any]:
+    """Set (or, ``None``, take away) the user's role in each environment named by id, in the caller's transaction;
+    a role taken away takes the user out of that environment's teams, and the user's connections follow
+    (``access_revoked`` and back). Returns what changed."""
+    changed: dict[str, str | None] = {}
+    taken: list[str] = []
+    for env_id, role in wanted.items():
+        grant = s.get(EnvironmentRoleGrant, (user.id, env_id))
+        if role is None:
+            if grant is not None:
+                s.delete(grant)
+                taken.append(env_id)
+                changed[env_id] = None
+            continue
         if grant is None:
-            s.add(EnvironmentRoleGrant(user_id=user.id, env_id=env.id, role=value))
-        elif grant.role != value:
-            grant.role = value
+            s.add(EnvironmentRoleGrant(user_id=user.id, env_id=env_id, role=role))
+        elif grant.role != role:
+            grant.role = role
         else:
             continue
-        changed[env.id] = value
+        changed[env_id] = role
+    if not changed:
+        return {"changed": {}}
     s.flush()
     left_teams = _leave_teams(s, user.id, taken)
     revoked = connection_access.refresh_owner(s, user.id)
