@@ -3,11 +3,10 @@
 A run that ends other than by its flow's exit code 0 keeps a ``reason`` (a stable code: ``cancelled``,
 ``exit_code``, ``timed_out``, ``machine_lost``, ...) and ``reason_detail`` (a sentence), so that run lists can
 say why without reading logs. Runs that ended before keep ``reason`` null; their log says why. A cancelled run
-now has the status ``cancelled`` (runs cancelled before stay ``failed``). Numbered before 0004 (identity) but
-made after it was committed, so it follows 0004.
+now has the status ``cancelled`` (runs cancelled before stay ``failed``).
 
-Revision ID: 0003
-Revises: 0004
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-03 09:10:00.000000
 """
 from __future__ import annotations
@@ -16,8 +15,8 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0003'
-down_revision = '0004'
+revision = '0004'
+down_revision = '0003'
 branch_labels = None
 depends_on = None
 

@@ -3,7 +3,7 @@
 Each user's one API token becomes a row of ``api_tokens`` (named "migrated", expiring 90 days after the upgrade),
 and ``users.token_hash`` goes. Users and machines can be disabled; a removed user keeps its row.
 
-Revision ID: 0004
+Revision ID: 0003
 Revises: 0002
 Create Date: 2026-12-03 08:16:04.991831
 """
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 import credflow.persistence.tables
 
 
-revision = '0004'
+revision = '0003'
 down_revision = '0002'
 branch_labels = None
 depends_on = None
