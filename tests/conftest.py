@@ -22,7 +22,7 @@ from credflow.services.core import Core, build_core
 from credflow.settings import Settings
 
 PG_URL = os.environ.get("CREDFLOW_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-ADMIN_TOKEN = "cfu_test-admin-token-0123456789"
+ADMIN_TOKEN = "cfu_test-admin-token-0123456789abcdef"
 
 
 def _pg_reachable() -> bool:

@@ -128,3 +128,19 @@ def test_a_disabled_machine_claims_nothing_until_enabled(admin: Api, cred_setup:
     admin.ok(admin.patch(admin.e(f"/machines/{machine_id}"), {"disabled": False}))
     job = machine.post("/machines/me/jobs/claim", params={"wait": 0})
     assert job.status_code == 200 and job.json()["run_id"] == run["id"]
+
+
+def test_the_server_refuses_a_weak_bootstrap_token_and_says_why(tmp_path: Any) -> None:
+    import subprocess
+
+    from credflow.services.access.startup import check_bootstrap_token
+    from tests.e2e.server import CREDFLOW, clean_env
+
+    check_bootstrap_token("cfu_" + "A1-_" * 7)  # 32 characters of the URL-safe alphabet
+    for weak in ("admin", "cfu_short-0123456789abcdef", "cfu_has spaces and is long enough 0123"):
+        done = subprocess.run([CREDFLOW, "serve", "--port", "1", "--data-dir", str(tmp_path / "data")],
+                              env=clean_env(CREDFLOW_BOOTSTRAP_TOKEN=weak), capture_output=True, text=True,
+                              timeout=60, check=False)
+        assert done.returncode == 2, done.stderr
+        assert "CREDFLOW_BOOTSTRAP_TOKEN is too weak" in done.stderr and "32 characters" in done.stderr
+        assert weak not in done.stderr  # the token itself is never printed

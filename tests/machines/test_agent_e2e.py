@@ -18,7 +18,7 @@ from credflow.domain.masking import contains_any
 from tests.conftest import pg_schema_url
 from tests.machines.procs import agents, files_holding, register_agents, server
 
-TOKEN = "cfu_e2e-admin-token-0123456789"
+TOKEN = "cfu_e2e-admin-token-0123456789abcdef"
 
 # Prints the hashes, then tries hard to leak: the values inside longer text, split across lines, on stderr.
 PROVE = """

@@ -42,11 +42,17 @@ def serve(
     import uvicorn
 
     from credflow.api.app import create_app
+    from credflow.services.access import startup
     from credflow.services.access.users import bootstrap
     from credflow.services.core import build_core
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = _settings(data_dir)
+    try:
+        startup.check(settings)
+    except ValueError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
     core = build_core(settings)
     token = bootstrap(core, settings.bootstrap_token)
     if token:

@@ -55,6 +55,8 @@ DONE = {
     "shared": "Shared. The environment variables of the credential are shared as well.",
     "unshared": "Access removed. The environment variables stay shared.",
     "password_changed": "Your password is changed.",
+    "session_ended": "The session is ended: that browser is signed out.",
+    "token_revoked": "The token is revoked: it works no more.",
     "password_set": "The password is set; the user chooses their own at the next sign-in.",
     "secret_written": "A new version of the secret is written.",
     "access_set": "Access to the store is updated.",

@@ -22,7 +22,7 @@ from credflow.domain.errors import (
     TooManyRequests,
     Unauthenticated,
 )
-from credflow.services.access import failed_auth, passwords, sso, users
+from credflow.services.access import failed_auth, passwords, sessions, sso, startup, tokens, users
 from credflow.web import auth
 from credflow.web.auth import AnyUser, CurrentUser, PostedForm
 from credflow.web.pages import (
@@ -195,6 +195,30 @@ def sign_out(request: Request, user: AnyUser, form: PostedForm) -> Response:
     return resp
 
 
+@router.get("/account")
+def account_page(request: Request, user: CurrentUser, done: str = "") -> Response:
+    """One's sessions and API tokens, each of which can be ended here."""
+    core = auth.core_of(request)
+    return render(request, "account.html", user=user, sessions=sessions.list_mine(core, user.actor, user.session_id),
+                  tokens=tokens.list_tokens(core, user.actor))
+
+
+@router.post("/account/sessions/{session_id}/end")
+def end_account_session(request: Request, session_id: str, user: CurrentUser, form: PostedForm) -> Response:
+    sessions.end_mine(auth.core_of(request), user.actor, session_id)
+    if session_id != user.session_id:
+        return see_other("/account?done=session_ended")
+    resp = see_other("/sign-in")
+    auth.end_session(request, resp)
+    return resp
+
+
+@router.post("/account/tokens/{token_id}/revoke")
+def revoke_account_token(request: Request, token_id: str, user: CurrentUser, form: PostedForm) -> Response:
+    tokens.revoke(auth.core_of(request), user.actor, token_id)
+    return see_other("/account?done=token_revoked")
+
+
 @router.get("/account/password")
 def password_page(request: Request, user: AnyUser) -> Response:
     return render(request, "account_password.html", user=user)
@@ -233,6 +257,6 @@ NAV[:] = [("Credentials", "/credentials", "environment.read"),
 
 def install(app: FastAPI) -> None:
     """Serve the pages from ``app`` (called by ``create_app``)."""
-    sso.check_settings(app.state.core.settings)  # refuses to start half set up, and says why
+    startup.check(app.state.core.settings)  # a weak bootstrap token, half-set single sign-on: refused, saying why
     app.state.web = auth.WebState(codec=auth.SessionCodec(app.state.core.keyring))
     app.include_router(router)
