@@ -37,6 +37,7 @@ class AgentState:
     name: str
     environment: str
     private_key: PrivateKey
+    token_since: str | None = None  # when the machine token was issued (RFC 3339); None: not known yet
 
     def __repr__(self) -> str:  # never show the token or the key
         return f"AgentState(server={self.server!r}, machine_id={self.machine_id!r}, name={self.name!r})"
@@ -62,7 +63,7 @@ def save_key(state_dir: Path, key: PrivateKey) -> None:
 
 def save(state_dir: Path, state: AgentState) -> None:
     body = {"server": state.server, "machine_id": state.machine_id, "machine_token": state.machine_token,
-            "name": state.name, "environment": state.environment}
+            "name": state.name, "environment": state.environment, "token_since": state.token_since}
     write_private(state_dir / CONFIG, json.dumps(body, indent=2).encode() + b"\n")
 
 
@@ -75,7 +76,7 @@ def load(state_dir: Path) -> AgentState:
     except (ValueError, KeyError):
         raise StateError(f"the agent state in {state_dir} is damaged") from None
     return AgentState(body["server"], body["machine_id"], body["machine_token"], body.get("name", ""),
-                      body.get("environment", ""), key)
+                      body.get("environment", ""), key, body.get("token_since"))
 
 
 def make_private(state_dir: Path) -> list[tuple[Path, int, int]]:

@@ -7,6 +7,9 @@ nothing, which fails any run a previous life of this agent left behind.
 A server that is away, stopping or answering 5xx (its database restarting, say) is asked again with a growing
 pause: a claim answered 204 is simply asked again, and a run's result is kept and sent again for up to
 ``REPORT_PATIENCE_SECONDS``, so a server restart loses no result.
+
+The machine's token is replaced every ``ROTATE_TOKEN_DAYS`` (``POST /machines/me/token``, between two claims):
+the new one is written to the state directory at once, and the old one stops.
 """
 
 from __future__ import annotations
@@ -15,12 +18,15 @@ import json
 import logging
 import threading
 import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 from nacl.exceptions import CryptoError
 
 from credflow.agent import executor
+from credflow.agent import state as agent_state
 from credflow.agent.state import AgentState
 from credflow.client.http import ApiError, Client
 from credflow.crypto.sealing import open_sealed
@@ -29,6 +35,31 @@ log = logging.getLogger("credflow.agent")
 DEFAULT_BUDGET = 1_000_000
 REPORT_PATIENCE_SECONDS = 900.0  # how long a finished run's result is offered to a server that cannot take it
 MAX_BACKOFF_SECONDS = 30.0
+ROTATE_TOKEN_DAYS = 30
+ROTATE_RETRY_SECONDS = 3600.0  # a rotation that failed is tried again after this long
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def rotate_token(st: AgentState, state_dir: Path | None, client: Client) -> AgentState:
+    """Ask the server for a new machine token (the old one stops) and keep it in the state directory at once."""
+    got = client.post("/machines/me/token")
+    st.machine_token, st.token_since = got["machine_token"], _now()
+    if state_dir is not None:
+        agent_state.save(state_dir, st)
+    return st
+
+
+def token_due(st: AgentState, days: int = ROTATE_TOKEN_DAYS) -> bool:
+    if not st.token_since:
+        return False
+    try:
+        since = datetime.fromisoformat(st.token_since.replace("Z", "+00:00"))
+    except ValueError:
+        return True
+    return datetime.now(UTC) - since >= timedelta(days=days)
 
 
 def _passing(exc: ApiError) -> bool:
@@ -38,8 +69,10 @@ def _passing(exc: ApiError) -> bool:
 
 class Agent:
     def __init__(self, state: AgentState, wait: float = 30.0, heartbeat_seconds: float = 10.0,
-                 run_as: executor.RunAs | None = None) -> None:
+                 run_as: executor.RunAs | None = None, state_dir: Path | None = None) -> None:
         self.state = state
+        self.state_dir = state_dir  # where a rotated token is kept (None: in memory only)
+        self.rotate_tried = 0.0
         self.run_as = run_as  # None: flows run as this agent's own user, with its environment
         self.wait = wait
         self.heartbeat_seconds = heartbeat_seconds
@@ -68,6 +101,51 @@ class Agent:
                 log.warning("heartbeat failed: %s", type(exc).__name__)
             finally:
                 self.lock.release()
+
+    # --- the machine's token ---------------------------------------------------------------------------------
+    def maybe_rotate_token(self) -> bool:
+        """Replace the token when it is ``ROTATE_TOKEN_DAYS`` old (a token of unknown age counts from now)."""
+        if not self.state.token_since:
+            self.state.token_since = _now()
+            self._save()
+            return False
+        if not token_due(self.state) or time.monotonic() - self.rotate_tried < ROTATE_RETRY_SECONDS:
+            return False
+        self.rotate_tried = time.monotonic()
+        with self.lock:
+            try:
+                rotate_token(self.state, self.state_dir, self.beat_http)
+            except (ApiError, httpx.HTTPError, OSError) as exc:
+                log.warning("could not replace the machine token (%s); trying again later", type(exc).__name__)
+                return False
+            for client in (self.http, self.beat_http):
+                client.http.headers["Authorization"] = f"Bearer {self.state.machine_token}"
+        log.info("replaced the machine token (every %d days)", ROTATE_TOKEN_DAYS)
+        return True
+
+    def _reread_token(self) -> bool:
+        """Take the token in the state directory when it is not the one in use (replaced from outside)."""
+        if self.state_dir is None:
+            return False
+        try:
+            kept = agent_state.load(self.state_dir)
+        except agent_state.StateError:
+            return False
+        if kept.machine_token == self.state.machine_token:
+            return False
+        self.state.machine_token, self.state.token_since = kept.machine_token, kept.token_since
+        for client in (self.http, self.beat_http):
+            client.http.headers["Authorization"] = f"Bearer {kept.machine_token}"
+        log.info("took the machine token replaced in %s", self.state_dir)
+        return True
+
+    def _save(self) -> None:
+        if self.state_dir is None:
+            return
+        try:
+            agent_state.save(self.state_dir, self.state)
+        except OSError as exc:
+            log.warning("could not write the agent state (%s)", type(exc).__name__)
 
     # --- jobs --------------------------------------------------------------------------------------------------
     def claim(self) -> dict[str, Any] | None:
@@ -161,6 +239,7 @@ class Agent:
         backoff = 1.0
         while not self.stopping.is_set():
             try:
+                self.maybe_rotate_token()
                 asked = time.monotonic()
                 job = self.claim()
                 backoff = 1.0
@@ -168,6 +247,8 @@ class Agent:
                     # The server holds a run for this machine (the heartbeat sorts it out) or is stopping.
                     self.stopping.wait(1.0)
             except ApiError as exc:
+                if exc.status == 401 and self._reread_token():
+                    continue  # `credflow agent rotate-token` replaced it while this agent ran
                 if exc.status in (401, 403):
                     log.error("the server refused this machine: %s", exc.problem.get("detail"))
                     return 2

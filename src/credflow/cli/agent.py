@@ -108,7 +108,7 @@ def run_agent(state_dir: Optional[Path] = StateDirOpt,
     else:
         log.warning("flows run as this agent's own user and can read the machine's key and token in %s; "
                     "use --run-as USER to run them as an unprivileged user", where)
-    agent = Agent(st, wait=wait, heartbeat_seconds=heartbeat_seconds, run_as=user)
+    agent = Agent(st, wait=wait, heartbeat_seconds=heartbeat_seconds, run_as=user, state_dir=where)
     signal.signal(signal.SIGTERM, _interrupt)
     code = 0
     try:
@@ -118,6 +118,29 @@ def run_agent(state_dir: Optional[Path] = StateDirOpt,
     finally:
         agent.close()
     raise typer.Exit(code)
+
+
+@agent_app.command("rotate-token")
+def rotate_agent_token(state_dir: Optional[Path] = StateDirOpt) -> None:
+    """Replace this machine's token now (the agent also does it by itself every 30 days); the old one stops."""
+    from credflow.agent.state import StateError, load
+    from credflow.agent.worker import rotate_token
+    from credflow.client.http import ApiError, Client
+
+    where = _dir(state_dir)
+    try:
+        st = load(where)
+    except StateError as exc:
+        _fail(str(exc))
+    client = Client(st.server, st.machine_token)
+    try:
+        rotate_token(st, where, client)
+    except ApiError as exc:
+        _fail(f"the server refused: {exc.problem.get('detail')} ({exc.status} {exc.problem.get('code', '')})")
+    finally:
+        client.close()
+    err.print(f"machine {st.name or st.machine_id} has a new token, kept in {where}; the old one stops now "
+              "(restart a running agent so it reads it)")
 
 
 def _fail(message: str) -> NoReturn:
