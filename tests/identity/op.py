@@ -9,6 +9,7 @@ import fcntl
 import json
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,7 +44,7 @@ def ensure_installed() -> None:
     npm, node = shutil.which("npm"), shutil.which("node")
     if npm is None or node is None:
         pytest.skip("node and npm are needed for the OpenID provider of these tests (apt-get install nodejs npm)")
-    with (OP_DIR.parent / ".op-install.lock").open("w") as lock:
+    with (Path(tempfile.gettempdir()) / "credflow-test-op-install.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (OP_DIR / "node_modules" / "oidc-provider").is_dir():
             return
