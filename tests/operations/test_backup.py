@@ -31,9 +31,14 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, inspect, make_url, text
 
+import credflow.persistence
 from credflow.crypto.sealing import open_sealed
 from tests.conftest import PG_URL, Api, new_machine
 from tests.e2e.server import CREDFLOW, clean_env, running_server
+
+# The newest migration's number, read off the files (0001_..., 0002_...): the revision a new database is at.
+NEWEST_MIGRATION = sorted(p.name[:4] for p in (Path(credflow.persistence.__file__).parent / "migrations" / "versions")
+                          .glob("[0-9][0-9][0-9][0-9]_*.py"))[-1]
 
 TOKEN = "cfu_backup-admin-token-0123456789"
 ALPHA, BETA = "Backup-Alpha-Secret-7Qx!", "Backup-Beta-Secret-9Wz!"
@@ -268,7 +273,7 @@ def test_backup_under_write_load_restores_everything_into_a_fresh_target(
     assert set(members(backup_file)) == {"manifest.json",
                                          "database.sqlite3" if kind == "sqlite" else "database.pgdump"}
     assert json.loads(members(backup_file)["manifest.json"]) == manifest
-    assert manifest["database"] == kind and manifest["schema_version"] == "0002"
+    assert manifest["database"] == kind and manifest["schema_version"] == NEWEST_MIGRATION
     assert manifest["format"] == "credflow-backup" and manifest["created_at"].endswith("Z")
     assert len(manifest["key_ids"]) == 1 and len(manifest["key_ids"][0]) == 12
     seq, _, digest = manifest["audit_head"].partition(":")
