@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from sqlalchemy import create_engine, text
 
 from credflow.api.app import create_app
 from credflow.crypto.sealing import new_key_pair
+from credflow.persistence.db import migrate
 from credflow.services.access.users import bootstrap
 from credflow.services.core import Core, build_core
 from credflow.settings import Settings
@@ -46,9 +48,22 @@ def _backends() -> list[Any]:
     return ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
+@pytest.fixture(scope="session")
+def sqlite_at_head(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty SQLite database migrated to head once (per test process): each test starts from a copy, as a
+    new server would after its first migration, without running every migration again."""
+    path = tmp_path_factory.mktemp("schema") / "credflow.db"
+    engine = create_engine(f"sqlite:///{path}")
+    migrate(engine)
+    engine.dispose()
+    return path
+
+
 @pytest.fixture(params=_backends())
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
+        if request.node.get_closest_marker("empty_database") is None:
+            shutil.copyfile(request.getfixturevalue("sqlite_at_head"), tmp_path / "credflow.db")
         yield f"sqlite:///{tmp_path / 'credflow.db'}"
         return
     if not _PG:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
@@ -10,6 +11,7 @@ from credflow.persistence.db import make_engine, migrate
 from credflow.persistence.tables import Base
 
 
+@pytest.mark.empty_database
 def test_migrations_from_empty_to_head_make_every_table(database_url: str) -> None:
     engine = make_engine(database_url)
     migrate(engine)

@@ -73,7 +73,8 @@ def test_registration_tokens_and_event_keys_are_printed_whole_on_the_last_line(l
 # --- 2. --json: only JSON on stdout ------------------------------------------------------------------------------
 def test_every_command_that_prints_data_takes_json() -> None:
     prints_nothing = {"serve", "keys rotate", "login", "agent run", "password set", "password change",
-                      "solution export", "token revoke", "credential unshare", "team member remove"}
+                      "solution export", "token revoke", "credential unshare", "team member remove",
+                      "agent rotate-token"}
     missing = []
 
     def walk(ctx: typer.Context) -> None:

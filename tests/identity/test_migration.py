@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import pytest
 from alembic import command
 from fastapi.testclient import TestClient
 from sqlalchemy import text
@@ -20,6 +21,7 @@ from tests.identity.test_tokens import _days_from_now
 OLD_TOKEN = "cfu_a-token-from-before-tokens-expired-0123456789"
 
 
+@pytest.mark.empty_database
 def test_old_tokens_keep_working_until_they_expire_and_roles_survive(database_url: str, tmp_path: Path) -> None:
     engine = make_engine(database_url)
     cfg = alembic_config(database_url)
