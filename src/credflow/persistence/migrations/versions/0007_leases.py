@@ -1,4 +1,4 @@
-"""credential leases and verified rotation
+"""credential leases: at most N runs at once per credential
 
 Revision ID: 0007
 Revises: 0006
