@@ -288,6 +288,16 @@ class Credential(Base):
     status: Mapped[str] = mapped_column(String(40), default="active")
     # None: any desktop flow may run with it (the seed's behaviour); else only these desktop flow ids.
     allowed_desktop_flows: Mapped[list[str] | None] = mapped_column(JSON)
+    # Verified rotation (migration 0008): a new password version runs this flow on this connection first; until
+    # it exits 0 every connection stays on verified_version. Status: pending | passed | failed | None.
+    verification_desktop_flow_id: Mapped[str | None] = mapped_column(String(32))
+    verification_connection_id: Mapped[str | None] = mapped_column(String(32))
+    verification_status: Mapped[str | None] = mapped_column(String(20))
+    verification_detail: Mapped[str | None] = mapped_column(Text)
+    verification_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    verification_version: Mapped[str | None] = mapped_column(String(200))  # the candidate the status is about
+    verification_run_id: Mapped[str | None] = mapped_column(String(32))
+    verified_version: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
 
@@ -392,6 +402,7 @@ class Run(Base):
     machine_id: Mapped[str | None] = mapped_column(String(32), index=True)
     exit_code: Mapped[int | None] = mapped_column(Integer)
     secret_version: Mapped[str | None] = mapped_column(String(200))
+    verifies_version: Mapped[str | None] = mapped_column(String(200))  # a verification run receives this version
     log: Mapped[str | None] = mapped_column(Text)
     timeout_seconds: Mapped[int] = mapped_column(Integer, default=3 * 3600)
     created_by: Mapped[str | None] = mapped_column(String(32))
