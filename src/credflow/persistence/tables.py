@@ -285,6 +285,8 @@ class Credential(Base):
     username_variable_id: Mapped[str] = mapped_column(ForeignKey("environment_variables.id"), index=True)
     password_variable_id: Mapped[str] = mapped_column(ForeignKey("environment_variables.id"), index=True)
     owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    # How many runs may use it at once (a bot account with one session); None: no limit (migration 0007).
+    max_concurrent_runs: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(40), default="active")
     # None: any desktop flow may run with it (the seed's behaviour); else only these desktop flow ids.
     allowed_desktop_flows: Mapped[list[str] | None] = mapped_column(JSON)
@@ -388,7 +390,8 @@ class Connection(Base):
 
 class Run(Base):
     __tablename__ = "runs"
-    __table_args__ = (Index("ix_runs_queue", "env_id", "status", "queued_at"),)
+    __table_args__ = (Index("ix_runs_queue", "env_id", "status", "queued_at"),
+                      Index("ix_runs_lease", "lease_credential_id", "status"))
     id: Mapped[str] = _id()
     env_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"))
     desktop_flow_id: Mapped[str] = mapped_column(ForeignKey("desktop_flows.id"))
@@ -409,6 +412,10 @@ class Run(Base):
     queued_at: Mapped[datetime] = _created()
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Credential leases (migration 0007): the credential whose lease the run holds while it runs (set when it is
+    # claimed), and when it was first held back waiting for a free lease.
+    lease_credential_id: Mapped[str | None] = mapped_column(String(32))
+    lease_waited_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class ConnectionReference(Base):
