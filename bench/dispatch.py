@@ -5,8 +5,9 @@
 Starts ``credflow serve`` (SQLite in a temporary data dir unless --database-url), registers the simulated
 machines (each with its own X25519 key, all in one machine group), queues the jobs, then lets every agent
 claim (long poll), open its sealed credential and report a result until the queue is empty. In the same run it
-measures a bare authenticated no-op (``GET /api/v1/me`` with a machine token) at the same concurrency, and the
-memory of the server and of one real, idle ``credflow agent run`` process. Progress goes to stderr; the last
+measures a bare authenticated no-op (``GET /api/v1/me`` with a machine token) at the same concurrency, beside
+``/healthz`` and the endpoint of a bare FastAPI app served the same way (``noop_to_bare``, ``healthz_to_bare``),
+and the memory of the server and of one real, idle ``credflow agent run`` process. Progress goes to stderr; the last
 line of stdout is one JSON object.
 """
 
@@ -23,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _bare import PATH as BARE_PATH
+from _bare import bare_server
 from _server import CREDFLOW, clean_env, log, rss_mb, server, stop
 
 from credflow.crypto.sealing import new_key_pair, open_sealed
@@ -116,20 +119,46 @@ async def claims(http: httpx.AsyncClient, machines: list[tuple[str, Any]], jobs:
             "claim_p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000}
 
 
-async def noop(http: httpx.AsyncClient, machines: list[tuple[str, Any]], seconds: float) -> float:
+async def noop(clients: list[tuple[httpx.AsyncClient, str]], seconds: float, url: str = "/api/v1/me",
+               auth: bool = True) -> tuple[int, float]:
+    """GETs of ``url`` by each (client, machine token) in turn, with the token when ``auth``, for ``seconds``:
+    (count, seconds taken)."""
     count = 0
     stop_at = time.perf_counter() + seconds
 
-    async def client(token: str) -> None:
+    async def client(http: httpx.AsyncClient, token: str) -> None:
         nonlocal count
-        headers = {"Authorization": f"Bearer {token}"}
+        headers = {"Authorization": f"Bearer {token}"} if auth else {}
         while time.perf_counter() < stop_at:
-            (await http.get("/api/v1/me", headers=headers)).raise_for_status()
+            (await http.get(url, headers=headers)).raise_for_status()
             count += 1
 
     started = time.perf_counter()
-    await asyncio.gather(*(client(t) for t, _ in machines))
-    return count / (time.perf_counter() - started)
+    await asyncio.gather(*(client(http, t) for http, t in clients))
+    return count, time.perf_counter() - started
+
+
+async def side_by_side(url: str, machines: list[tuple[str, Any]], seconds: float, bare_url: str) -> dict[str, float]:
+    """Requests per second of the bare app's endpoint, credflow's /healthz and the authenticated no-op, at the
+    same concurrency (one HTTP client and connection per machine, as real agents have: one client shared by 50
+    connections spends more time in its pool than the servers do), in alternating rounds so that a busy moment
+    of the machine falls on all three alike."""
+    targets = {"bare": (bare_url + BARE_PATH, False), "healthz": (url + "/healthz", False),
+               "noop": (url + "/api/v1/me", True)}
+    totals = {name: [0, 0.0] for name in targets}
+    rounds = 4
+    limits = httpx.Limits(max_connections=2, max_keepalive_connections=2)
+    clients = [(httpx.AsyncClient(limits=limits, timeout=60), token) for token, _ in machines]
+    try:
+        for _ in range(rounds):
+            for name, (target, auth) in targets.items():
+                count, took = await noop(clients, seconds / rounds, target, auth)
+                totals[name][0] += count
+                totals[name][1] += took
+    finally:
+        for http, _ in clients:
+            await http.aclose()
+    return {f"{name}_per_s": count / took for name, (count, took) in totals.items()}
 
 
 def idle_agent_rss(url: str, root: Path, seconds: float) -> float:
@@ -158,8 +187,9 @@ async def bench(url: str, agents: int, jobs: int, noop_seconds: float) -> dict[s
         log("claiming ...")
         result = await claims(http, machines, jobs)
         log(f"  {result['claims']} jobs in {result['seconds']:.1f} s")
-        log(f"no-op for {noop_seconds:.0f} s ...")
-        result["noop_per_s"] = await noop(http, machines, noop_seconds)
+        log(f"bare FastAPI, /healthz and no-op, {noop_seconds:.0f} s each ...")
+        with bare_server() as bare_url:
+            result.update(await side_by_side(url, machines, noop_seconds, bare_url))
     return result
 
 
@@ -184,8 +214,13 @@ def main() -> None:
     out = {"claims_per_s": round(result["claims_per_s"], 1), "claim_p50_ms": round(result["claim_p50_ms"], 2),
            "claim_p99_ms": round(result["claim_p99_ms"], 2), "noop_per_s": round(result["noop_per_s"], 1),
            "ratio_to_noop": round(result["claims_per_s"] / result["noop_per_s"], 3),
+           "bare_per_s": round(result["bare_per_s"], 1), "healthz_per_s": round(result["healthz_per_s"], 1),
+           "noop_to_bare": round(result["noop_per_s"] / result["bare_per_s"], 3),
+           "healthz_to_bare": round(result["healthz_per_s"] / result["bare_per_s"], 3),
            "server_rss_mb": server_peak, "server_rss_now_mb": server_rss, "agent_rss_mb": agent_rss,
-           "noop_endpoint": "GET /api/v1/me (machine token)", "agents": args.agents, "jobs": result["claims"],
+           "noop_endpoint": "GET /api/v1/me (machine token)",
+           "bare_endpoint": "GET /bare of a bare FastAPI app (async, uvicorn, one worker)",
+           "agents": args.agents, "jobs": result["claims"],
            "lost_answers": result["lost"],
            "database": "postgresql" if args.database_url else "sqlite", "quick": args.quick,
            "claim_counts": "each claimed job is opened (sealed box) and finished with a result call"}
