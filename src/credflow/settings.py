@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     stale_if_error_seconds: int = 3600
     # A machine is online while its last heartbeat is younger than this.
     machine_offline_after_seconds: int = 60
+    # A run holding a lease of a credential with max_concurrent_runs fails machine_lost, and its lease goes to the
+    # next run, once its machine has not been seen for this long.
+    lease_grace_seconds: int = 120
     registration_token_ttl_seconds: int = 3600
     max_log_bytes: int = 1_000_000
     # The largest request body, counted as it arrives (413 above it); solution imports may be larger.

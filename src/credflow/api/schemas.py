@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 
 class Body(BaseModel):
@@ -70,6 +70,7 @@ class CredentialCreate(Body):
     username_variable: str
     password_variable: str
     solution: str | None = None
+    max_concurrent_runs: StrictInt | None = Field(None, description="how many runs may use it at once; null: no limit")
 
 
 class CredentialUpdate(BaseModel):
@@ -78,3 +79,4 @@ class CredentialUpdate(BaseModel):
     name: str | None = None
     description: str | None = None
     allowed_desktop_flows: list[str] | None = None
+    max_concurrent_runs: StrictInt | None = None

@@ -48,5 +48,6 @@ def credential(c: t.Credential, my_role: str | None) -> dict[str, Any]:
     return {"id": c.id, "name": c.name, "description": c.description,
             "username_variable": c.username_variable_id, "password_variable": c.password_variable_id,
             "owner": c.owner_id, "my_role": my_role, "status": c.status, "environment": c.env_id,
+            "max_concurrent_runs": c.max_concurrent_runs,
             "allowed_desktop_flows": c.allowed_desktop_flows,
             "created_at": ts(c.created_at), "updated_at": ts(c.updated_at)}

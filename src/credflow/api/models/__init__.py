@@ -45,6 +45,7 @@ from credflow.api.models.automation import (
 from credflow.api.models.catalog import (
     CredentialDependencies,
     CredentialDependencyCounts,
+    CredentialLeases,
     CredentialPublic,
     DependentCloudFlow,
     DependentConnection,
@@ -103,6 +104,7 @@ __all__ = [
     "ConnectionReferencePublic",
     "CredentialDependencies",
     "CredentialDependencyCounts",
+    "CredentialLeases",
     "CredentialPublic",
     "DeliveryResult",
     "DependentCloudFlow",

@@ -125,6 +125,9 @@ class RunSummary(Public):
     queued_at: Timestamp
     started_at: Timestamp | None
     finished_at: Timestamp | None
+    waiting_for: Literal["credential_lease"] | None = Field(
+        None, description="credential_lease: queued and held back until a lease of its credential is free")
+    lease_waited_since: Timestamp | None = Field(None, description="when it was first held back for a lease")
 
 
 class RunPublic(RunSummary):

@@ -55,9 +55,26 @@ class CredentialPublic(Public):
     my_role: str | None = Field(description="owner, co_owner, user_share or user; what the caller holds")
     status: str
     environment: str
+    max_concurrent_runs: int | None = Field(description="how many runs may use it at once; null: no limit")
     allowed_desktop_flows: list[str] | None = Field(description="null: any desktop flow may run with it")
     created_at: Timestamp
     updated_at: Timestamp
+
+
+class CredentialLease(Public):
+    run: str
+    machine: str | None
+    machine_name: str | None
+    since: Timestamp | None = Field(description="when the run started, holding the lease")
+
+
+class CredentialLeases(Public):
+    """Who holds a credential's leases: one per running run that was delivered it."""
+
+    credential: str
+    max_concurrent_runs: int | None = Field(description="null: no limit")
+    leases: list[CredentialLease] = Field(description="the running runs holding a lease, oldest first")
+    waiting: int = Field(description="queued runs held back until a lease is free")
 
 
 class DependentConnection(Public):

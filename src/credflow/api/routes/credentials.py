@@ -6,9 +6,10 @@ from fastapi import APIRouter, Response
 
 from credflow.api.deps import ActorDep, CoreDep
 from credflow.api.errors import problem_responses
-from credflow.api.models import CredentialDependencies, CredentialPublic, Page
+from credflow.api.models import CredentialDependencies, CredentialLeases, CredentialPublic, Page
 from credflow.api.paging import Limit, page
 from credflow.api.schemas import CredentialCreate, CredentialUpdate
+from credflow.services.automation import leases
 from credflow.services.catalog import credentials, dependencies
 
 router = APIRouter(prefix="/environments/{env}/credentials", tags=["credentials"],
@@ -18,7 +19,8 @@ router = APIRouter(prefix="/environments/{env}/credentials", tags=["credentials"
 @router.post("", status_code=201, response_model=CredentialPublic, responses=problem_responses(400, 409))
 def create_credential(env: str, body: CredentialCreate, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
     return credentials.create_credential(core, actor, env, body.name, body.description, body.username_variable,
-                                         body.password_variable, solution=body.solution)
+                                         body.password_variable, solution=body.solution,
+                                         max_concurrent_runs=body.max_concurrent_runs)
 
 
 @router.get("", response_model=Page[CredentialPublic])
@@ -48,3 +50,9 @@ def delete_credential(env: str, cred: str, core: CoreDep, actor: ActorDep, force
 def credential_dependencies(env: str, cred: str, core: CoreDep, actor: ActorDep, limit: Limit = 50,
                             cursor: str | None = None) -> dict[str, Any]:
     return dependencies.credential_dependencies(core, actor, env, cred, limit, cursor)
+
+
+@router.get("/{cred}/leases", response_model=CredentialLeases)
+def credential_leases(env: str, cred: str, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
+    """Who holds the credential's leases (its running runs, with their machines) and how many runs wait for one."""
+    return leases.leases_of(core, actor, env, cred)

@@ -23,7 +23,7 @@ from credflow.domain.masking import mask
 from credflow.domain.statuses import RunStatus
 from credflow.persistence.tables import Connection, DesktopFlow, Machine, MachineGroupMember, Run, utcnow
 from credflow.services.access import authz
-from credflow.services.automation import delivery, run_state
+from credflow.services.automation import delivery, leases, run_state
 from credflow.services.automation.run_state import fail, run_view
 from credflow.services.core import Actor, Core
 from credflow.services.views import ts
@@ -63,6 +63,7 @@ def heartbeat(core: Core, actor: Actor, running: list[str] | None = None) -> dic
     authz.require_machine(actor)
     now = utcnow()
     cancel: list[str] = []
+    lost: list[str | None] = []
     with _writing(core) as s:
         s.execute(update(Machine).where(Machine.id == actor.id).values(last_seen=now))
         if running is not None:
@@ -71,16 +72,20 @@ def heartbeat(core: Core, actor: Actor, running: list[str] | None = None) -> dic
             for run in held:
                 if run.id not in running:
                     fail(run, "machine_lost", "the machine no longer runs it", now)
+                    lost.append(run.lease_credential_id)
                     record(s, actor=actor.label, action="run.lost", env_id=run.env_id, object_type="run",
                            object_id=run.id, detail={"machine": actor.id})
             cancel = [r for r in running if r not in {run.id for run in held}]
+        woken = leases.next_in_line(s, lost)
+    leases.wake(core, woken)
     return {"machine_id": actor.id, "status": "online", "last_seen": ts(now), "cancel": cancel}
 
 
 def has_work(core: Core, actor: Actor) -> bool:
     """A cheap read: is a run waiting that this machine may take?"""
     with core.db.read() as s:
-        return bool(s.scalar(select(exists(_my_runs(actor.id, actor.env_id)))))
+        return bool(s.scalar(select(exists(_my_runs(actor.id, actor.env_id)
+                                           .where(leases.without_full_credentials())))))
 
 
 def claim(core: Core, actor: Actor) -> dict[str, Any] | str | None:
@@ -95,11 +100,14 @@ def claim(core: Core, actor: Actor) -> dict[str, Any] | str | None:
             return None  # an administrator disabled it: it claims nothing until enabled
         if s.scalar(select(exists().where(Run.machine_id == machine.id, Run.status == RunStatus.RUNNING))):
             return BUSY
+        held_back: set[str] = set()  # credentials without a free lease for this machine's next run
         for _ in range(MAX_SKIPPED):
-            run = s.scalar(_my_runs(machine.id, machine.env_id).order_by(Run.queued_at, Run.id).limit(1)
-                           .with_for_update(skip_locked=True, of=Run))
+            run = s.scalar(_my_runs(machine.id, machine.env_id).where(leases.not_held_back(held_back))
+                           .order_by(Run.queued_at, Run.id).limit(1).with_for_update(skip_locked=True, of=Run))
             if run is None:
                 return None
+            if not leases.admit(core, s, run, held_back):
+                continue
             job = _deliver(core, s, machine, run)
             if job is not None:
                 return job
@@ -124,6 +132,7 @@ def _deliver(core: Core, s: Session, machine: Machine, run: Run) -> dict[str, An
     sealed = sealing.seal(machine.public_key, payload.encode())
     now = utcnow()
     run.status, run.machine_id, run.started_at, run.secret_version = RunStatus.RUNNING, machine.id, now, got.version
+    run.lease_credential_id = got.credential_id  # a lease of it, held until the run ends
     if got.version is not None and conn.secret_version != got.version:
         conn.secret_version = got.version
     record(s, actor=f"machine:{machine.id}", action="credential.deliver", env_id=run.env_id, object_type="run",
@@ -163,6 +172,9 @@ def finish(core: Core, actor: Actor, run_id: str, exit_code: int, log: str) -> d
         else:
             run.log = text
             run_state.finished_by_flow(run, exit_code)
+        woken = [] if cancelled else leases.next_in_line(s, [run.lease_credential_id])
         record(s, actor=actor.label, action="run.finish", env_id=run.env_id, object_type="run", object_id=run.id,
                detail={"machine": actor.id, "exit_code": exit_code, "status": run.status})
-        return run_view(run, include_log=False)
+        view = run_view(run, include_log=False)
+    leases.wake(core, woken)
+    return view

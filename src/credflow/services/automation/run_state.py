@@ -24,6 +24,7 @@ ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
 MAX_REASON_DETAIL = 500
 CANCELLED = "cancelled"
 EXIT_CODE = "exit_code"
+WAITING_FOR_LEASE = "credential_lease"  # a queued run held back until a lease of its credential is free
 
 
 def _end(r: Run, status: RunStatus, reason: str, detail: str | None, now: datetime | None) -> None:
@@ -59,7 +60,9 @@ def run_view(r: Run, include_log: bool = True) -> dict[str, Any]:
         "desktop_flow": r.desktop_flow_id, "connection": r.connection_id, "cloud_flow": r.cloud_flow_id,
         "machine": r.machine_id, "exit_code": r.exit_code, "secret_version": r.secret_version,
         "timeout_seconds": r.timeout_seconds, "created_by": r.created_by, "environment": r.env_id,
-        "queued_at": ts(r.queued_at), "started_at": ts(r.started_at), "finished_at": ts(r.finished_at)}
+        "queued_at": ts(r.queued_at), "started_at": ts(r.started_at), "finished_at": ts(r.finished_at),
+        "waiting_for": WAITING_FOR_LEASE if r.status == RunStatus.QUEUED and r.lease_waited_since else None,
+        "lease_waited_since": ts(r.lease_waited_since)}
     if include_log:
         out["log"] = r.log or ""
     return out

@@ -22,7 +22,7 @@ from credflow.domain.statuses import RunStatus, run_status_named
 from credflow.persistence.tables import Connection, Credential, DesktopFlow, Machine, Run, User, utcnow
 from credflow.services import lookup
 from credflow.services.access import authz
-from credflow.services.automation import run_state
+from credflow.services.automation import leases, run_state
 from credflow.services.automation.connections import connection_to_use
 from credflow.services.automation.desktop_flows import find_desktop_flow
 from credflow.services.automation.machines import members
@@ -187,7 +187,9 @@ def cancel_run(core: Core, actor: Actor, env_id: str, run_id: str) -> dict[str, 
         run_state.cancel(run, actor.label)
         record(s, actor=actor.label, action="run.cancel", env_id=run.env_id, object_type="run", object_id=run.id,
                detail={"was": was, "machine": run.machine_id})
-        return run_view(run)
+        view, woken = run_view(run), leases.next_in_line(s, [leases.credential_of(s, run)])
+    leases.wake(core, woken)
+    return view
 
 
 def expire_overdue(core: Core, now: datetime | None = None) -> int:
@@ -211,6 +213,7 @@ def expire_overdue(core: Core, now: datetime | None = None) -> int:
     if not due:
         return 0
     with core.db.transaction() as s:
+        ended: list[str | None] = []
         for rid, (reason, detail) in due.items():
             run = s.scalar(select(Run).where(Run.id == rid, Run.status.in_(ACTIVE)).with_for_update())
             if run is None:
@@ -218,4 +221,7 @@ def expire_overdue(core: Core, now: datetime | None = None) -> int:
             run_state.fail(run, reason, detail, now)
             record(s, actor="system:scheduler", action="run.expire", env_id=run.env_id, object_type="run",
                    object_id=run.id, detail={"reason": reason, "machine": run.machine_id})
-        return len(due)
+            ended.append(leases.credential_of(s, run))
+        woken = leases.next_in_line(s, ended)
+    leases.wake(core, woken)
+    return len(due)

@@ -10,7 +10,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from credflow.services.automation import cloud_flows, runs
+from credflow.services.automation import cloud_flows, leases, runs
 from credflow.services.core import Core
 
 log = logging.getLogger(__name__)
@@ -18,7 +18,7 @@ INTERVAL_SECONDS = 2.0
 
 
 def tick(core: Core) -> None:
-    for step in (runs.expire_overdue, cloud_flows.fire_due):
+    for step in (runs.expire_overdue, leases.expire_unseen, cloud_flows.fire_due):
         try:
             step(core)
         except Exception as exc:  # noqa: BLE001 - one failed tick never stops the scheduler

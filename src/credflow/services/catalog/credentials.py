@@ -26,6 +26,7 @@ from credflow.persistence.tables import (
 )
 from credflow.services import lookup, views
 from credflow.services.access import authz
+from credflow.services.automation import leases
 from credflow.services.automation.desktop_flows import find_desktop_flow
 from credflow.services.catalog import dependencies
 from credflow.services.catalog.solutions import attach_to_solution
@@ -52,9 +53,10 @@ def require_binding(s: Session, actor: Actor, role: EnvironmentRole, password_va
 
 
 def create_credential(core: Core, actor: Actor, env_id: str, name: str, description: str | None,
-                      username_variable: str, password_variable: str, solution: str | None = None
-                      ) -> dict[str, Any]:
+                      username_variable: str, password_variable: str, solution: str | None = None,
+                      max_concurrent_runs: int | None = None) -> dict[str, Any]:
     name = check_name(name, "credential")
+    max_concurrent_runs = leases.check_limit(max_concurrent_runs)
     with core.db.transaction() as s:
         env, role = authz.require_env(s, actor, env_id, "credential.create")
         user_var = find_variable(s, env.id, username_variable)
@@ -69,6 +71,7 @@ def create_credential(core: Core, actor: Actor, env_id: str, name: str, descript
         _unique(s, env.id, name)
         cred = Credential(env_id=env.id, name=name, description=description, username_variable_id=user_var.id,
                           password_variable_id=pass_var.id, owner_id=actor.id)
+        cred.max_concurrent_runs = max_concurrent_runs
         s.add(cred)
         s.flush()
         record(s, actor=actor.label, action="credential.create", env_id=env.id, object_type="credential",
@@ -119,7 +122,7 @@ def get_credential(core: Core, actor: Actor, env_id: str, cred_id: str) -> dict[
 
 def update_credential(core: Core, actor: Actor, env_id: str, cred_id: str, changes: dict[str, Any]
                       ) -> dict[str, Any]:
-    unknown = sorted(set(changes) - {"name", "description", "allowed_desktop_flows", *IMMUTABLE})
+    unknown = sorted(set(changes) - {"name", "description", "allowed_desktop_flows", "max_concurrent_runs", *IMMUTABLE})
     if unknown:
         raise RuleViolation(f"unknown field(s): {', '.join(unknown)}", code="unknown_field")
     named = [f for f in IMMUTABLE if f in changes]
@@ -137,10 +140,16 @@ def update_credential(core: Core, actor: Actor, env_id: str, cred_id: str, chang
             cred.description = changes["description"]
         if "allowed_desktop_flows" in changes:
             cred.allowed_desktop_flows = _allowed_flows(s, cred.env_id, changes["allowed_desktop_flows"])
+        if "max_concurrent_runs" in changes:
+            cred.max_concurrent_runs = leases.check_limit(changes["max_concurrent_runs"])
         cred.updated_at = utcnow()
         record(s, actor=actor.label, action="credential.update", env_id=cred.env_id, object_type="credential",
                object_id=cred.id, detail={"fields": sorted(changes)})
-        return views.credential(cred, role.value)
+        view = views.credential(cred, role.value)
+        # A higher limit, or none, may free leases at once: the runs next in line are told.
+        woken = leases.next_in_line(s, [cred.id], limited_only=False) if "max_concurrent_runs" in changes else []
+    leases.wake(core, woken)
+    return view
 
 
 def _allowed_flows(s: Session, env_id: str, refs: Any) -> list[str] | None:
