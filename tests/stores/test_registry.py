@@ -40,9 +40,9 @@ def _with_entry_points(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, modules:
     for name, source in modules.items():
         (tmp_path / f"{name}.py").write_text(source)
     monkeypatch.syspath_prepend(str(tmp_path))
-    real = registry.entry_points
+    real = registry._store_entry_points
     fakes = [EntryPoint(name, value, GROUP) for name, value in extra.items()]
-    monkeypatch.setattr(registry, "entry_points", lambda group: [*real(group=group), *fakes])
+    monkeypatch.setattr(registry, "_store_entry_points", lambda: (*real(), *fakes))
 
 
 def test_the_four_kinds_are_viable_with_every_extra_installed() -> None:

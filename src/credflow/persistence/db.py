@@ -8,6 +8,7 @@ replaces its dead connections by itself.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +17,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -110,11 +113,20 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
+@functools.cache
+def head_revision() -> str | None:
+    """The newest migration's revision (read once per process: the migration files do not change under it)."""
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the schema to head (also on first start)."""
+    """Bring the schema to head (also on first start). A schema already at head costs one query."""
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     sqlite = engine.dialect.name == "sqlite"
     with engine.connect() as conn:
+        if MigrationContext.configure(conn).get_current_revision() == head_revision():
+            return
+        conn.rollback()
         # A batch migration on SQLite rebuilds a table (create, copy, drop, rename): with foreign keys on, dropping
         # a table that others refer to would delete (cascade) their rows. SQLite reads the pragma only outside a
         # transaction, so it is set on the driver's connection before the migration's transaction begins.

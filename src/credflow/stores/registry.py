@@ -11,6 +11,7 @@ installed; the registry turns that into the command that fixes it, ``pip install
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
@@ -34,6 +35,12 @@ class NotViable:
         return self.reason
 
 
+@functools.cache
+def _store_entry_points() -> tuple[EntryPoint, ...]:
+    """The installed store plugins (reading the packages' metadata is slow; it does not change under a process)."""
+    return tuple(entry_points(group=GROUP))
+
+
 @dataclass
 class StoreRegistry:
     plugins: dict[str, type[StorePlugin]] = field(default_factory=dict)
@@ -42,7 +49,7 @@ class StoreRegistry:
     @classmethod
     def discover(cls) -> StoreRegistry:
         registry = cls()
-        for ep in entry_points(group=GROUP):
+        for ep in _store_entry_points():
             registry._load(ep)
         return registry
 
