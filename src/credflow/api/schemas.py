@@ -64,6 +64,11 @@ class VariableUpdate(Body):
     secret_reference: dict[str, Any] | str | None = None
 
 
+class VerificationSet(Body):
+    desktop_flow: str = Field(min_length=1, description="the desktop flow that checks a new password (id or name)")
+    connection: str = Field(min_length=1, description="one of the credential's connections it runs on")
+
+
 class CredentialCreate(Body):
     name: str
     description: str | None = None
@@ -71,6 +76,7 @@ class CredentialCreate(Body):
     password_variable: str
     solution: str | None = None
     max_concurrent_runs: StrictInt | None = Field(None, description="how many runs may use it at once; null: no limit")
+    verification: VerificationSet | None = None
 
 
 class CredentialUpdate(BaseModel):
@@ -80,3 +86,5 @@ class CredentialUpdate(BaseModel):
     description: str | None = None
     allowed_desktop_flows: list[str] | None = None
     max_concurrent_runs: StrictInt | None = None
+    verification: VerificationSet | None = Field(
+        default=None, description="a new password version runs this flow on this connection first; null: none")

@@ -44,10 +44,21 @@ def variable(v: t.EnvironmentVariable, store_name: str | None = None) -> dict[st
     return out
 
 
+def verification_of(c: t.Credential) -> dict[str, Any] | None:
+    """A credential's verification and its state (``credflow.services.secrets.verification``), or None."""
+    if c.verification_connection_id is None or c.verification_desktop_flow_id is None:
+        return None
+    return {"desktop_flow": c.verification_desktop_flow_id, "connection": c.verification_connection_id,
+            "status": c.verification_status, "detail": c.verification_detail,
+            "checked_at": ts(c.verification_checked_at), "version": c.verification_version,
+            "verified_version": c.verified_version, "run": c.verification_run_id}
+
+
 def credential(c: t.Credential, my_role: str | None) -> dict[str, Any]:
     return {"id": c.id, "name": c.name, "description": c.description,
             "username_variable": c.username_variable_id, "password_variable": c.password_variable_id,
             "owner": c.owner_id, "my_role": my_role, "status": c.status, "environment": c.env_id,
             "max_concurrent_runs": c.max_concurrent_runs,
             "allowed_desktop_flows": c.allowed_desktop_flows,
+            "verification": verification_of(c),
             "created_at": ts(c.created_at), "updated_at": ts(c.updated_at)}

@@ -67,6 +67,7 @@ from credflow.api.models.catalog import (
     VariableDependencyCounts,
     VariablePage,
     VariablePublic,
+    VerificationPublic,
 )
 from credflow.api.models.common import (
     FieldProblem,
@@ -168,4 +169,5 @@ __all__ = [
     "VariableDependencyCounts",
     "VariablePage",
     "VariablePublic",
+    "VerificationPublic",
 ]

@@ -45,6 +45,18 @@ class VariablePage(Page[VariablePublic]):
     pass
 
 
+class VerificationPublic(Public):
+    desktop_flow: str
+    connection: str
+    status: Literal["pending", "passed", "failed"] | None = Field(
+        description="of the candidate version; null: never run")
+    detail: str | None
+    checked_at: Timestamp | None
+    version: str | None = Field(description="the candidate version the status is about")
+    verified_version: str | None = Field(description="the version every connection of the credential is on")
+    run: str | None = Field(description="the verification run of the candidate")
+
+
 class CredentialPublic(Public):
     id: str
     name: str
@@ -57,6 +69,8 @@ class CredentialPublic(Public):
     environment: str
     max_concurrent_runs: int | None = Field(description="how many runs may use it at once; null: no limit")
     allowed_desktop_flows: list[str] | None = Field(description="null: any desktop flow may run with it")
+    verification: VerificationPublic | None = Field(
+        None, description="a new password version is given to this run first; connections move when it exits 0")
     created_at: Timestamp
     updated_at: Timestamp
 

@@ -6,11 +6,11 @@ from fastapi import APIRouter, Response
 
 from credflow.api.deps import ActorDep, CoreDep
 from credflow.api.errors import problem_responses
-from credflow.api.models import CredentialDependencies, CredentialLeases, CredentialPublic, Page
+from credflow.api.models import CredentialDependencies, CredentialLeases, CredentialPublic, Page, VerificationPublic
 from credflow.api.paging import Limit, page
 from credflow.api.schemas import CredentialCreate, CredentialUpdate
 from credflow.services.automation import leases
-from credflow.services.catalog import credentials, dependencies
+from credflow.services.catalog import credentials, dependencies, verification
 
 router = APIRouter(prefix="/environments/{env}/credentials", tags=["credentials"],
                    responses=problem_responses(401, 403, 404, 422))
@@ -20,7 +20,8 @@ router = APIRouter(prefix="/environments/{env}/credentials", tags=["credentials"
 def create_credential(env: str, body: CredentialCreate, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
     return credentials.create_credential(core, actor, env, body.name, body.description, body.username_variable,
                                          body.password_variable, solution=body.solution,
-                                         max_concurrent_runs=body.max_concurrent_runs)
+                                         max_concurrent_runs=body.max_concurrent_runs,
+                                         verification_spec=body.verification and body.verification.model_dump())
 
 
 @router.get("", response_model=Page[CredentialPublic])
@@ -56,3 +57,10 @@ def credential_dependencies(env: str, cred: str, core: CoreDep, actor: ActorDep,
 def credential_leases(env: str, cred: str, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
     """Who holds the credential's leases (its running runs, with their machines) and how many runs wait for one."""
     return leases.leases_of(core, actor, env, cred)
+
+
+@router.post("/{cred}/verify", status_code=202, response_model=VerificationPublic, responses=problem_responses(409))
+def verify_credential(env: str, cred: str, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
+    """Run the credential's verification now with the newest version of its password: the verification, pending,
+    with its run."""
+    return verification.verify(core, actor, env, cred)

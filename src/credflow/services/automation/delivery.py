@@ -66,8 +66,9 @@ def _check_chain(s: Session, run: Run, conn: Connection, cred: Credential | None
 def credential_version(core: Core, s: Session, cred: Credential) -> str:
     """The version the next run of a connection on ``cred`` receives (raises Undeliverable)."""
     var, store = _password_variable(s, cred)
+    held = cred.verified_version if cred.verification_connection_id is not None else None
     try:
-        return cache.resolve(core, s, store, var.secret_name or "", var.secret_version).version
+        return cache.resolve(core, s, store, var.secret_name or "", var.secret_version or held).version
     except StoreError as exc:
         raise Undeliverable(ConnectionStatus.SECRET_UNREADABLE, f"the secret cannot be read ({exc.code})") from None
 
@@ -90,8 +91,10 @@ def resolve(core: Core, s: Session, run: Run, conn: Connection, flow: DesktopFlo
     _check_chain(s, run, conn, cred, flow, store)
     user_var = s.get(EnvironmentVariable, cred.username_variable_id)
     try:
-        # The connection's version: rotation moves it (for a non-administrator's notice, only on their own).
-        got = cache.resolve(core, s, store, var.secret_name or "", var.secret_version or conn.secret_version)
+        # The connection's version: rotation moves it (for a non-administrator's notice, only on their own); a
+        # verification run receives the version it checks.
+        version = var.secret_version or run.verifies_version or conn.secret_version
+        got = cache.resolve(core, s, store, var.secret_name or "", version)
     except StoreError as exc:
         raise Undeliverable(ConnectionStatus.SECRET_UNREADABLE, f"the secret cannot be read ({exc.code})") from None
     username = (user_var.value or "") if user_var is not None else ""

@@ -26,6 +26,7 @@ from credflow.services.access import authz
 from credflow.services.automation import delivery, leases, run_state
 from credflow.services.automation.run_state import fail, run_view
 from credflow.services.core import Actor, Core
+from credflow.services.secrets import verification
 from credflow.services.views import ts
 
 BUSY: Final = "busy"
@@ -133,7 +134,7 @@ def _deliver(core: Core, s: Session, machine: Machine, run: Run) -> dict[str, An
     now = utcnow()
     run.status, run.machine_id, run.started_at, run.secret_version = RunStatus.RUNNING, machine.id, now, got.version
     run.lease_credential_id = got.credential_id  # a lease of it, held until the run ends
-    if got.version is not None and conn.secret_version != got.version:
+    if got.version is not None and conn.secret_version != got.version and run.verifies_version is None:
         conn.secret_version = got.version
     record(s, actor=f"machine:{machine.id}", action="credential.deliver", env_id=run.env_id, object_type="run",
            object_id=run.id, detail={"machine": machine.id, "run": run.id, "connection": conn.id,
@@ -172,6 +173,7 @@ def finish(core: Core, actor: Actor, run_id: str, exit_code: int, log: str) -> d
         else:
             run.log = text
             run_state.finished_by_flow(run, exit_code)
+            verification.finished(s, run)
         woken = [] if cancelled else leases.next_in_line(s, [run.lease_credential_id])
         record(s, actor=actor.label, action="run.finish", env_id=run.env_id, object_type="run", object_id=run.id,
                detail={"machine": actor.id, "exit_code": exit_code, "status": run.status})

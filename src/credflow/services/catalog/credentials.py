@@ -28,7 +28,7 @@ from credflow.services import lookup, views
 from credflow.services.access import authz
 from credflow.services.automation import leases
 from credflow.services.automation.desktop_flows import find_desktop_flow
-from credflow.services.catalog import dependencies
+from credflow.services.catalog import dependencies, verification
 from credflow.services.catalog.solutions import attach_to_solution
 from credflow.services.catalog.variables import find_variable
 from credflow.services.core import Actor, Core
@@ -54,7 +54,7 @@ def require_binding(s: Session, actor: Actor, role: EnvironmentRole, password_va
 
 def create_credential(core: Core, actor: Actor, env_id: str, name: str, description: str | None,
                       username_variable: str, password_variable: str, solution: str | None = None,
-                      max_concurrent_runs: int | None = None) -> dict[str, Any]:
+                      max_concurrent_runs: int | None = None, verification_spec: Any = None) -> dict[str, Any]:
     name = check_name(name, "credential")
     max_concurrent_runs = leases.check_limit(max_concurrent_runs)
     with core.db.transaction() as s:
@@ -77,6 +77,8 @@ def create_credential(core: Core, actor: Actor, env_id: str, name: str, descript
         record(s, actor=actor.label, action="credential.create", env_id=env.id, object_type="credential",
                object_id=cred.id, detail={"name": name, "username_variable": user_var.id,
                                           "password_variable": pass_var.id})
+        if verification_spec is not None:
+            verification.configure(s, actor, cred, verification_spec)
         if solution:
             attach_to_solution(s, env.id, solution, "credential", cred.id)
         return views.credential(cred, "owner")
@@ -122,7 +124,8 @@ def get_credential(core: Core, actor: Actor, env_id: str, cred_id: str) -> dict[
 
 def update_credential(core: Core, actor: Actor, env_id: str, cred_id: str, changes: dict[str, Any]
                       ) -> dict[str, Any]:
-    unknown = sorted(set(changes) - {"name", "description", "allowed_desktop_flows", "max_concurrent_runs", *IMMUTABLE})
+    unknown = sorted(set(changes) - {"name", "description", "allowed_desktop_flows", "max_concurrent_runs",
+                                     "verification", *IMMUTABLE})
     if unknown:
         raise RuleViolation(f"unknown field(s): {', '.join(unknown)}", code="unknown_field")
     named = [f for f in IMMUTABLE if f in changes]
@@ -142,6 +145,9 @@ def update_credential(core: Core, actor: Actor, env_id: str, cred_id: str, chang
             cred.allowed_desktop_flows = _allowed_flows(s, cred.env_id, changes["allowed_desktop_flows"])
         if "max_concurrent_runs" in changes:
             cred.max_concurrent_runs = leases.check_limit(changes["max_concurrent_runs"])
+        if "verification" in changes:
+            s.flush()  # allowed_desktop_flows changed above counts for the verification's flow
+            verification.configure(s, actor, cred, changes["verification"])
         cred.updated_at = utcnow()
         record(s, actor=actor.label, action="credential.update", env_id=cred.env_id, object_type="credential",
                object_id=cred.id, detail={"fields": sorted(changes)})

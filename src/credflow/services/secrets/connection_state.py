@@ -49,6 +49,12 @@ def credentials_using(store_id: str, names: list[str]) -> Select[tuple[str]]:
                    EnvironmentVariable.secret_version.is_(None)))
 
 
+def following(store_id: str, names: list[str]) -> Select[tuple[str]]:
+    """The credentials whose connections move with the head: those without a verification (the others move
+    when their verification passes, ``verification.finished``)."""
+    return credentials_using(store_id, names).where(Credential.verification_connection_id.is_(None))
+
+
 def referenced_names(s: Session, store_id: str, base: str) -> list[str]:
     """The names that unpinned secret variables use for secret ``base``: ``base`` and ``base#FIELD``."""
     rows = s.scalars(select(EnvironmentVariable.secret_name).distinct().where(
@@ -84,6 +90,9 @@ def follow_reference(s: Session, var: EnvironmentVariable) -> int:
                                               SecretHead.name == var.secret_name))
         version = h.current_version if h is not None else None
     creds = select(Credential.id).where(Credential.password_variable_id == var.id)
+    s.execute(update(Credential).where(Credential.password_variable_id == var.id,
+                                       Credential.verification_connection_id.is_not(None))
+              .values(verified_version=version).execution_options(synchronize_session=False))
     return set_connections_version(s, creds, version)
 
 
@@ -140,7 +149,7 @@ def advance(s: Session, store: SecretStore, names: list[str], target: str | None
             version = h.current_version
         elif checked and target is not None:
             version = target
-        moved = set_connections_version(s, credentials_using(store.id, [name]), version, owner_id)
+        moved = set_connections_version(s, following(store.id, [name]), version, owner_id)
         moved_total += moved
         if moved or previous != h.current_version or recovered:
             record(s, actor=SYSTEM, action="secret.version_changed", env_id=store.env_id, object_type="secret",

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from credflow.persistence.tables import SecretEvent, SecretHead, SecretStore, utcnow
 from credflow.services.core import Core
-from credflow.services.secrets import cache, connection_state, outbox
+from credflow.services.secrets import cache, connection_state, outbox, verification
 from credflow.stores.base import StoreError, Throttled
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,8 @@ def apply(core: Core, s: Session, row: SecretEvent, plan: Plan) -> float | None:
         if plan.error is None:
             connection_state.advance(s, plan.store, plan.names, plan.target, checked=plan.checked,
                                      source=row.source, owner_id=row.scope_user_id)
+            if row.scope_user_id is None:
+                verification.due(core, s, plan.store, plan.names)
         elif plan.error.code in cache.HARD_ERRORS:
             connection_state.unreadable(s, plan.store, plan.names, plan.error.code, row.scope_user_id)
         else:
