@@ -19,6 +19,10 @@ class Settings(BaseSettings):
     tenant_id: str | None = None
     # How long the last good version of a secret keeps serving while its vault fails.
     stale_if_error_seconds: int = 3600
+    # The health page warns expires_soon this many days before a secret version expires.
+    expiry_warning_days: int = 14
+    # How often notification hooks are told of findings that appeared or cleared.
+    health_notify_interval_seconds: float = 30.0
     # A machine is online while its last heartbeat is younger than this.
     machine_offline_after_seconds: int = 60
     # A run holding a lease of a credential with max_concurrent_runs fails machine_lost, and its lease goes to the

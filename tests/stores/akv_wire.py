@@ -45,6 +45,7 @@ class _Version:
     id: str
     value: str
     created: int
+    expires: int | None = None  # attributes.exp, epoch seconds
 
 
 class KeyVaultWire:
@@ -92,10 +93,10 @@ class KeyVaultWire:
         with self._lock:
             self._readers.add(self.managed_identity_id)
 
-    def set_secret(self, name: str, value: str) -> str:
+    def set_secret(self, name: str, value: str, expires: int | None = None) -> str:
         version = uuid.uuid4().hex
         with self._lock:
-            self._secrets.setdefault(name, []).append(_Version(version, value, int(time.time())))
+            self._secrets.setdefault(name, []).append(_Version(version, value, int(time.time()), expires))
         return version
 
     def delete_secret(self, name: str) -> None:
@@ -258,8 +259,9 @@ class _IdentityHandler(_Handler):
 
 
 def _attributes(version: _Version) -> dict[str, Any]:
+    exp = {"exp": version.expires} if version.expires is not None else {}
     return {"enabled": True, "created": version.created, "updated": version.created,
-            "recoveryLevel": "Recoverable+Purgeable", "recoverableDays": 90}
+            "recoveryLevel": "Recoverable+Purgeable", "recoverableDays": 90, **exp}
 
 
 def _serve(handler: type[_Handler], wire: KeyVaultWire, tls: tuple[Path, Path] | None) -> ThreadingHTTPServer:

@@ -18,6 +18,7 @@ from credflow.api.routes import (
     credentials,
     desktop_flows,
     events,
+    health,
     identity,
     machines,
     passwords,
@@ -31,7 +32,7 @@ from credflow.api.routes import (
     users,
     variables,
 )
-from credflow.services.automation import scheduler
+from credflow.services.automation import hook_delivery, scheduler
 from credflow.services.core import Core, build_core
 from credflow.services.secrets import poller, worker
 from credflow.settings import Settings
@@ -42,13 +43,14 @@ ROUTERS = [
     users.router, identity.router, passwords.router, secret_stores.router, store_kinds.router, variables.router,
     credentials.router, sharing.router, teams.router, audit.router,
     machines.router, agent.router, desktop_flows.router, connections.router, runs.router, cloud_flows.router,
-    solutions.router, rotation.router, events.api_router,
+    solutions.router, rotation.router, events.api_router, health.router,
 ]
 ROOT_ROUTERS = [events.router]  # outside /api/v1: the Event Grid webhook
 
 # Background work started with the app: each is ``start(core) -> stop``; ``stop`` lets the current step end
 # (``lifecycle`` stops them at the first sign of a shutdown).
-BACKGROUND: list[Callable[[Core], Callable[[], Any]]] = [scheduler.start, worker.start, poller.start]
+BACKGROUND: list[Callable[[Core], Callable[[], Any]]] = [scheduler.start, worker.start, poller.start,
+                                                        hook_delivery.start]
 
 
 def create_app(settings: Settings | None = None, core: Core | None = None) -> FastAPI:

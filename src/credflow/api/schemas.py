@@ -47,6 +47,7 @@ class StoreAccessSet(Body):
 
 class SecretPut(Body):
     value: str
+    expires_at: str | None = Field(default=None, description="RFC 3339: when this version stops being good")
 
 
 class VariableCreate(Body):
@@ -75,6 +76,7 @@ class CredentialCreate(Body):
     username_variable: str
     password_variable: str
     solution: str | None = None
+    max_age_days: int | None = Field(default=None, ge=1, description="not_rotated past this age; null: no bound")
     max_concurrent_runs: StrictInt | None = Field(None, description="how many runs may use it at once; null: no limit")
     verification: VerificationSet | None = None
 
@@ -85,6 +87,7 @@ class CredentialUpdate(BaseModel):
     name: str | None = None
     description: str | None = None
     allowed_desktop_flows: list[str] | None = None
+    max_age_days: int | None = Field(default=None, ge=1, description="not_rotated past this age; null: no bound")
     max_concurrent_runs: StrictInt | None = None
     verification: VerificationSet | None = Field(
         default=None, description="a new password version runs this flow on this connection first; null: none")

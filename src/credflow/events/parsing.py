@@ -23,6 +23,8 @@ from credflow.domain.errors import Malformed
 
 VALIDATION = "microsoft.eventgrid.subscriptionvalidationevent"
 NEW_VERSION = "microsoft.keyvault.secretnewversioncreated"
+NEAR_EXPIRY = "microsoft.keyvault.secretnearexpiry"  # 30 days before a version's exp
+EXPIRED = "microsoft.keyvault.secretexpired"
 MAX_EVENTS = 5000
 MAX_VERSION = 200  # Key Vault's versions are 32 hex digits, Secrets Manager's VersionIds 32 to 64 characters
 MAX_NAME = 500  # the longest secret name a reference may hold
@@ -44,8 +46,17 @@ class VaultEvent:
     expires: float | None = None
 
     @property
+    def is_secret(self) -> bool:
+        return (self.object_type or "secret").lower() == "secret"
+
+    @property
     def is_new_secret_version(self) -> bool:
-        return self.type == NEW_VERSION and (self.object_type or "secret").lower() == "secret"
+        return self.type == NEW_VERSION and self.is_secret
+
+    @property
+    def is_secret_expiry(self) -> bool:
+        """SecretNearExpiry or SecretExpired: the version's ``exp`` (``expires``) is news, not a new version."""
+        return self.type in (NEAR_EXPIRY, EXPIRED) and self.is_secret
 
 
 @dataclass

@@ -211,6 +211,7 @@ class BuiltinSecret(Base):
     version: Mapped[int] = mapped_column(Integer)
     sealed_value: Mapped[str] = mapped_column(Text)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # as written with PUT (migration 0006)
     created_at: Mapped[datetime] = _created()
 
 
@@ -240,6 +241,11 @@ class CachedSecret(Base):
     version: Mapped[str] = mapped_column(String(200))
     sealed_value: Mapped[str] = mapped_column(Text)
     fetched_at: Mapped[datetime] = _created()
+    # What the vault says of the version (migration 0006): when it was made, and when it expires (Key Vault's exp,
+    # Secrets Manager's next rotation, Vault's custom_metadata.expires_at or delete_version_after, the builtin
+    # store's expires_at), kept up to date by SecretNearExpiry / SecretExpired events.
+    version_created_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 # --- environment variables and credentials ---------------------------------------------------------------
@@ -285,6 +291,8 @@ class Credential(Base):
     username_variable_id: Mapped[str] = mapped_column(ForeignKey("environment_variables.id"), index=True)
     password_variable_id: Mapped[str] = mapped_column(ForeignKey("environment_variables.id"), index=True)
     owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    # A password older than this many days is reported not_rotated on the health page; None: no bound (0006).
+    max_age_days: Mapped[int | None] = mapped_column(Integer)
     # How many runs may use it at once (a bot account with one session); None: no limit (migration 0007).
     max_concurrent_runs: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(40), default="active")
@@ -465,6 +473,32 @@ class SecretEvent(Base):
     scope_user_id: Mapped[str | None] = mapped_column(String(32))  # None: system-administrator reach
     received_at: Mapped[datetime] = _created()
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+
+
+# --- health ------------------------------------------------------------------------------------------------
+class NotificationHook(Base):
+    """A URL told when a health finding of at least ``min_severity`` appears or clears; POSTs are signed with
+    ``sealed_secret`` (sealed under the barrier, shown once when made)."""
+
+    __tablename__ = "notification_hooks"
+    id: Mapped[str] = _id()
+    env_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    min_severity: Mapped[str] = mapped_column(String(10))
+    sealed_secret: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = _created()
+
+
+class HookNotice(Base):
+    """A finding a hook has been told of (and not yet told cleared): what was sent survives restarts."""
+
+    __tablename__ = "hook_notices"
+    hook_id: Mapped[str] = mapped_column(ForeignKey("notification_hooks.id", ondelete="CASCADE"), primary_key=True)
+    finding_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    severity: Mapped[str] = mapped_column(String(10))
+    finding: Mapped[dict[str, Any]] = mapped_column(JSON)  # as it was sent (never a secret value), to say it cleared
+    sent_at: Mapped[datetime] = _created()
 
 
 # --- solutions ---------------------------------------------------------------------------------------------

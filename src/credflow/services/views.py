@@ -59,6 +59,6 @@ def credential(c: t.Credential, my_role: str | None) -> dict[str, Any]:
             "username_variable": c.username_variable_id, "password_variable": c.password_variable_id,
             "owner": c.owner_id, "my_role": my_role, "status": c.status, "environment": c.env_id,
             "max_concurrent_runs": c.max_concurrent_runs,
-            "allowed_desktop_flows": c.allowed_desktop_flows,
+            "allowed_desktop_flows": c.allowed_desktop_flows, "max_age_days": c.max_age_days,
             "verification": verification_of(c),
             "created_at": ts(c.created_at), "updated_at": ts(c.updated_at)}

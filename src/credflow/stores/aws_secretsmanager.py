@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from functools import cached_property
 from typing import Any, ClassVar, TypeVar
 
@@ -40,6 +41,7 @@ from credflow.stores.base import (
     retry_after_seconds,
     secret,
     split_field,
+    utc,
 )
 from credflow.stores.egress import NOT_CALLED, AddressRefused, AmbientCredentialsOff, refuse_link_local
 
@@ -106,7 +108,17 @@ class AwsSecretsManagerStore:
         raw = response.get("SecretString")
         if raw is None:
             raise SecretNotFound(f"{secret_id!r} holds binary data; credflow reads only SecretString")
-        return SecretValue(pick_field(raw, field, whole_when_plain=True), response["VersionId"])
+        return SecretValue(pick_field(raw, field, whole_when_plain=True), response["VersionId"],
+                           created_at=utc(response.get("CreatedDate")), expires_at=self._next_rotation(secret_id))
+
+    def _next_rotation(self, secret_id: str) -> datetime | None:
+        """When Secrets Manager will rotate the secret next (DescribeSecret's NextRotationDate): the current
+        version's end. None without rotation, or when DescribeSecret is refused (the value was read all the same)."""
+        try:
+            described = self._call(f"describe {secret_id!r}", lambda c: c.describe_secret(SecretId=secret_id))
+        except StoreError:
+            return None
+        return utc(described.get("NextRotationDate"))
 
     def current_version(self, name: str) -> str:
         secret_id, _ = split_field(name)

@@ -52,6 +52,7 @@ from credflow.stores.base import (
     pick_field,
     retry_after_seconds,
     split_field,
+    utc,
 )
 from credflow.stores.egress import NOT_CALLED, AddressRefused, AmbientCredentialsOff, refuse_link_local, without_netrc
 
@@ -114,7 +115,8 @@ class AzureKeyVaultStore:
     def read(self, name: str, version: str | None = None) -> SecretValue:
         base, field = split_field(name)
         got = self._call(f"read {base!r}", lambda client: client.get_secret(base, version))
-        return SecretValue(pick_field(got.value or "", field, whole_when_plain=True), str(got.properties.version))
+        return SecretValue(pick_field(got.value or "", field, whole_when_plain=True), str(got.properties.version),
+                           created_at=utc(got.properties.created_on), expires_at=utc(got.properties.expires_on))
 
     def current_version(self, name: str) -> str:
         base, _ = split_field(name)

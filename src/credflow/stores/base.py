@@ -20,8 +20,14 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 
 @dataclass(frozen=True)
 class SecretValue:
+    """A version's value, with what the vault says of the version where it says it: when it was made and when it
+    expires (Key Vault's ``exp``, Secrets Manager's next rotation, Vault's ``custom_metadata.expires_at`` or
+    ``delete_version_after``, the builtin store's ``expires_at``)."""
+
     value: str
     version: str
+    created_at: datetime | None = None
+    expires_at: datetime | None = None
 
     def __repr__(self) -> str:  # never show the value
         return f"SecretValue(version={self.version!r}, value=***)"
@@ -217,6 +223,32 @@ def pick_from_mapping(data: Any, field: str | None) -> str:
         raise SecretNotFound(f"the secret has no field {key!r}")
     value = data[key]
     return value if isinstance(value, str) else json.dumps(value)
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """A vault's timestamp as an aware UTC datetime (a naive one is read as UTC)."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def parse_rfc3339(text: Any) -> datetime | None:
+    """An RFC 3339 timestamp (``2026-01-02T03:04:05Z``, with fractions and offsets) as UTC, or None when it is
+    none. Vault writes nanoseconds, which Python's parser does not take: they are cut to microseconds."""
+    if not isinstance(text, str) or not text.strip():
+        return None
+    raw = text.strip().replace("z", "Z")
+    head, dot, rest = raw.partition(".")
+    if dot:
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        raw = f"{head}.{rest[:min(digits, 6)]}{rest[digits:]}"
+    try:
+        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None or "T" not in raw.upper():  # RFC 3339 has both a time and an offset
+        return None
+    return utc(parsed)
 
 
 def secret(value: SecretStr | None) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import ClassVar, Protocol
 
 from credflow.stores.base import SecretNotFound, SecretValue, StoreConfig, StoreContext, pick_field, split_field
@@ -11,6 +12,11 @@ class BuiltinBackend(Protocol):
     """Implemented by credflow's persistence: raw access to the builtin store's versions."""
 
     def get(self, store_id: str, name: str, version: int | None) -> tuple[str, int]: ...
+
+    def get_dated(self, store_id: str, name: str, version: int | None
+                  ) -> tuple[str, int, datetime | None, datetime | None]:
+        """(value, version, created_at, expires_at)."""
+        ...
 
     def current(self, store_id: str, name: str) -> int: ...
 
@@ -25,8 +31,8 @@ class BuiltinStore:
 
     def read(self, name: str, version: str | None = None) -> SecretValue:
         base, field = split_field(name)
-        raw, got = self._ctx.builtin.get(self._ctx.store_id, base, _int_version(version))
-        return SecretValue(pick_field(raw, field, whole_when_plain=True), str(got))
+        raw, got, created, expires = self._ctx.builtin.get_dated(self._ctx.store_id, base, _int_version(version))
+        return SecretValue(pick_field(raw, field, whole_when_plain=True), str(got), created, expires)
 
     def current_version(self, name: str) -> str:
         base, _ = split_field(name)

@@ -42,6 +42,7 @@ from credflow.stores.base import (
     StoreError,
     StoreUnavailable,
     Throttled,
+    parse_rfc3339,
     pick_from_mapping,
     retry_after_seconds,
     secret,
@@ -99,7 +100,9 @@ class HashiCorpVaultStore:
             ),
         )
         data = response["data"]
-        return SecretValue(pick_from_mapping(data["data"], field), str(data["metadata"]["version"]))
+        meta = data.get("metadata") or {}
+        return SecretValue(pick_from_mapping(data["data"], field), str(meta["version"]),
+                           created_at=parse_rfc3339(meta.get("created_time")), expires_at=_expiry(meta))
 
     def current_version(self, name: str) -> str:
         path, _ = split_field(name)
@@ -262,6 +265,15 @@ def _deleted(version: dict[str, Any]) -> bool:
         return datetime.fromisoformat(when) <= datetime.now(UTC)
     except (TypeError, ValueError):
         return False
+
+
+def _expiry(meta: dict[str, Any]) -> datetime | None:
+    """When a version expires: ``custom_metadata.expires_at`` (RFC 3339) when the secret carries one, else its
+    deletion time, which KV v2 sets to ``created_time`` + ``delete_version_after`` when the mount or the secret has
+    one (and the read returns)."""
+    custom = meta.get("custom_metadata")
+    stated = parse_rfc3339(custom.get("expires_at")) if isinstance(custom, dict) else None
+    return stated or parse_rfc3339(meta.get("deletion_time"))
 
 
 def _version_number(version: str | None) -> int | None:

@@ -71,6 +71,8 @@ class CredentialPublic(Public):
     allowed_desktop_flows: list[str] | None = Field(description="null: any desktop flow may run with it")
     verification: VerificationPublic | None = Field(
         None, description="a new password version is given to this run first; connections move when it exits 0")
+    max_age_days: int | None = Field(None, description="the health page says not_rotated past this age; null: "
+                                                       "no bound")
     created_at: Timestamp
     updated_at: Timestamp
 

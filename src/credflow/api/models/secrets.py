@@ -50,6 +50,7 @@ class SecretPublic(Public):
 
 class SecretVersionPublic(SecretPublic):
     created_at: Timestamp
+    expires_at: Timestamp | None = Field(None, description="when this version stops being good, if it was given")
 
 
 class StoreCheck(Public):

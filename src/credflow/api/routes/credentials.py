@@ -20,7 +20,7 @@ router = APIRouter(prefix="/environments/{env}/credentials", tags=["credentials"
 def create_credential(env: str, body: CredentialCreate, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
     return credentials.create_credential(core, actor, env, body.name, body.description, body.username_variable,
                                          body.password_variable, solution=body.solution,
-                                         max_concurrent_runs=body.max_concurrent_runs,
+                                         max_age_days=body.max_age_days, max_concurrent_runs=body.max_concurrent_runs,
                                          verification_spec=body.verification and body.verification.model_dump())
 
 

@@ -58,7 +58,7 @@ def set_access(env: str, store: str, body: StoreAccessSet, core: CoreDep, actor:
 @router.put("/{store}/secrets/{name:path}", response_model=SecretVersionPublic, responses=problem_responses(400))
 def put_secret(env: str, store: str, name: str, body: SecretPut, core: CoreDep, actor: ActorDep
                ) -> dict[str, Any]:
-    return secret_stores.put_secret(core, actor, env, store, name, body.value)
+    return secret_stores.put_secret(core, actor, env, store, name, body.value, body.expires_at)
 
 
 @router.get("/{store}/secrets", response_model=Page[SecretPublic])

@@ -54,8 +54,10 @@ def require_binding(s: Session, actor: Actor, role: EnvironmentRole, password_va
 
 def create_credential(core: Core, actor: Actor, env_id: str, name: str, description: str | None,
                       username_variable: str, password_variable: str, solution: str | None = None,
-                      max_concurrent_runs: int | None = None, verification_spec: Any = None) -> dict[str, Any]:
+                      max_age_days: int | None = None, max_concurrent_runs: int | None = None,
+                      verification_spec: Any = None) -> dict[str, Any]:
     name = check_name(name, "credential")
+    max_age_days = _max_age(max_age_days)
     max_concurrent_runs = leases.check_limit(max_concurrent_runs)
     with core.db.transaction() as s:
         env, role = authz.require_env(s, actor, env_id, "credential.create")
@@ -70,7 +72,7 @@ def create_credential(core: Core, actor: Actor, env_id: str, name: str, descript
         require_binding(s, actor, role, pass_var)
         _unique(s, env.id, name)
         cred = Credential(env_id=env.id, name=name, description=description, username_variable_id=user_var.id,
-                          password_variable_id=pass_var.id, owner_id=actor.id)
+                          password_variable_id=pass_var.id, owner_id=actor.id, max_age_days=max_age_days)
         cred.max_concurrent_runs = max_concurrent_runs
         s.add(cred)
         s.flush()
@@ -124,8 +126,8 @@ def get_credential(core: Core, actor: Actor, env_id: str, cred_id: str) -> dict[
 
 def update_credential(core: Core, actor: Actor, env_id: str, cred_id: str, changes: dict[str, Any]
                       ) -> dict[str, Any]:
-    unknown = sorted(set(changes) - {"name", "description", "allowed_desktop_flows", "max_concurrent_runs",
-                                     "verification", *IMMUTABLE})
+    unknown = sorted(set(changes) - {"name", "description", "allowed_desktop_flows", "max_age_days",
+                                     "max_concurrent_runs", "verification", *IMMUTABLE})
     if unknown:
         raise RuleViolation(f"unknown field(s): {', '.join(unknown)}", code="unknown_field")
     named = [f for f in IMMUTABLE if f in changes]
@@ -143,6 +145,8 @@ def update_credential(core: Core, actor: Actor, env_id: str, cred_id: str, chang
             cred.description = changes["description"]
         if "allowed_desktop_flows" in changes:
             cred.allowed_desktop_flows = _allowed_flows(s, cred.env_id, changes["allowed_desktop_flows"])
+        if "max_age_days" in changes:
+            cred.max_age_days = _max_age(changes["max_age_days"])
         if "max_concurrent_runs" in changes:
             cred.max_concurrent_runs = leases.check_limit(changes["max_concurrent_runs"])
         if "verification" in changes:
@@ -156,6 +160,17 @@ def update_credential(core: Core, actor: Actor, env_id: str, cred_id: str, chang
         woken = leases.next_in_line(s, [cred.id], limited_only=False) if "max_concurrent_runs" in changes else []
     leases.wake(core, woken)
     return view
+
+
+def _max_age(value: Any) -> int | None:
+    """None, or a whole number of days of at least 1: how old the password may grow before the health page says
+    ``not_rotated``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise RuleViolation("max_age_days is null or a whole number of days, at least 1", code="invalid_max_age_days",
+                            field="max_age_days")
+    return value
 
 
 def _allowed_flows(s: Session, env_id: str, refs: Any) -> list[str] | None:

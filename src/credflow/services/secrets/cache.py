@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -214,10 +214,18 @@ def cached(core: Core, s: Session, store_id: str, name: str, version: str) -> Re
 
 
 def remember(core: Core, s: Session, store_id: str, name: str, got: SecretValue) -> None:
+    """Cache the version, with its creation and expiry as the vault gave them (an expiry that changed since is
+    taken over)."""
     if _has(s, store_id, name, got.version):
+        if got.expires_at is not None:
+            s.execute(update(CachedSecret).where(
+                CachedSecret.store_id == store_id, CachedSecret.name == name, CachedSecret.version == got.version,
+                or_(CachedSecret.expires_at.is_(None), CachedSecret.expires_at != got.expires_at))
+                .values(expires_at=got.expires_at).execution_options(synchronize_session=False))
         return
     row = CachedSecret(store_id=store_id, name=name, version=got.version,
-                       sealed_value=core.barrier.seal(s, got.value, _aad(store_id, name, got.version)))
+                       sealed_value=core.barrier.seal(s, got.value, _aad(store_id, name, got.version)),
+                       version_created_at=got.created_at, expires_at=got.expires_at)
     try:
         with s.begin_nested():
             s.add(row)

@@ -32,7 +32,7 @@ from credflow.persistence.tables import (
 )
 from credflow.services.access import authz
 from credflow.services.core import Actor, Core
-from credflow.services.secrets import cache, connection_state, outbox
+from credflow.services.secrets import cache, connection_state, expiry, outbox
 from credflow.stores.base import split_field
 
 MAX_BODY_BYTES = 1_048_576  # Event Grid delivers at most 1 MB per request
@@ -114,6 +114,13 @@ def receive(core: Core, sender: tuple[str, str], body: bytes, content_type: str,
     with core.db.transaction() as s:
         for ev in delivery.events:
             stores = next((found for v in ev.vaults if (found := match_stores(s, env_id, v))), [])
+            if ev.is_secret_expiry and ev.name and stores:  # news of a served version's exp: recorded at once
+                when = expiry.from_event(ev.type, ev.expires)
+                if sum(expiry.record(s, store, ev.name, ev.version, when) for store in stores):
+                    accepted += 1
+                else:
+                    ignored += 1  # a version credflow does not serve
+                continue
             if not ev.is_new_secret_version or not ev.name or not stores:
                 ignored += 1
                 continue

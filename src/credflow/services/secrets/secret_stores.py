@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -27,7 +28,14 @@ from credflow.services.access import authz
 from credflow.services.access.principals import resolve_principal
 from credflow.services.core import Actor, Core
 from credflow.services.secrets import outbox
-from credflow.stores.base import SecretNotFound, StoreConfig, StoreContext, config_fields, split_config
+from credflow.stores.base import (
+    SecretNotFound,
+    StoreConfig,
+    StoreContext,
+    config_fields,
+    parse_rfc3339,
+    split_config,
+)
 from credflow.stores.base import SecretStore as StoreReader
 from credflow.stores.egress import LINK_LOCAL_RANGES, literal_link_local
 
@@ -332,9 +340,14 @@ class BuiltinBackend:
         return row
 
     def get(self, store_id: str, name: str, version: int | None) -> tuple[str, int]:
+        value, got, _, _ = self.get_dated(store_id, name, version)
+        return value, got
+
+    def get_dated(self, store_id: str, name: str, version: int | None
+                  ) -> tuple[str, int, datetime | None, datetime | None]:
         with self.core.db.read() as s:
             row = self._row(s, store_id, name, version)
-            return self.core.barrier.open(s, row.sealed_value, _aad(row)), row.version
+            return self.core.barrier.open(s, row.sealed_value, _aad(row)), row.version, row.created_at, row.expires_at
 
     def current(self, store_id: str, name: str) -> int:
         with self.core.db.read() as s:
@@ -345,7 +358,10 @@ def _aad(row: BuiltinSecret) -> str:
     return f"builtin:{row.store_id}:{row.name}:{row.version}"
 
 
-def put_secret(core: Core, actor: Actor, env_id: str, store_id: str, name: str, value: str) -> dict[str, Any]:
+def put_secret(core: Core, actor: Actor, env_id: str, store_id: str, name: str, value: str,
+               expires_at: str | None = None) -> dict[str, Any]:
+    """Write a new version of a builtin secret; ``expires_at`` (RFC 3339) is when it stops being good."""
+    expires = _expiry(expires_at)
     if not _SECRET_NAME.match(name):
         raise RuleViolation("a secret name is 1-200 characters: letters, digits and - _ . /",
                             code="malformed_secret_name")
@@ -360,14 +376,25 @@ def put_secret(core: Core, actor: Actor, env_id: str, store_id: str, name: str, 
         s.execute(select(SecretStore.id).where(SecretStore.id == store.id).with_for_update())  # one writer numbers
         last = s.scalar(select(func.max(BuiltinSecret.version)).where(
             BuiltinSecret.store_id == store.id, BuiltinSecret.name == name)) or 0
-        row = BuiltinSecret(store_id=store.id, name=name, version=last + 1, sealed_value="")
+        row = BuiltinSecret(store_id=store.id, name=name, version=last + 1, sealed_value="", expires_at=expires)
         row.sealed_value = core.barrier.seal(s, value, _aad(row))
         s.add(row)
         s.flush()
         record(s, actor=actor.label, action="secret.write", env_id=env.id, object_type="secret",
                object_id=store.id, detail={"name": name, "version": row.version})
         outbox.secret_version_changed(core, s, store, name, str(row.version), source="builtin")
-        return {"name": name, "version": str(row.version), "created_at": views.ts(row.created_at)}
+        return {"name": name, "version": str(row.version), "created_at": views.ts(row.created_at),
+                "expires_at": views.ts(expires)}
+
+
+def _expiry(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    parsed = parse_rfc3339(text)
+    if parsed is None:
+        raise RuleViolation("expires_at is an RFC 3339 timestamp with a time and an offset, e.g. "
+                            "2027-01-31T00:00:00Z", code="invalid_expires_at", field="expires_at")
+    return parsed
 
 
 def list_secrets(core: Core, actor: Actor, env_id: str, store_id: str) -> list[dict[str, Any]]:
