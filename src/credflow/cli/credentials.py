@@ -17,6 +17,7 @@ from credflow.client.names import Names
 cred_app = typer.Typer(help="Credentials: a text username variable and a secret password variable.",
                        no_args_is_help=True)
 SHARE_COLUMNS = ["principal", "principal_type", "name", "email", "role"]
+VERIFICATION_COLUMNS = ["desktop_flow", "connection", "status", "version", "verified_version", "detail", "run"]
 
 
 def credential_id(c: Client, env: str, name: str, nm: Names | None = None) -> str:
@@ -28,16 +29,34 @@ def credential_id(c: Client, env: str, name: str, nm: Names | None = None) -> st
     return nm.resolve("credential", name)
 
 
+def _limit(value: str) -> int | None:
+    """``--max-concurrent-runs``: a whole number, or none (no limit)."""
+    if value.strip().lower() == "none":
+        return None
+    if not value.strip().isdigit():
+        usage(f"--max-concurrent-runs takes a whole number of at least 1, or none (got {value!r})")
+    return int(value)
+
+
+LIMIT_OPT = typer.Option(None, "--max-concurrent-runs", metavar="N|none",
+                         help="How many runs may use it at once (1 for an account that may hold one session); "
+                              "none: no limit.")
+
+
 @cred_app.command("create")
 def cred_create(name: str, username_variable: str = typer.Option(..., "--username", help="Text variable."),
                 password_variable: str = typer.Option(..., "--password", help="Secret variable."),
                 description: Optional[str] = None, solution: Optional[str] = None,
+                max_concurrent_runs: Optional[str] = LIMIT_OPT,
                 env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
-    body = {"name": name, "description": description, "username_variable": username_variable,
-            "password_variable": password_variable, **({"solution": solution} if solution else {})}
+    body: dict[str, object] = {"name": name, "description": description, "username_variable": username_variable,
+                               "password_variable": password_variable, **({"solution": solution} if solution else {})}
+    if max_concurrent_runs is not None:
+        body["max_concurrent_runs"] = _limit(max_concurrent_runs)
     with calling() as c:
         show(c.post(f"/environments/{environment(env)}/credentials", body), as_json,
-             ["id", "name", "description", "username_variable", "password_variable", "owner", "my_role", "status"],
+             ["id", "name", "description", "username_variable", "password_variable", "owner", "my_role", "status",
+              "max_concurrent_runs"],
              nm=names(c, env))
 
 
@@ -61,16 +80,59 @@ def cred_update(name: str, new_name: Optional[str] = typer.Option(None, "--name"
                 allow_flow: list[str] = typer.Option([], help="Only these desktop flows may run with it "
                                                               "(repeatable)."),
                 any_flow: bool = typer.Option(False, help="Any desktop flow may run with it again."),
+                max_concurrent_runs: Optional[str] = LIMIT_OPT,
+                verify_with: tuple[str, str] = typer.Option(
+                    ("", ""), "--verify-with", metavar="FLOW CONNECTION",
+                    help="A new password runs FLOW on CONNECTION (one of this credential's) first; connections "
+                         "move to it only when that run exits 0."),
+                no_verification: bool = typer.Option(False, "--no-verification",
+                                                     help="New passwords reach connections at once again."),
                 env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
     body: dict[str, object] = {k: v for k, v in (("name", new_name), ("description", description)) if v is not None}
+    if max_concurrent_runs is not None:
+        body["max_concurrent_runs"] = _limit(max_concurrent_runs)
     if allow_flow and any_flow:
         usage("give --allow-flow or --any-flow, not both")
+    if all(verify_with) and no_verification:
+        usage("give --verify-with or --no-verification, not both")
     with calling() as c:
         e, nm = environment(env), names(c, env)
         if allow_flow or any_flow:
             body["allowed_desktop_flows"] = [nm.resolve("desktop_flow", f) for f in allow_flow] or None
-        show(c.patch(f"/environments/{e}/credentials/{credential_id(c, e, name, nm)}", body), as_json,
-             ["id", "name", "description", "allowed_desktop_flows"], nm=nm)
+        if all(verify_with):
+            body["verification"] = {"desktop_flow": nm.resolve("desktop_flow", verify_with[0]),
+                                    "connection": nm.resolve("connection", verify_with[1])}
+        elif no_verification:
+            body["verification"] = None
+        got = c.patch(f"/environments/{e}/credentials/{credential_id(c, e, name, nm)}", body)
+        show(got, as_json, ["id", "name", "description", "allowed_desktop_flows", "max_concurrent_runs"], nm=nm)
+        if not as_json and got.get("verification"):
+            show(got["verification"], False, VERIFICATION_COLUMNS, nm=nm)
+
+
+@cred_app.command("verify")
+def cred_verify(name: str, env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
+    """Run the credential's verification now with the newest version of its password; connections move to it
+    when the run exits 0."""
+    with calling() as c:
+        e, nm = environment(env), names(c, env)
+        show(c.post(f"/environments/{e}/credentials/{credential_id(c, e, name, nm)}/verify"), as_json,
+             VERIFICATION_COLUMNS, nm=nm)
+
+
+@cred_app.command("leases")
+def cred_leases(name: str, env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
+    """Who holds the credential's leases (its running runs, with their machines) and how many runs wait for one."""
+    with calling() as c:
+        e, nm = environment(env), names(c, env)
+        got = c.get(f"/environments/{e}/credentials/{credential_id(c, e, name, nm)}/leases")
+        if as_json:
+            show(got, True)
+            return
+        limit = got["max_concurrent_runs"]
+        err.print(f"{len(got['leases'])} lease(s) held of {'no limit' if limit is None else limit}; "
+                  f"{got['waiting']} run(s) waiting for one")
+        show(got["leases"], False, ["run", "machine_name", "since"], nm=nm)
 
 
 @cred_app.command("delete")
