@@ -6,11 +6,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import queue
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -21,38 +18,9 @@ from credflow.api.app import create_app
 from credflow.services.core import Core
 from credflow.settings import Settings
 from tests.conftest import ADMIN_TOKEN, Api
-from tests.health.conftest import iso
+from tests.health.conftest import Receiver, iso
 
 CANARY = "canary-Pa55word-7f3e1c"
-
-
-class Receiver:
-    """A local HTTP server that keeps every POST; ``fail`` answers that many POSTs with 500 first."""
-
-    def __init__(self) -> None:
-        self.got: queue.Queue[dict[str, Any]] = queue.Queue()
-        self.fail = 0
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                failing = receiver.fail > 0
-                receiver.fail -= 1 if failing else 0
-                receiver.got.put({"headers": dict(self.headers), "body": body, "answered": 500 if failing else 200})
-                self.send_response(500 if failing else 200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/T0/B0/secret-part"
-
-    def next(self, timeout: float = 10.0) -> dict[str, Any]:
-        return self.got.get(timeout=timeout)
 
 
 @pytest.fixture
