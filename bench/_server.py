@@ -55,10 +55,10 @@ def database(kind: str, workdir: Path) -> Iterator[str]:
 
 
 @contextmanager
-def server(data_dir: Path, env: dict[str, str], log_file: Path | None = None
+def server(data_dir: Path, env: dict[str, str], log_file: Path | None = None, start_seconds: float = 60
            ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """``credflow serve`` with the environment ``env`` (all of it), its output in ``log_file`` or discarded.
-    Yields its URL, once it answers /healthz, and the process; stops it afterwards."""
+    Yields its URL, once it answers /healthz (within ``start_seconds``), and the process; stops it afterwards."""
     cmd = [CREDFLOW] if Path(CREDFLOW).exists() else [sys.executable, "-c", "from credflow.cli.main import app; app()"]
     port = free_port()
     with open(log_file or os.devnull, "wb") as out:
@@ -66,7 +66,7 @@ def server(data_dir: Path, env: dict[str, str], log_file: Path | None = None
                                  str(data_dir)], env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + start_seconds
         while not _healthy(url):
             if proc.poll() is not None:
                 raise RuntimeError("the server exited" + (f": see {log_file}" if log_file is not None else ""))

@@ -1,18 +1,11 @@
-"""Lists: ``{"items": [...], "next_cursor": str|null}`` with ``?limit=`` (default 50, max 500) and ``?cursor=``."""
+"""Lists: ``{"items": [...], "next_cursor": str|null}`` with ``?limit=`` (default 50, max 500) and ``?cursor=``.
+Each list is one page read in the database along its time-ordered key (``credflow.services.lookup.seek``); a
+cursor is the ``next_cursor`` a page gave."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Query
 
 Limit = Annotated[int, Query(ge=1, le=500)]
-
-
-def page(items: list[dict[str, Any]], limit: int = 50, cursor: str | None = None,
-         key: str = "id") -> dict[str, Any]:
-    if cursor:
-        items = [i for i in items if str(i[key]) > cursor]
-    chunk = items[:limit]
-    more = len(items) > limit
-    return {"items": chunk, "next_cursor": str(chunk[-1][key]) if more and chunk else None}

@@ -37,3 +37,13 @@ def run_status_named(value: str) -> RunStatus:
         raise RuleViolation(f"a run's status is one of {', '.join(allowed)}", code="unknown_status",
                             allowed=allowed) from None
 
+
+
+def connection_status_named(value: str) -> ConnectionStatus:
+    """The connection status ``value`` names, or RuleViolation listing the statuses (a filter's ``?status=``)."""
+    try:
+        return ConnectionStatus(value.strip().lower())
+    except ValueError:
+        allowed = [s.value for s in ConnectionStatus]
+        raise RuleViolation(f"a connection's status is one of {', '.join(allowed)}", code="unknown_status",
+                            allowed=allowed) from None

@@ -537,3 +537,25 @@ class AuditRecord(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+# --- lists paged in the database (migration 0005) --------------------------------------------------------
+# An API list is one index range: its rows of one environment (and one filter) in the order of their
+# time-ordered id (audit records: their sequence number), read from a cursor on.
+LIST_INDEXES = (
+    Index("ix_runs_env_id_id", Run.env_id, Run.id),
+    Index("ix_runs_env_status_id", Run.env_id, Run.status, Run.id),
+    Index("ix_runs_connection_id_id", Run.connection_id, Run.id),
+    Index("ix_runs_desktop_flow_id_id", Run.desktop_flow_id, Run.id),
+    Index("ix_runs_machine_id_id", Run.machine_id, Run.id),
+    Index("ix_connections_env_id_id", Connection.env_id, Connection.id),
+    Index("ix_connections_env_status_id", Connection.env_id, Connection.status, Connection.id),
+    Index("ix_connections_env_owner_id", Connection.env_id, Connection.owner_id, Connection.id),
+    Index("ix_credentials_env_id_id", Credential.env_id, Credential.id),
+    Index("ix_variables_env_id_id", EnvironmentVariable.env_id, EnvironmentVariable.id),
+    Index("ix_machines_env_id_id", Machine.env_id, Machine.id),
+    Index("ix_desktop_flows_env_id_id", DesktopFlow.env_id, DesktopFlow.id),
+    Index("ix_audit_env_seq", AuditRecord.env_id, AuditRecord.seq),
+    Index("ix_audit_env_actor_seq", AuditRecord.env_id, AuditRecord.actor, AuditRecord.seq),
+    Index("ix_audit_env_at", AuditRecord.env_id, AuditRecord.at),
+)

@@ -1,16 +1,19 @@
 """Finding a row by what a caller names it: a row of an environment by its id or its name, a user by id or email;
-and one page of a long list, searched by name and sorted, for the pages."""
+one page of a long list, searched by name and sorted, for the pages; and one page of an API list along its
+time-ordered key (``seek``)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
-from credflow.domain.errors import NotFound
+from credflow.domain.errors import Malformed, NotFound, RuleViolation
 from credflow.persistence.tables import User
 
 T = TypeVar("T")
@@ -111,3 +114,54 @@ def names_of(s: Session, column: Any, ids: Iterable[str | None], key: Any = None
         return {}
     key = column.class_.id if key is None else key
     return {k: v for k, v in s.execute(select(key, column).where(key.in_(wanted))).all()}
+
+
+API_MAX_PAGE = 500
+_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def id_cursor(cursor: str | None) -> str | None:
+    """``cursor`` when it is an id (what an API list hands out as ``next_cursor``), else 400 ``malformed_cursor``."""
+    if cursor is not None and not _ID.fullmatch(cursor):
+        raise Malformed("the cursor is not one this list gave", code="malformed_cursor")
+    return cursor
+
+
+def seek(s: Session, q: Select[Any], key: Any, *, limit: int = 50, cursor: str | None = None,
+         view: Callable[[Any], Any] | None = None,
+         views: Callable[[list[Any]], list[dict[str, Any]]] | None = None) -> dict[str, Any]:
+    """One page of an API list: the rows of ``q`` (a select of one table) past ``cursor`` in the order of the
+    indexed, unique column ``key`` (an id, which sorts by creation time), ``limit`` of them (at most 500), read
+    in the database (``limit + 1`` rows, to know whether more follow). ``items`` are the rows through ``view``
+    (or all of them through ``views``); ``next_cursor`` is the last row's key while more follow, else None."""
+    limit = min(max(1, limit), API_MAX_PAGE)
+    if cursor is not None:
+        q = q.where(key > cursor)
+    rows = list(s.scalars(q.order_by(key.asc()).limit(limit + 1)).all())
+    more, rows = len(rows) > limit, rows[:limit]
+    items = views(rows) if views is not None else [view(r) for r in rows] if view is not None else rows
+    return {"items": items, "next_cursor": str(getattr(rows[-1], key.key)) if more and rows else None}
+
+
+def id_filter(parameter: str, value: str | None) -> str | None:
+    """A filter's id (``?connection=ID``), or 422 ``malformed_filter`` naming the parameter."""
+    if value is not None and not _ID.fullmatch(value):
+        raise RuleViolation(f"{parameter} is an id: 32 characters 0-9 and a-f", code="malformed_filter",
+                            parameter=parameter)
+    return value
+
+
+def time_range(since: datetime | None, until: datetime | None) -> tuple[datetime | None, datetime | None]:
+    """``since`` and ``until`` in UTC (a time without a zone is UTC), or 422 ``malformed_filter`` when ``until``
+    is not after ``since``."""
+    since, until = (None if t is None else t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+                    for t in (since, until))
+    if since is not None and until is not None and until <= since:
+        raise RuleViolation("until is after since", code="malformed_filter", parameter="until")
+    return since, until
+
+
+def id_at(at: datetime) -> str:
+    """The least id made at or after ``at``: an id begins with its creation time in nanoseconds, in 16 hex
+    characters (``persistence.tables.new_id``), so a range of creation times is a range of the primary key."""
+    return f"{max(0, int(at.timestamp() * 1_000_000)) * 1000:016x}{'0' * 16}"

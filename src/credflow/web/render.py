@@ -128,7 +128,7 @@ def load_env(request: Request, user: WebUser, env_ref: str) -> EnvPage:
 def render(request: Request, template: str, *, user: WebUser | None = None, env: EnvPage | None = None,
            status: int = 200, error: DomainError | None = None, headers: dict[str, str] | None = None,
            csrf: str = "", **ctx: Any) -> HTMLResponse:
-    envs = users.list_environments(core_of(request), user.actor) if user is not None else []
+    envs = users.list_environments(core_of(request), user.actor, limit=OPTIONS)["items"] if user is not None else []
     nav = [(label, path) for label, path, action in NAV if env is not None and env.can(action)]
     body = jinja.get_template(template).render(
         request=request, user=user, env=env, envs=envs, nav=nav, csrf=user.csrf if user else csrf,
@@ -227,6 +227,15 @@ def form_raw(form: Any, name: str) -> str:
 def by_name(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows as a person looks for them: by name, whatever the case."""
     return sorted(rows, key=lambda row: row["name"].lower())
+
+
+# A form's choices are the first OPTIONS rows of a list (one page, read in the database), never a whole table.
+OPTIONS = 200
+
+
+def choices(found: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows of one page of a list (asked for with ``limit=OPTIONS``), by name: a form's choices."""
+    return by_name(found["items"])
 
 
 @dataclass

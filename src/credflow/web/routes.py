@@ -41,6 +41,7 @@ from credflow.web.pages import (
 from credflow.web.pages import users as user_pages
 from credflow.web.render import (
     NAV,
+    OPTIONS,
     SECURITY_HEADERS,
     env_base,
     form_raw,
@@ -61,7 +62,7 @@ router = page_router()
 
 @router.get("/")
 def home(request: Request, user: CurrentUser, done: str = "") -> Response:
-    envs = users.list_environments(auth.core_of(request), user.actor)
+    envs = users.list_environments(auth.core_of(request), user.actor, limit=1)["items"]
     if not envs:
         return render(request, "no_environment.html", user=user)
     return see_other(f"{env_base(envs[0])}/credentials" + (f"?done={quote(done)}" if done else ""))
@@ -200,7 +201,7 @@ def account_page(request: Request, user: CurrentUser, done: str = "") -> Respons
     """One's sessions and API tokens, each of which can be ended here."""
     core = auth.core_of(request)
     return render(request, "account.html", user=user, sessions=sessions.list_mine(core, user.actor, user.session_id),
-                  tokens=tokens.list_tokens(core, user.actor))
+                  tokens=tokens.list_tokens(core, user.actor, limit=OPTIONS)["items"])
 
 
 @router.post("/account/sessions/{session_id}/end")

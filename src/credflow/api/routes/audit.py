@@ -19,7 +19,8 @@ def list_audit(env: str, core: CoreDep, actor: ActorDep, limit: Limit = 50, curs
                object: str | None = Query(None, description="An object id."),
                who: str | None = Query(None, alias="actor", description="user:ID, machine:ID, an id or an email."),
                since: datetime | None = Query(None, description="RFC 3339; records at or after it."),
+               until: datetime | None = Query(None, description="RFC 3339; records before it."),
                action: str | None = Query(None, description="An action, or a prefix such as credential."),
                ) -> dict[str, Any]:
-    return audit_log.list_records(core, actor, env, object_id=object, who=who, since=since, action=action,
-                                  limit=limit, cursor=cursor)
+    return audit_log.list_records(core, actor, env, object_id=object, who=who, since=since, until=until,
+                                  action=action, limit=limit, cursor=cursor)

@@ -8,7 +8,7 @@ from credflow.api.deps import ActorDep, CoreDep
 from credflow.api.errors import problem_responses
 from credflow.api.machine_schemas import CloudFlowCreate, ReferenceCreate, ReferenceUpdate
 from credflow.api.models import CloudFlowPublic, CloudFlowRun, ConnectionReferencePublic, Page
-from credflow.api.paging import Limit, page
+from credflow.api.paging import Limit
 from credflow.services.automation import cloud_flows
 
 router = APIRouter(prefix="/environments/{env}", tags=["cloud flows"], responses=problem_responses(401, 403, 404, 422))
@@ -20,10 +20,11 @@ def create_reference(env: str, body: ReferenceCreate, core: CoreDep, actor: Acto
     return cloud_flows.create_reference(core, actor, env, body.name, body.connection)
 
 
-@router.get("/connection-references", response_model=Page[ConnectionReferencePublic])
+@router.get("/connection-references", response_model=Page[ConnectionReferencePublic],
+             responses=problem_responses(400))
 def list_references(env: str, core: CoreDep, actor: ActorDep, limit: Limit = 50, cursor: str | None = None
                     ) -> dict[str, Any]:
-    return page(cloud_flows.list_references(core, actor, env), limit, cursor)
+    return cloud_flows.list_references(core, actor, env, limit=limit, cursor=cursor)
 
 
 @router.get("/connection-references/{ref}", response_model=ConnectionReferencePublic)
@@ -50,10 +51,10 @@ def create_cloud_flow(env: str, body: CloudFlowCreate, core: CoreDep, actor: Act
                                          solution=body.solution)
 
 
-@router.get("/cloud-flows", response_model=Page[CloudFlowPublic])
+@router.get("/cloud-flows", response_model=Page[CloudFlowPublic], responses=problem_responses(400))
 def list_cloud_flows(env: str, core: CoreDep, actor: ActorDep, limit: Limit = 50, cursor: str | None = None
                      ) -> dict[str, Any]:
-    return page(cloud_flows.list_cloud_flows(core, actor, env), limit, cursor)
+    return cloud_flows.list_cloud_flows(core, actor, env, limit=limit, cursor=cursor)
 
 
 @router.get("/cloud-flows/{flow}", response_model=CloudFlowPublic)

@@ -2,13 +2,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 
 from credflow.api.deps import ActorDep, CoreDep
 from credflow.api.errors import problem_responses
 from credflow.api.machine_schemas import ConnectionCreate, ConnectionUpdate
 from credflow.api.models import ConnectionPublic, Page
-from credflow.api.paging import Limit, page
+from credflow.api.paging import Limit
 from credflow.services.automation import connections
 
 router = APIRouter(prefix="/environments/{env}/connections", tags=["connections"],
@@ -23,10 +23,14 @@ def create_connection(env: str, body: ConnectionCreate, core: CoreDep, actor: Ac
         password=body.password.get_secret_value() if body.password is not None else None)
 
 
-@router.get("", response_model=Page[ConnectionPublic])
+@router.get("", response_model=Page[ConnectionPublic], responses=problem_responses(400))
 def list_connections(env: str, core: CoreDep, actor: ActorDep, limit: Limit = 50, cursor: str | None = None,
-                     credential: str | None = None) -> dict[str, Any]:
-    return page(connections.list_connections(core, actor, env, credential=credential), limit, cursor)
+                     credential: str | None = Query(None, description="A credential's id."),
+                     status: str | None = Query(None, description="connected, access_revoked, credential_deleted "
+                                                                  "or secret_unreadable."),
+                     ) -> dict[str, Any]:
+    return connections.list_connections(core, actor, env, credential=credential, status=status, limit=limit,
+                                        cursor=cursor)
 
 
 @router.get("/{connection}", response_model=ConnectionPublic, responses=problem_responses(409))

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Response
 from credflow.api.deps import ActorDep, CoreDep
 from credflow.api.errors import problem_responses
 from credflow.api.models import CredentialDependencies, CredentialLeases, CredentialPublic, Page, VerificationPublic
-from credflow.api.paging import Limit, page
+from credflow.api.paging import Limit
 from credflow.api.schemas import CredentialCreate, CredentialUpdate
 from credflow.services.automation import leases
 from credflow.services.catalog import credentials, dependencies, verification
@@ -24,10 +24,10 @@ def create_credential(env: str, body: CredentialCreate, core: CoreDep, actor: Ac
                                          verification_spec=body.verification and body.verification.model_dump())
 
 
-@router.get("", response_model=Page[CredentialPublic])
+@router.get("", response_model=Page[CredentialPublic], responses=problem_responses(400))
 def list_credentials(env: str, core: CoreDep, actor: ActorDep, limit: Limit = 50, cursor: str | None = None
                      ) -> dict[str, Any]:
-    return page(credentials.list_credentials(core, actor, env), limit, cursor)
+    return credentials.list_credentials(core, actor, env, limit=limit, cursor=cursor)
 
 
 @router.get("/{cred}", response_model=CredentialPublic)

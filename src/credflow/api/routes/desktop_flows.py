@@ -8,7 +8,7 @@ from credflow.api.deps import ActorDep, CoreDep
 from credflow.api.errors import problem_responses
 from credflow.api.machine_schemas import DesktopFlowCreate, DesktopFlowUpdate
 from credflow.api.models import DesktopFlowPublic, Page
-from credflow.api.paging import Limit, page
+from credflow.api.paging import Limit
 from credflow.services.automation import desktop_flows
 
 router = APIRouter(prefix="/environments/{env}/desktop-flows", tags=["desktop flows"],
@@ -20,10 +20,10 @@ def create_desktop_flow(env: str, body: DesktopFlowCreate, core: CoreDep, actor:
     return desktop_flows.create_desktop_flow(core, actor, env, body.name, body.command, solution=body.solution)
 
 
-@router.get("", response_model=Page[DesktopFlowPublic])
+@router.get("", response_model=Page[DesktopFlowPublic], responses=problem_responses(400))
 def list_desktop_flows(env: str, core: CoreDep, actor: ActorDep, limit: Limit = 50, cursor: str | None = None
                        ) -> dict[str, Any]:
-    return page(desktop_flows.list_desktop_flows(core, actor, env), limit, cursor)
+    return desktop_flows.list_desktop_flows(core, actor, env, limit=limit, cursor=cursor)
 
 
 @router.get("/{flow}", response_model=DesktopFlowPublic)

@@ -20,7 +20,7 @@ from credflow.api.models.access import (
     TokenPublic,
 )
 from credflow.api.models.common import Page
-from credflow.api.paging import Limit, page
+from credflow.api.paging import Limit
 from credflow.api.schemas import Body
 from credflow.domain.errors import NotFound
 from credflow.services.access import failed_auth, sso, tokens
@@ -40,9 +40,9 @@ def create_token(body: TokenCreate, core: CoreDep, actor: ActorDep) -> dict[str,
     return tokens.create_mine(core, actor, body.name, body.expires_in_days)
 
 
-@router.get("/me/tokens", response_model=Page[TokenPublic], responses=problem_responses(403, 422))
+@router.get("/me/tokens", response_model=Page[TokenPublic], responses=problem_responses(400, 403, 422))
 def list_my_tokens(core: CoreDep, actor: ActorDep, limit: Limit = 50, cursor: str | None = None) -> dict[str, Any]:
-    return page(tokens.list_tokens(core, actor), limit, cursor)
+    return tokens.list_tokens(core, actor, limit=limit, cursor=cursor)
 
 
 @router.delete("/me/tokens/{token_id}", status_code=204, responses=problem_responses(403, 404))
@@ -51,10 +51,11 @@ def revoke_my_token(token_id: str, core: CoreDep, actor: ActorDep) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/users/{user_id}/tokens", response_model=Page[TokenPublic], responses=problem_responses(403, 404, 422))
+@router.get("/users/{user_id}/tokens", response_model=Page[TokenPublic],
+             responses=problem_responses(400, 403, 404, 422))
 def list_user_tokens(user_id: str, core: CoreDep, actor: ActorDep, limit: Limit = 50, cursor: str | None = None
                      ) -> dict[str, Any]:
-    return page(tokens.list_tokens(core, actor, user_id), limit, cursor)
+    return tokens.list_tokens(core, actor, user_id, limit=limit, cursor=cursor)
 
 
 @router.delete("/users/{user_id}/tokens/{token_id}", status_code=204, responses=problem_responses(403, 404))

@@ -8,7 +8,7 @@ from credflow.api.deps import ActorDep, CoreDep
 from credflow.api.errors import problem_responses
 from credflow.api.machine_schemas import GroupCreate, GroupUpdate, MachineUpdate, RegistrationCreate
 from credflow.api.models import MachineDetail, MachineGroupPublic, MachinePublic, Page, Registration
-from credflow.api.paging import Limit, page
+from credflow.api.paging import Limit
 from credflow.services.automation import machines
 
 router = APIRouter(prefix="/environments/{env}", tags=["machines"], responses=problem_responses(401, 403, 404, 422))
@@ -21,10 +21,10 @@ def create_registration(env: str, core: CoreDep, actor: ActorDep, body: Registra
     return machines.create_registration(core, actor, env, body.expires_in_seconds if body else None)
 
 
-@router.get("/machines", response_model=Page[MachinePublic])
+@router.get("/machines", response_model=Page[MachinePublic], responses=problem_responses(400))
 def list_machines(env: str, core: CoreDep, actor: ActorDep, limit: Limit = 50, cursor: str | None = None
                   ) -> dict[str, Any]:
-    return page(machines.list_machines(core, actor, env), limit, cursor)
+    return machines.list_machines(core, actor, env, limit=limit, cursor=cursor)
 
 
 @router.get("/machines/{machine}", response_model=MachineDetail)
@@ -49,10 +49,10 @@ def create_group(env: str, body: GroupCreate, core: CoreDep, actor: ActorDep) ->
     return machines.create_group(core, actor, env, body.name, body.machines)
 
 
-@router.get("/machine-groups", response_model=Page[MachineGroupPublic])
+@router.get("/machine-groups", response_model=Page[MachineGroupPublic], responses=problem_responses(400))
 def list_groups(env: str, core: CoreDep, actor: ActorDep, limit: Limit = 50, cursor: str | None = None
                 ) -> dict[str, Any]:
-    return page(machines.list_groups(core, actor, env), limit, cursor)
+    return machines.list_groups(core, actor, env, limit=limit, cursor=cursor)
 
 
 @router.get("/machine-groups/{group}", response_model=MachineGroupPublic)

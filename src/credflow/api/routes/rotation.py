@@ -10,7 +10,7 @@ from pydantic import Field
 from credflow.api.deps import ActorDep, CoreDep
 from credflow.api.errors import problem_responses
 from credflow.api.models import Accepted, EventKeyCreated, EventKeyPublic, Page, RotationStatus
-from credflow.api.paging import Limit, page
+from credflow.api.paging import Limit
 from credflow.api.schemas import Body
 from credflow.services.secrets import event_keys, rotation
 
@@ -35,10 +35,10 @@ def create_event_key(env: str, core: CoreDep, actor: ActorDep) -> dict[str, Any]
     return event_keys.create_key(core, actor, env)
 
 
-@router.get("/event-keys", response_model=Page[EventKeyPublic])
+@router.get("/event-keys", response_model=Page[EventKeyPublic], responses=problem_responses(400))
 def list_event_keys(env: str, core: CoreDep, actor: ActorDep, limit: Limit = 50, cursor: str | None = None
                     ) -> dict[str, Any]:
-    return page(event_keys.list_keys(core, actor, env), limit, cursor)
+    return event_keys.list_keys(core, actor, env, limit=limit, cursor=cursor)
 
 
 @router.delete("/event-keys/{key_id}", status_code=204)

@@ -14,7 +14,7 @@ from credflow.api.models import (
     StoreAccessPublic,
     StoreCheckReport,
 )
-from credflow.api.paging import Limit, page
+from credflow.api.paging import Limit
 from credflow.api.schemas import SecretPut, StoreAccessSet, StoreCreate, StoreUpdate
 from credflow.services.secrets import secret_stores, store_checks
 
@@ -27,10 +27,10 @@ def create_store(env: str, body: StoreCreate, core: CoreDep, actor: ActorDep) ->
     return secret_stores.create_store(core, actor, env, body.name, body.kind, body.vault_url, body.config)
 
 
-@router.get("", response_model=Page[SecretStorePublic])
+@router.get("", response_model=Page[SecretStorePublic], responses=problem_responses(400))
 def list_stores(env: str, core: CoreDep, actor: ActorDep, limit: Limit = 50, cursor: str | None = None
                 ) -> dict[str, Any]:
-    return page(secret_stores.list_stores(core, actor, env), limit, cursor)
+    return secret_stores.list_stores(core, actor, env, limit=limit, cursor=cursor)
 
 
 @router.get("/{store}", response_model=SecretStorePublic)
@@ -64,7 +64,7 @@ def put_secret(env: str, store: str, name: str, body: SecretPut, core: CoreDep, 
 @router.get("/{store}/secrets", response_model=Page[SecretPublic])
 def list_secrets(env: str, store: str, core: CoreDep, actor: ActorDep, limit: Limit = 50,
                  cursor: str | None = None) -> dict[str, Any]:
-    return page(secret_stores.list_secrets(core, actor, env, store), limit, cursor, key="name")
+    return secret_stores.list_secrets(core, actor, env, store, limit=limit, cursor=cursor)
 
 
 @router.post("/{store}/check", response_model=StoreCheckReport)

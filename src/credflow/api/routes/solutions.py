@@ -9,7 +9,7 @@ from starlette.datastructures import UploadFile
 from credflow.api.deps import ActorDep, CoreDep
 from credflow.api.errors import problem_responses
 from credflow.api.models import ImportReport, Page, SolutionComponentsAdded, SolutionPublic
-from credflow.api.paging import Limit, page
+from credflow.api.paging import Limit
 from credflow.api.schemas import Body
 from credflow.domain.errors import Malformed
 from credflow.services.catalog import solution_import, solutions
@@ -50,10 +50,10 @@ def create_solution(env: str, body: SolutionCreate, core: CoreDep, actor: ActorD
                                      body.publisher)
 
 
-@router.get("", response_model=Page[SolutionPublic])
+@router.get("", response_model=Page[SolutionPublic], responses=problem_responses(400))
 def list_solutions(env: str, core: CoreDep, actor: ActorDep, limit: Limit = 50, cursor: str | None = None
                    ) -> dict[str, Any]:
-    return page(solutions.list_solutions(core, actor, env), limit, cursor)
+    return solutions.list_solutions(core, actor, env, limit=limit, cursor=cursor)
 
 
 async def _field(form: Any, name: str, limit: int) -> bytes | None:

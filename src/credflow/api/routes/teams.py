@@ -8,7 +8,7 @@ from pydantic import Field
 from credflow.api.deps import ActorDep, CoreDep
 from credflow.api.errors import problem_responses
 from credflow.api.models import Page, TeamPublic
-from credflow.api.paging import Limit, page
+from credflow.api.paging import Limit
 from credflow.api.schemas import Body
 from credflow.services.access import teams
 
@@ -26,10 +26,10 @@ def create_team(env: str, body: TeamCreate, core: CoreDep, actor: ActorDep) -> d
     return teams.create_team(core, actor, env, body.name, body.members)
 
 
-@router.get("", response_model=Page[TeamPublic])
+@router.get("", response_model=Page[TeamPublic], responses=problem_responses(400))
 def list_teams(env: str, core: CoreDep, actor: ActorDep, limit: Limit = 50, cursor: str | None = None
                ) -> dict[str, Any]:
-    return page(teams.list_teams(core, actor, env), limit, cursor)
+    return teams.list_teams(core, actor, env, limit=limit, cursor=cursor)
 
 
 @router.get("/{team}", response_model=TeamPublic)

@@ -16,13 +16,14 @@ from credflow.api.models import (
     UserPublic,
 )
 from credflow.api.models.access import Reassigned
-from credflow.api.paging import Limit, page
+from credflow.api.paging import Limit
 from credflow.api.schemas import Body, EnvironmentCreate, UserCreate
 from credflow.services.access import users
 
 # Every operation here needs a user token (401 without one; 403 with a machine's) but /me, which a machine may call.
 router = APIRouter(tags=["users and environments"], responses=problem_responses(401))
 USER_ONLY = problem_responses(403, 422)
+USER_LIST = problem_responses(400, 403, 422)  # 400: a cursor the list did not give
 
 
 @router.post("/users", status_code=201, response_model=UserCreated,
@@ -44,10 +45,10 @@ class Reassign(Body):
     to_user: str = Field(min_length=1, max_length=320, description="user id or email, with a role here")
 
 
-@router.get("/users", response_model=Page[UserPublic], responses=USER_ONLY)
+@router.get("/users", response_model=Page[UserPublic], responses=USER_LIST)
 def list_users(core: CoreDep, actor: ActorDep, limit: Limit = 50, cursor: str | None = None,
                include_removed: bool = False) -> dict[str, Any]:
-    return page(users.list_users(core, actor, include_removed), limit, cursor)
+    return users.list_users(core, actor, include_removed, limit=limit, cursor=cursor)
 
 
 @router.get("/users/{user_id}", response_model=UserPublic, responses=problem_responses(403, 404, 422))
@@ -78,10 +79,10 @@ def create_environment(body: EnvironmentCreate, core: CoreDep, actor: ActorDep) 
     return users.create_environment(core, actor, body.name)
 
 
-@router.get("/environments", response_model=Page[EnvironmentPublic], responses=USER_ONLY)
+@router.get("/environments", response_model=Page[EnvironmentPublic], responses=USER_LIST)
 def list_environments(core: CoreDep, actor: ActorDep, limit: Limit = 50, cursor: str | None = None
                       ) -> dict[str, Any]:
-    return page(users.list_environments(core, actor), limit, cursor)
+    return users.list_environments(core, actor, limit=limit, cursor=cursor)
 
 
 @router.get("/environments/{env}", response_model=EnvironmentWithRole, responses=problem_responses(403, 404, 422))

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Response
 from credflow.api.deps import ActorDep, CoreDep
 from credflow.api.errors import problem_responses
 from credflow.api.models import VariableDependencies, VariablePage, VariablePublic
-from credflow.api.paging import Limit, page
+from credflow.api.paging import Limit
 from credflow.api.schemas import VariableCreate, VariableUpdate
 from credflow.services.catalog import dependencies, variables
 
@@ -21,10 +21,10 @@ def create_variable(env: str, body: VariableCreate, core: CoreDep, actor: ActorD
                                      body.value, body.secret_reference, solution=body.solution)
 
 
-@router.get("", response_model=VariablePage)
+@router.get("", response_model=VariablePage, responses=problem_responses(400))
 def list_variables(env: str, core: CoreDep, actor: ActorDep, limit: Limit = 50, cursor: str | None = None
                    ) -> dict[str, Any]:
-    return page(variables.list_variables(core, actor, env), limit, cursor)
+    return variables.list_variables(core, actor, env, limit=limit, cursor=cursor)
 
 
 @router.get("/{var}", response_model=VariablePublic)

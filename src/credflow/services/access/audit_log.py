@@ -41,7 +41,8 @@ def _actor_labels(s: Session, actor: Actor, who: str) -> list[str]:
 
 
 def _filtered(s: Session, actor: Actor, env_id: str, object_ids: list[str], who: str | None,
-              since: datetime | None, action: str | None) -> Select[tuple[AuditRecord]]:
+              since: datetime | None, action: str | None, until: datetime | None = None
+              ) -> Select[tuple[AuditRecord]]:
     q = select(AuditRecord).where(AuditRecord.env_id == env_id)
     if object_ids:
         q = q.where(AuditRecord.object_id.in_(object_ids))
@@ -49,20 +50,23 @@ def _filtered(s: Session, actor: Actor, env_id: str, object_ids: list[str], who:
         q = q.where(AuditRecord.actor.in_(_actor_labels(s, actor, who)))
     if since is not None:
         q = q.where(AuditRecord.at >= since)
+    if until is not None:
+        q = q.where(AuditRecord.at < until)
     if action:
         q = q.where(or_(AuditRecord.action == action, AuditRecord.action.startswith(f"{action}.")))
     return q
 
 
 def list_records(core: Core, actor: Actor, env_id: str, *, object_id: str | None = None,
-                 who: str | None = None, since: datetime | None = None, action: str | None = None,
-                 limit: int = 50, cursor: str | None = None) -> dict[str, Any]:
+                 who: str | None = None, since: datetime | None = None, until: datetime | None = None,
+                 action: str | None = None, limit: int = 50, cursor: str | None = None) -> dict[str, Any]:
     """The environment's records in the order they were written, filtered by object, actor, time and action."""
-    if cursor is not None and not cursor.isdigit():
+    if cursor is not None and not (cursor.isdigit() and len(cursor) <= 18):
         raise Malformed("the cursor is not one this list gave", code="malformed_cursor")
+    since, until = lookup.time_range(since, until)
     with core.db.read() as s:
         env, _ = authz.require_env(s, actor, env_id, "audit.read")
-        q = _filtered(s, actor, env.id, [object_id] if object_id else [], who, since, action)
+        q = _filtered(s, actor, env.id, [object_id] if object_id else [], who, since, action, until)
         if cursor is not None:
             q = q.where(AuditRecord.seq > int(cursor))
         rows = s.scalars(q.order_by(AuditRecord.seq).limit(limit + 1)).all()

@@ -68,11 +68,14 @@ def create_team(core: Core, actor: Actor, env_id: str, name: str, members: list[
         return _view(s, team)
 
 
-def list_teams(core: Core, actor: Actor, env_id: str) -> list[dict[str, Any]]:
+def list_teams(core: Core, actor: Actor, env_id: str, limit: int = 50, cursor: str | None = None
+               ) -> dict[str, Any]:
+    """One page of the environment's teams, in the order they were made, each with its members."""
+    cursor = lookup.id_cursor(cursor)
     with core.db.read() as s:
         env, _ = authz.require_env(s, actor, env_id, "team.read")
-        teams = s.scalars(select(Team).where(Team.env_id == env.id).order_by(Team.id)).all()
-        return [_view(s, t) for t in teams]
+        return lookup.seek(s, select(Team).where(Team.env_id == env.id), Team.id, limit=limit, cursor=cursor,
+                           view=lambda t: _view(s, t))
 
 
 def page_teams(core: Core, actor: Actor, env_id: str, listing: lookup.Listing) -> dict[str, Any]:

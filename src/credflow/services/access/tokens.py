@@ -89,12 +89,14 @@ def create_mine(core: Core, actor: Actor, name: str, days: int | None) -> dict[s
         return {**view(row), "token": token}
 
 
-def list_tokens(core: Core, actor: Actor, user_ref: str | None = None) -> list[dict[str, Any]]:
-    """The tokens of the caller (``user_ref`` None) or of a user the caller may manage, newest last."""
+def list_tokens(core: Core, actor: Actor, user_ref: str | None = None, limit: int = 50,
+                cursor: str | None = None) -> dict[str, Any]:
+    """One page of the tokens of the caller (``user_ref`` None) or of a user the caller may manage, newest last."""
+    cursor = lookup.id_cursor(cursor)
     with core.db.read() as s:
         user = _owner(s, actor, user_ref)
-        rows = s.scalars(select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id)).all()
-        return [view(r) for r in rows]
+        return lookup.seek(s, select(ApiToken).where(ApiToken.user_id == user.id), ApiToken.id, limit=limit,
+                           cursor=cursor, view=view)
 
 
 def revoke(core: Core, actor: Actor, token_id: str, user_ref: str | None = None) -> None:

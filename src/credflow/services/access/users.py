@@ -117,9 +117,11 @@ def _shown_roles(s: Session, actor: Actor, visible: set[str] | None, user: User)
     return {env: role for env, role in roles.items() if env in mine}
 
 
-def list_users(core: Core, actor: Actor, include_removed: bool = False) -> list[dict[str, Any]]:
-    """Organization administrators see every user; others the users who share an environment with them. Removed
-    users (who may still own things) only when asked for."""
+def list_users(core: Core, actor: Actor, include_removed: bool = False, limit: int = 50,
+               cursor: str | None = None) -> dict[str, Any]:
+    """One page of users, in the order they were made: organization administrators see every user; others the
+    users who share an environment with them. Removed users (who may still own things) only when asked for."""
+    cursor = lookup.id_cursor(cursor)
     with core.db.read() as s:
         authz.require_user(actor)
         visible = authz.visible_user_ids(s, actor)
@@ -128,7 +130,8 @@ def list_users(core: Core, actor: Actor, include_removed: bool = False) -> list[
             q = q.where(User.removed_at.is_(None))
         if visible is not None:
             q = q.where(User.id.in_(visible))
-        return [views.user(u, _shown_roles(s, actor, visible, u)) for u in s.scalars(q.order_by(User.id)).all()]
+        return lookup.seek(s, q, User.id, limit=limit, cursor=cursor,
+                           view=lambda u: views.user(u, _shown_roles(s, actor, visible, u)))
 
 
 def page_users(core: Core, actor: Actor, listing: lookup.Listing) -> dict[str, Any]:
@@ -181,12 +184,14 @@ def create_environment(core: Core, actor: Actor, name: str) -> dict[str, Any]:
         return views.environment(env)
 
 
-def list_environments(core: Core, actor: Actor) -> list[dict[str, Any]]:
+def list_environments(core: Core, actor: Actor, limit: int = 50, cursor: str | None = None) -> dict[str, Any]:
+    """One page of the environments the caller has a role in, in the order they were made."""
+    cursor = lookup.id_cursor(cursor)
     with core.db.read() as s:
         authz.require_user(actor)
-        envs = s.scalars(select(Environment).join(EnvironmentRoleGrant, EnvironmentRoleGrant.env_id == Environment.id)
-                         .where(EnvironmentRoleGrant.user_id == actor.id).order_by(Environment.id)).all()
-        return [views.environment(e) for e in envs]
+        q = (select(Environment).join(EnvironmentRoleGrant, EnvironmentRoleGrant.env_id == Environment.id)
+             .where(EnvironmentRoleGrant.user_id == actor.id))
+        return lookup.seek(s, q, Environment.id, limit=limit, cursor=cursor, view=views.environment)
 
 
 def get_environment(core: Core, actor: Actor, env_id: str) -> dict[str, Any]:

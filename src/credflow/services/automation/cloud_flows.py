@@ -74,12 +74,14 @@ def bind_reference(core: Core, actor: Actor, env_id: str, ref: str, connection: 
         return reference_view(r)
 
 
-def list_references(core: Core, actor: Actor, env_id: str) -> list[dict[str, Any]]:
+def list_references(core: Core, actor: Actor, env_id: str, limit: int = 50, cursor: str | None = None
+                    ) -> dict[str, Any]:
+    """One page of the environment's connection references, in the order they were made."""
+    cursor = lookup.id_cursor(cursor)
     with core.db.read() as s:
         env, _ = authz.require_env(s, actor, env_id, "connection_reference.read")
-        rows = s.scalars(select(ConnectionReference).where(ConnectionReference.env_id == env.id)
-                         .order_by(ConnectionReference.id)).all()
-        return [reference_view(r) for r in rows]
+        return lookup.seek(s, select(ConnectionReference).where(ConnectionReference.env_id == env.id),
+                           ConnectionReference.id, limit=limit, cursor=cursor, view=reference_view)
 
 
 def page_references(core: Core, actor: Actor, env_id: str, listing: lookup.Listing) -> dict[str, Any]:
@@ -214,11 +216,14 @@ def create_cloud_flow(core: Core, actor: Actor, env_id: str, name: str, trigger:
         return cloud_flow_view(f)
 
 
-def list_cloud_flows(core: Core, actor: Actor, env_id: str) -> list[dict[str, Any]]:
+def list_cloud_flows(core: Core, actor: Actor, env_id: str, limit: int = 50, cursor: str | None = None
+                     ) -> dict[str, Any]:
+    """One page of the environment's cloud flows, in the order they were made."""
+    cursor = lookup.id_cursor(cursor)
     with core.db.read() as s:
         env, _ = authz.require_env(s, actor, env_id, "cloud_flow.read")
-        rows = s.scalars(select(CloudFlow).where(CloudFlow.env_id == env.id).order_by(CloudFlow.id)).all()
-        return [cloud_flow_view(f) for f in rows]
+        return lookup.seek(s, select(CloudFlow).where(CloudFlow.env_id == env.id), CloudFlow.id, limit=limit,
+                           cursor=cursor, view=cloud_flow_view)
 
 
 def page_cloud_flows(core: Core, actor: Actor, env_id: str, listing: lookup.Listing) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from credflow.audit.chain import record
 from credflow.domain.errors import Conflict, NotFound, RuleViolation
 from credflow.domain.names import check_name
 from credflow.domain.roles import EnvironmentRole
-from credflow.domain.statuses import ConnectionStatus
+from credflow.domain.statuses import ConnectionStatus, connection_status_named
 from credflow.persistence.tables import Connection, Credential, Machine, MachineGroup, Run, User, utcnow
 from credflow.services import lookup
 from credflow.services.access import authz
@@ -176,7 +176,13 @@ def _follow_credential(core: Core, s: Session, conn: Connection, cred: Credentia
         conn.status = exc.reason
 
 
-def list_connections(core: Core, actor: Actor, env_id: str, credential: str | None = None) -> list[dict[str, Any]]:
+def list_connections(core: Core, actor: Actor, env_id: str, credential: str | None = None,
+                     status: str | None = None, limit: int = 50, cursor: str | None = None) -> dict[str, Any]:
+    """One page of the connections the caller sees (its own; all, for system administrators), in the order they
+    were made, of one credential (its id) and one status."""
+    wanted = connection_status_named(status) if status is not None else None
+    credential = lookup.id_filter("credential", credential)
+    cursor = lookup.id_cursor(cursor)
     with core.db.read() as s:
         env, role = authz.require_env(s, actor, env_id, "connection.list")
         q = select(Connection).where(Connection.env_id == env.id)
@@ -184,7 +190,9 @@ def list_connections(core: Core, actor: Actor, env_id: str, credential: str | No
             q = q.where(Connection.owner_id == actor.id)
         if credential is not None:
             q = q.where(Connection.credential_id == credential)
-        return [connection_view(c) for c in s.scalars(q.order_by(Connection.id)).all()]
+        if wanted is not None:
+            q = q.where(Connection.status == wanted)
+        return lookup.seek(s, q, Connection.id, limit=limit, cursor=cursor, view=connection_view)
 
 
 def page_connections(core: Core, actor: Actor, env_id: str, listing: lookup.Listing) -> dict[str, Any]:

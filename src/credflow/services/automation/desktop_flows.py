@@ -59,11 +59,14 @@ def create_desktop_flow(core: Core, actor: Actor, env_id: str, name: str, comman
         return desktop_flow_view(f)
 
 
-def list_desktop_flows(core: Core, actor: Actor, env_id: str) -> list[dict[str, Any]]:
+def list_desktop_flows(core: Core, actor: Actor, env_id: str, limit: int = 50, cursor: str | None = None
+                       ) -> dict[str, Any]:
+    """One page of the environment's desktop flows, in the order they were made."""
+    cursor = lookup.id_cursor(cursor)
     with core.db.read() as s:
         env, _ = authz.require_env(s, actor, env_id, "desktop_flow.read")
-        rows = s.scalars(select(DesktopFlow).where(DesktopFlow.env_id == env.id).order_by(DesktopFlow.id)).all()
-        return [desktop_flow_view(f) for f in rows]
+        return lookup.seek(s, select(DesktopFlow).where(DesktopFlow.env_id == env.id), DesktopFlow.id,
+                           limit=limit, cursor=cursor, view=desktop_flow_view)
 
 
 def page_desktop_flows(core: Core, actor: Actor, env_id: str, listing: lookup.Listing) -> dict[str, Any]:

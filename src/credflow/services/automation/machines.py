@@ -132,12 +132,18 @@ def register_machine(core: Core, registration_token: str, name: str, public_key:
 
 
 # --- machines ------------------------------------------------------------------------------------------------
-def list_machines(core: Core, actor: Actor, env_id: str) -> list[dict[str, Any]]:
+def list_machines(core: Core, actor: Actor, env_id: str, limit: int = 50, cursor: str | None = None
+                  ) -> dict[str, Any]:
+    """One page of the environment's machines, in the order they were registered, each with its groups."""
+    cursor = lookup.id_cursor(cursor)
     with core.db.read() as s:
         env, _ = authz.require_env(s, actor, env_id, "machine.read")
-        rows = s.scalars(select(Machine).where(Machine.env_id == env.id).order_by(Machine.id)).all()
-        groups = groups_of(s, [m.id for m in rows])
-        return [machine_view(core, m, groups[m.id]) for m in rows]
+
+        def shown(rows: list[Machine]) -> list[dict[str, Any]]:
+            groups = groups_of(s, [m.id for m in rows])
+            return [machine_view(core, m, groups[m.id]) for m in rows]
+        return lookup.seek(s, select(Machine).where(Machine.env_id == env.id), Machine.id, limit=limit,
+                           cursor=cursor, views=shown)
 
 
 def page_machines(core: Core, actor: Actor, env_id: str, listing: lookup.Listing) -> dict[str, Any]:
@@ -257,11 +263,23 @@ def create_group(core: Core, actor: Actor, env_id: str, name: str, machines: lis
         return group_view(g, ids)
 
 
-def list_groups(core: Core, actor: Actor, env_id: str) -> list[dict[str, Any]]:
+def group_names(core: Core, actor: Actor, env_id: str, ids: list[str]) -> dict[str, str]:
+    """``{id: name}`` of the environment's machine groups among ``ids``."""
     with core.db.read() as s:
         env, _ = authz.require_env(s, actor, env_id, "machine_group.read")
-        rows = s.scalars(select(MachineGroup).where(MachineGroup.env_id == env.id).order_by(MachineGroup.id)).all()
-        return [group_view(g, members(s, g.id)) for g in rows]
+        rows = s.execute(select(MachineGroup.id, MachineGroup.name)
+                         .where(MachineGroup.env_id == env.id, MachineGroup.id.in_(set(ids)))).all()
+        return {gid: name for gid, name in rows}
+
+
+def list_groups(core: Core, actor: Actor, env_id: str, limit: int = 50, cursor: str | None = None
+                ) -> dict[str, Any]:
+    """One page of the environment's machine groups, in the order they were made, each with its machines."""
+    cursor = lookup.id_cursor(cursor)
+    with core.db.read() as s:
+        env, _ = authz.require_env(s, actor, env_id, "machine_group.read")
+        return lookup.seek(s, select(MachineGroup).where(MachineGroup.env_id == env.id), MachineGroup.id,
+                           limit=limit, cursor=cursor, view=lambda g: group_view(g, members(s, g.id)))
 
 
 def page_groups(core: Core, actor: Actor, env_id: str, listing: lookup.Listing) -> dict[str, Any]:

@@ -102,17 +102,36 @@ def get_run(core: Core, actor: Actor, env_id: str, run_id: str) -> dict[str, Any
         return run_view(_find(s, actor, env_id, run_id))
 
 
+# A run's id is made when it is written, a moment after its queued_at: the id range of ``until`` reaches this far
+# past it, and queued_at itself decides.
+_UNTIL_SLACK = timedelta(minutes=5)
+
+
 def list_runs(core: Core, actor: Actor, env_id: str, status: str | None = None, connection: str | None = None,
-              desktop_flow: str | None = None, cloud_flow: str | None = None) -> list[dict[str, Any]]:
+              desktop_flow: str | None = None, cloud_flow: str | None = None, machine: str | None = None,
+              since: datetime | None = None, until: datetime | None = None, limit: int = 50,
+              cursor: str | None = None) -> dict[str, Any]:
+    """One page of the runs the caller sees, oldest first along their ids (which sort by queue time), of one
+    status, connection, desktop flow, cloud flow or machine (ids), queued at or after ``since`` and before
+    ``until``. Each filter and the caller's visibility are conditions of the one query."""
+    wanted = run_status_named(status) if status is not None else None
+    filters = {"connection": (Run.connection_id, connection), "desktop_flow": (Run.desktop_flow_id, desktop_flow),
+               "cloud_flow": (Run.cloud_flow_id, cloud_flow), "machine": (Run.machine_id, machine)}
+    since, until = lookup.time_range(since, until)
+    cursor = lookup.id_cursor(cursor)
     with core.db.read() as s:
         env, role = authz.require_env(s, actor, env_id, "run.read")
         q = select(Run).where(Run.env_id == env.id, run_state.visible(actor, role))
-        wanted = run_status_named(status) if status is not None else None
-        for column, value in ((Run.status, wanted), (Run.connection_id, connection),
-                              (Run.desktop_flow_id, desktop_flow), (Run.cloud_flow_id, cloud_flow)):
-            if value is not None:
+        if wanted is not None:
+            q = q.where(Run.status == wanted)
+        for name, (column, value) in filters.items():
+            if lookup.id_filter(name, value) is not None:
                 q = q.where(column == value)
-        return [run_view(r, include_log=False) for r in s.scalars(q.order_by(Run.id)).all()]
+        if since is not None:
+            q = q.where(Run.id >= lookup.id_at(since), Run.queued_at >= since)
+        if until is not None:
+            q = q.where(Run.id < lookup.id_at(until + _UNTIL_SLACK), Run.queued_at < until)
+        return lookup.seek(s, q, Run.id, limit=limit, cursor=cursor, view=lambda r: run_view(r, include_log=False))
 
 
 def _cursor(value: str | None) -> str | None:

@@ -86,15 +86,18 @@ def create_credential(core: Core, actor: Actor, env_id: str, name: str, descript
         return views.credential(cred, "owner")
 
 
-def list_credentials(core: Core, actor: Actor, env_id: str) -> list[dict[str, Any]]:
+def list_credentials(core: Core, actor: Actor, env_id: str, limit: int = 50, cursor: str | None = None
+                     ) -> dict[str, Any]:
+    """One page of the credentials the caller sees, in the order they were made, each with the caller's role."""
+    cursor = lookup.id_cursor(cursor)
     with core.db.read() as s:
         env, role = authz.environment(s, actor, env_id)
         q = select(Credential).where(Credential.env_id == env.id, authz.visible_credentials_clause(s, actor, role))
-        out = []
-        for cred in s.scalars(q.order_by(Credential.id)).all():
+
+        def view(cred: Credential) -> dict[str, Any]:
             my_role = authz.credential_role(s, actor, cred, role)
-            out.append(views.credential(cred, my_role.value if my_role else None))
-        return out
+            return views.credential(cred, my_role.value if my_role else None)
+        return lookup.seek(s, q, Credential.id, limit=limit, cursor=cursor, view=view)
 
 
 def page_credentials(core: Core, actor: Actor, env_id: str, listing: lookup.Listing) -> dict[str, Any]:

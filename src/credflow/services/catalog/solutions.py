@@ -139,11 +139,14 @@ def create_solution(core: Core, actor: Actor, env_id: str, unique_name: str, dis
         return _view(s, sol)
 
 
-def list_solutions(core: Core, actor: Actor, env_id: str) -> list[dict[str, Any]]:
+def list_solutions(core: Core, actor: Actor, env_id: str, limit: int = 50, cursor: str | None = None
+                   ) -> dict[str, Any]:
+    """One page of the environment's solutions, in the order they were made."""
+    cursor = lookup.id_cursor(cursor)
     with core.db.read() as s:
         env, _ = authz.require_env(s, actor, env_id, "solution.read")
-        rows = s.scalars(select(Solution).where(Solution.env_id == env.id).order_by(Solution.id)).all()
-        return [_view(s, sol) for sol in rows]
+        return lookup.seek(s, select(Solution).where(Solution.env_id == env.id), Solution.id, limit=limit,
+                           cursor=cursor, view=lambda sol: _view(s, sol))
 
 
 def page_solutions(core: Core, actor: Actor, env_id: str, listing: lookup.Listing) -> dict[str, Any]:

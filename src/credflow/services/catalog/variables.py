@@ -108,12 +108,15 @@ def set_reference(core: Core, s: Session, actor: Actor, role: EnvironmentRole, e
     var.store_id, var.secret_name, var.secret_version = store.id, ref.name, ref.version
 
 
-def list_variables(core: Core, actor: Actor, env_id: str) -> list[dict[str, Any]]:
+def list_variables(core: Core, actor: Actor, env_id: str, limit: int = 50, cursor: str | None = None
+                   ) -> dict[str, Any]:
+    """One page of the variables the caller sees, in the order they were made."""
+    cursor = lookup.id_cursor(cursor)
     with core.db.read() as s:
         env, role = authz.environment(s, actor, env_id)
         q = select(EnvironmentVariable).where(EnvironmentVariable.env_id == env.id,
                                               authz.visible_variables_clause(s, actor, role))
-        return [_view(s, v) for v in s.scalars(q.order_by(EnvironmentVariable.id)).all()]
+        return lookup.seek(s, q, EnvironmentVariable.id, limit=limit, cursor=cursor, view=lambda v: _view(s, v))
 
 
 def page_variables(core: Core, actor: Actor, env_id: str, listing: lookup.Listing) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from credflow.audit.chain import record
 from credflow.domain.errors import NotFound, Unauthenticated
 from credflow.persistence.tables import EventKey
-from credflow.services import views
+from credflow.services import lookup, views
 from credflow.services.access import authz
 from credflow.services.core import Actor, Core, new_token
 
@@ -35,11 +35,14 @@ def create_key(core: Core, actor: Actor, env_id: str) -> dict[str, Any]:
         return {**_view(row), "key": key}
 
 
-def list_keys(core: Core, actor: Actor, env_id: str) -> list[dict[str, Any]]:
+def list_keys(core: Core, actor: Actor, env_id: str, limit: int = 50, cursor: str | None = None
+              ) -> dict[str, Any]:
+    """One page of the environment's event keys (ids and creation times), oldest first."""
+    cursor = lookup.id_cursor(cursor)
     with core.db.read() as s:
         env, _ = authz.require_env(s, actor, env_id, "event_key.admin")
-        rows = s.scalars(select(EventKey).where(EventKey.env_id == env.id).order_by(EventKey.id)).all()
-        return [_view(r) for r in rows]
+        return lookup.seek(s, select(EventKey).where(EventKey.env_id == env.id), EventKey.id, limit=limit,
+                           cursor=cursor, view=_view)
 
 
 def delete_key(core: Core, actor: Actor, env_id: str, key_id: str) -> None:

@@ -268,11 +268,14 @@ def find_store(s: Session, env_id: str, ref: str) -> SecretStore:
     return row
 
 
-def list_stores(core: Core, actor: Actor, env_id: str) -> list[dict[str, Any]]:
+def list_stores(core: Core, actor: Actor, env_id: str, limit: int = 50, cursor: str | None = None
+                ) -> dict[str, Any]:
+    """One page of the environment's secret stores, in the order they were registered."""
+    cursor = lookup.id_cursor(cursor)
     with core.db.read() as s:
         env, _ = authz.require_env(s, actor, env_id, "secret_store.read")
-        rows = s.scalars(select(SecretStore).where(SecretStore.env_id == env.id).order_by(SecretStore.id)).all()
-        return [views.secret_store(r) for r in rows]
+        return lookup.seek(s, select(SecretStore).where(SecretStore.env_id == env.id), SecretStore.id,
+                           limit=limit, cursor=cursor, view=views.secret_store)
 
 
 def page_stores(core: Core, actor: Actor, env_id: str, listing: lookup.Listing) -> dict[str, Any]:
@@ -397,11 +400,17 @@ def _expiry(text: str | None) -> datetime | None:
     return parsed
 
 
-def list_secrets(core: Core, actor: Actor, env_id: str, store_id: str) -> list[dict[str, Any]]:
+def list_secrets(core: Core, actor: Actor, env_id: str, store_id: str, limit: int = 50,
+                 cursor: str | None = None) -> dict[str, Any]:
+    """One page of a builtin store's secrets by name (the cursor is the last name given), each at its latest
+    version; along the (store, name, version) index."""
+    limit = min(max(1, limit), lookup.API_MAX_PAGE)
     with core.db.read() as s:
         env, _ = authz.require_env(s, actor, env_id, "secret_store.read")
         store = find_store(s, env.id, store_id)
-        rows = s.execute(select(BuiltinSecret.name, func.max(BuiltinSecret.version))
-                         .where(BuiltinSecret.store_id == store.id).group_by(BuiltinSecret.name)
-                         .order_by(BuiltinSecret.name)).all()
-        return [{"name": n, "version": str(v)} for n, v in rows]
+        q = select(BuiltinSecret.name, func.max(BuiltinSecret.version)).where(BuiltinSecret.store_id == store.id)
+        if cursor is not None:
+            q = q.where(BuiltinSecret.name > cursor)
+        rows = s.execute(q.group_by(BuiltinSecret.name).order_by(BuiltinSecret.name).limit(limit + 1)).all()
+        items = [{"name": n, "version": str(v)} for n, v in rows[:limit]]
+        return {"items": items, "next_cursor": items[-1]["name"] if len(rows) > limit else None}

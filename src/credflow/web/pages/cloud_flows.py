@@ -10,7 +10,18 @@ from starlette.responses import Response
 from credflow.domain.errors import DomainError
 from credflow.services.automation import cloud_flows, connections, desktop_flows
 from credflow.web.auth import CurrentUser, PostedForm, WebUser, core_of
-from credflow.web.render import EnvPage, by_name, form_text, list_view, load_env, page_router, paged, render, see_other
+from credflow.web.render import (
+    OPTIONS,
+    EnvPage,
+    choices,
+    form_text,
+    list_view,
+    load_env,
+    page_router,
+    paged,
+    render,
+    see_other,
+)
 
 router = page_router()
 FIELDS = ("name", "trigger", "cron", "desktop_flow", "connection_reference")
@@ -25,8 +36,8 @@ def _page(request: Request, user: WebUser, e: EnvPage, error: DomainError | None
     core = core_of(request)
     listing, view = list_view(request, SORTS)
     found = cloud_flows.page_cloud_flows(core, user.actor, e.id, listing)
-    refs = by_name(cloud_flows.list_references(core, user.actor, e.id))
-    desktop = by_name(desktop_flows.list_desktop_flows(core, user.actor, e.id))
+    refs = choices(cloud_flows.list_references(core, user.actor, e.id, limit=OPTIONS))
+    desktop = choices(desktop_flows.list_desktop_flows(core, user.actor, e.id, limit=OPTIONS))
     return render(request, "flows/list.html", user=user, env=e, flows=found["items"], view=paged(view, found),
                   references=refs, desktop=desktop, error=error, queued=queued or [],
                   values=values or {**dict.fromkeys(FIELDS, ""), "trigger": "manual"},
@@ -70,7 +81,7 @@ def _references(request: Request, user: WebUser, e: EnvPage, error: DomainError 
     core = core_of(request)
     listing, view = list_view(request, REF_SORTS)
     found = cloud_flows.page_references(core, user.actor, e.id, listing)
-    conns = by_name(connections.list_connections(core, user.actor, e.id))
+    conns = choices(connections.list_connections(core, user.actor, e.id, limit=OPTIONS))
     return render(request, "flows/references.html", user=user, env=e, references=found["items"],
                   view=paged(view, found), connections=conns, error=error, section="/cloud-flows",
                   values=values or {"ref_name": "", "ref_connection": ""})

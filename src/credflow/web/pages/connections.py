@@ -14,8 +14,9 @@ from credflow.services.catalog import credentials
 from credflow.web.auth import CurrentUser, PostedForm, WebUser, core_of
 from credflow.web.pages.machines import agent_commands, targets
 from credflow.web.render import (
+    OPTIONS,
     EnvPage,
-    by_name,
+    choices,
     form_raw,
     form_text,
     list_view,
@@ -45,7 +46,7 @@ def list_page(request: Request, env: str, user: CurrentUser) -> Response:
 def _form(request: Request, user: WebUser, e: EnvPage, auth: str, values: dict[str, str],
           error: DomainError | None = None, switched: bool = False) -> Response:
     found_machines, groups = targets(request, user, e)
-    creds = by_name(credentials.list_credentials(core_of(request), user.actor, e.id))
+    creds = choices(credentials.list_credentials(core_of(request), user.actor, e.id, limit=OPTIONS))
     return render(request, "connections/new.html", user=user, env=e, auth=auth, values=values,
                   machines=found_machines, groups=groups, credentials=creds, error=error,
                   switched=switched, commands=agent_commands(request), section="/connections")
@@ -88,7 +89,7 @@ def _edit_form(request: Request, user: WebUser, e: EnvPage, conn: str, values: d
     core = core_of(request)
     got = connections.get_connection(core, user.actor, e.id, conn)
     found_machines, groups = targets(request, user, e)
-    creds = by_name(credentials.list_credentials(core, user.actor, e.id))
+    creds = choices(credentials.list_credentials(core, user.actor, e.id, limit=OPTIONS))
     target = next((f"{k}:{v}" for k, v in (got["target"] or {}).items()), "")
     current = {"name": got["name"], "target": target, "auth": "credential" if got["credential"] else "password",
                "credential": got["credential"] or ""}

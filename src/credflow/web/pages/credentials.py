@@ -13,6 +13,7 @@ from credflow.services.catalog import credentials, dependencies, sharing, variab
 from credflow.web.auth import CurrentUser, PostedForm, WebUser, core_of
 from credflow.web.pages.users import person
 from credflow.web.render import (
+    OPTIONS,
     EnvPage,
     form_text,
     list_view,
@@ -36,7 +37,18 @@ def allowed(cred: dict[str, Any]) -> dict[str, bool]:
 
 
 def _variables(request: Request, user: WebUser, env: EnvPage) -> dict[str, dict[str, Any]]:
-    return {v["id"]: v for v in variables.list_variables(core_of(request), user.actor, env.id)}
+    return {v["id"]: v for v in variables.list_variables(core_of(request), user.actor, env.id, limit=OPTIONS)["items"]}
+
+
+def _variables_of(request: Request, user: WebUser, env: EnvPage, cred: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The credential's own two variables, by id (those the caller may see)."""
+    found: dict[str, dict[str, Any]] = {}
+    for ref in (cred["username_variable"], cred["password_variable"]):
+        try:
+            found[ref] = variables.get_variable(core_of(request), user.actor, env.id, ref)
+        except DomainError:
+            continue
+    return found
 
 
 SORTS = [("name", "Name, A to Z"), ("-name", "Name, Z to A"), ("-created", "Newest first"),
@@ -91,7 +103,7 @@ def detail(request: Request, env: str, cred: str, user: CurrentUser) -> Response
     shares = sharing.list_shares(core, user.actor, e.id, got["id"], limit=500)["items"]
     deps = dependencies.credential_dependencies(core, user.actor, e.id, got["id"])
     return render(request, "credentials/detail.html", user=user, env=e, cred=got, can=allowed(got), shares=shares,
-                  deps=deps, variables=_variables(request, user, e), owner=person(request, user, got["owner"]))
+                  deps=deps, variables=_variables_of(request, user, e, got), owner=person(request, user, got["owner"]))
 
 
 def _allowed_to(request: Request, user: WebUser, e: EnvPage, cred: str, action: str) -> dict[str, Any]:
@@ -105,7 +117,7 @@ def _allowed_to(request: Request, user: WebUser, e: EnvPage, cred: str, action: 
 def _edit_form(request: Request, user: WebUser, e: EnvPage, got: dict[str, Any], values: dict[str, Any],
                error: DomainError | None = None) -> Response:
     return render(request, "credentials/edit.html", user=user, env=e, cred=got, values=values, can=allowed(got),
-                  variables=_variables(request, user, e), reason=IMMUTABLE_REASON, error=error)
+                  variables=_variables_of(request, user, e, got), reason=IMMUTABLE_REASON, error=error)
 
 
 @router.get("/env/{env}/credentials/{cred}/edit")

@@ -15,8 +15,9 @@ from credflow.web.auth import CurrentUser, PostedForm, WebUser, core_of
 from credflow.web.pages.runs import why
 from credflow.web.pages.users import person
 from credflow.web.render import (
+    OPTIONS,
     EnvPage,
-    by_name,
+    choices,
     form_text,
     list_view,
     load_env,
@@ -36,8 +37,8 @@ GROUP_SORTS = [("name", "Name, A to Z"), ("-name", "Name, Z to A"), ("-created",
 def targets(request: Request, user: WebUser, e: EnvPage) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The machines and the machine groups of the environment, by name (for a form's choices)."""
     core = core_of(request)
-    return (by_name(machines.list_machines(core, user.actor, e.id)),
-            by_name(machines.list_groups(core, user.actor, e.id)))
+    return (choices(machines.list_machines(core, user.actor, e.id, limit=OPTIONS)),
+            choices(machines.list_groups(core, user.actor, e.id, limit=OPTIONS)))
 
 
 def agent_commands(request: Request, token: str = "TOKEN") -> list[str]:
@@ -80,7 +81,7 @@ def _machine_page(request: Request, user: WebUser, e: EnvPage, machine: str, err
     """A machine's own page: status, last seen, groups, its latest runs, and renaming it."""
     core = core_of(request)
     got = machines.get_machine(core, user.actor, e.id, machine)
-    groups = {g["id"]: g["name"] for g in machines.list_groups(core, user.actor, e.id)}
+    groups = machines.group_names(core, user.actor, e.id, got["groups"])
     recent = runs.page_runs(core, user.actor, e.id, machine=got["id"], limit=RECENT_RUNS)
     items = [{**r, "why": why(r)} for r in recent["items"]]
     return render(request, "machines/detail.html", user=user, env=e, machine=got, error=error,
@@ -132,7 +133,7 @@ def _groups(request: Request, user: WebUser, e: EnvPage, error: DomainError | No
             group_values: dict[str, Any] | None = None) -> Response:
     listing, view = list_view(request, GROUP_SORTS)
     found = machines.page_groups(core_of(request), user.actor, e.id, listing)
-    every = by_name(machines.list_machines(core_of(request), user.actor, e.id))
+    every = choices(machines.list_machines(core_of(request), user.actor, e.id, limit=OPTIONS))
     return render(request, "machines/groups.html", user=user, env=e, groups=found["items"], view=paged(view, found),
                   machines=every, error=error, group_values=group_values or {"name": "", "machines": []},
                   section="/machines")

@@ -14,8 +14,9 @@ from credflow.domain.statuses import RunStatus
 from credflow.services.automation import connections, desktop_flows, machines, runs
 from credflow.web.auth import CurrentUser, PostedForm, WebUser, core_of
 from credflow.web.render import (
+    OPTIONS,
     EnvPage,
-    by_name,
+    choices,
     form_text,
     keyset_view,
     list_view,
@@ -69,8 +70,8 @@ def _page(request: Request, user: WebUser, e: EnvPage, error: DomainError | None
     found = runs.page_runs(core, user.actor, e.id, search=params.get("q", ""), status=status or None,
                            newest_first=params.get("sort") != "oldest", after=params.get("after") or None,
                            before=params.get("before") or None, limit=50, machine=machine["id"] if machine else None)
-    flows = by_name(desktop_flows.list_desktop_flows(core, user.actor, e.id))
-    conns = by_name(connections.list_connections(core, user.actor, e.id))
+    flows = choices(desktop_flows.list_desktop_flows(core, user.actor, e.id, limit=OPTIONS))
+    conns = choices(connections.list_connections(core, user.actor, e.id, limit=OPTIONS))
     items = [{**r, "why": why(r)} for r in found["items"]]
     return render(request, "runs/list.html", user=user, env=e, runs=items, flows=flows, connections=conns,
                   view=keyset_view(request, RUN_SORTS, found,

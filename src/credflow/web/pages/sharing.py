@@ -14,7 +14,7 @@ from credflow.services.access import teams
 from credflow.services.catalog import credentials, sharing
 from credflow.web.auth import CurrentUser, PostedForm, WebUser, core_of
 from credflow.web.pages.users import people_of
-from credflow.web.render import EnvPage, form_text, load_env, page_router, render, see_other
+from credflow.web.render import OPTIONS, EnvPage, form_text, load_env, page_router, render, see_other
 
 router = page_router()
 ORDER = (CredentialRole.CO_OWNER, CredentialRole.USER, CredentialRole.USER_SHARE)
@@ -30,7 +30,7 @@ def _page(request: Request, user: WebUser, e: EnvPage, cred_ref: str, values: di
         raise Forbidden(f"your role {mine.value} on this credential does not allow share")
     shares = sharing.list_shares(core, user.actor, e.id, cred["id"], limit=500)["items"]
     in_env = people_of(request, user, e)
-    env_teams: list[dict[str, Any]] = teams.list_teams(core, user.actor, e.id)
+    env_teams: list[dict[str, Any]] = teams.list_teams(core, user.actor, e.id, limit=OPTIONS)["items"]
     return render(request, "credentials/share.html", user=user, env=e, cred=cred, shares=shares,
                   grantable=grantable, people=in_env, teams=env_teams, error=error,
                   values=values or {"principal": "", "role": grantable[-1] if len(grantable) == 1 else "user"})

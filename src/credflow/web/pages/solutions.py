@@ -13,7 +13,7 @@ from credflow.services.automation import cloud_flows, desktop_flows
 from credflow.services.catalog import credentials, solution_import, solutions, variables
 from credflow.solutions.package import MAX_ARCHIVE_BYTES
 from credflow.web.auth import CurrentUser, PostedForm, WebUser, core_of
-from credflow.web.render import EnvPage, form_text, list_view, load_env, page_router, paged, render, see_other
+from credflow.web.render import OPTIONS, EnvPage, form_text, list_view, load_env, page_router, paged, render, see_other
 
 router = page_router()
 MAX_SETTINGS_BYTES = 1024 * 1024
@@ -26,11 +26,11 @@ def _components(request: Request, user: WebUser, e: EnvPage) -> list[tuple[str, 
     core, actor = core_of(request), user.actor
     found: dict[str, list[dict[str, Any]]] = {
         "environment_variable": [{"id": v["id"], "name": v["schema_name"]}
-                                 for v in variables.list_variables(core, actor, e.id)],
-        "credential": credentials.list_credentials(core, actor, e.id),
-        "desktop_flow": desktop_flows.list_desktop_flows(core, actor, e.id),
-        "connection_reference": cloud_flows.list_references(core, actor, e.id),
-        "cloud_flow": cloud_flows.list_cloud_flows(core, actor, e.id)}
+                                 for v in variables.list_variables(core, actor, e.id, limit=OPTIONS)["items"]],
+        "credential": credentials.list_credentials(core, actor, e.id, limit=OPTIONS)["items"],
+        "desktop_flow": desktop_flows.list_desktop_flows(core, actor, e.id, limit=OPTIONS)["items"],
+        "connection_reference": cloud_flows.list_references(core, actor, e.id, limit=OPTIONS)["items"],
+        "cloud_flow": cloud_flows.list_cloud_flows(core, actor, e.id, limit=OPTIONS)["items"]}
     return [(TYPE_LABELS[t], [(f"{t}:{row['id']}", row["name"]) for row in rows]) for t, rows in found.items() if rows]
 
 

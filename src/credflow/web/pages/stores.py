@@ -22,6 +22,7 @@ from credflow.web.pages.store_forms import (
 )
 from credflow.web.pages.users import people_of
 from credflow.web.render import (
+    PAGE_SIZE,
     EnvPage,
     form_raw,
     form_text,
@@ -88,8 +89,12 @@ def _detail(request: Request, user: WebUser, e: EnvPage, store_ref: str, report:
             error: DomainError | None = None, access_values: dict[str, str] | None = None) -> Response:
     core = core_of(request)
     store = secret_stores.get_store(core, user.actor, e.id, store_ref)
-    found = secret_stores.list_secrets(core, user.actor, e.id, store["id"]) if store["kind"] == "builtin" else []
-    return render(request, "stores/detail.html", user=user, env=e, store=store, secrets=found, report=report,
+    found: dict[str, Any] = {"items": [], "next_cursor": None}
+    if store["kind"] == "builtin":
+        found = secret_stores.list_secrets(core, user.actor, e.id, store["id"], limit=PAGE_SIZE,
+                                           cursor=request.query_params.get("after") or None)
+    return render(request, "stores/detail.html", user=user, env=e, store=store, secrets=found["items"],
+                  more_secrets=found["next_cursor"], report=report,
                   check_labels=CHECK_LABELS, kind_labels=KIND_LABELS, people=people_of(request, user, e), error=error,
                   access_values=access_values or {}, settings=_settings(request, store), section="/stores")
 

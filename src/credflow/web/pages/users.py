@@ -12,6 +12,7 @@ from credflow.domain.errors import DomainError
 from credflow.services.access import passwords, users
 from credflow.web.auth import CurrentUser, PostedForm, WebUser, core_of
 from credflow.web.render import (
+    OPTIONS,
     EnvPage,
     form_raw,
     form_text,
@@ -30,7 +31,7 @@ ROLES = [("basic_user", "Basic User"), ("environment_maker", "Environment Maker"
 
 def people(request: Request, user: WebUser) -> dict[str, dict[str, Any]]:
     """Everyone the caller may see, by id."""
-    return {u["id"]: u for u in users.list_users(core_of(request), user.actor)}
+    return {u["id"]: u for u in users.list_users(core_of(request), user.actor, limit=OPTIONS)["items"]}
 
 
 def person(request: Request, user: WebUser, user_id: str | None) -> dict[str, Any] | None:
@@ -44,8 +45,10 @@ def person(request: Request, user: WebUser, user_id: str | None) -> dict[str, An
 
 
 def people_of(request: Request, user: WebUser, e: EnvPage) -> list[dict[str, Any]]:
-    """The people with a role in the environment."""
-    return [u for u in users.list_users(core_of(request), user.actor) if e.id in u["environment_roles"]]
+    """The people with a role in the environment (of the first OPTIONS people the caller sees: a form's choices,
+    where anyone else is typed by email)."""
+    return [u for u in users.list_users(core_of(request), user.actor, limit=OPTIONS)["items"]
+            if e.id in u["environment_roles"]]
 
 
 SORTS = [("name", "Name, A to Z"), ("-name", "Name, Z to A"), ("email", "Email"), ("-created", "Newest first")]

@@ -14,6 +14,7 @@ from credflow.services.catalog import dependencies, variables
 from credflow.services.secrets import secret_stores
 from credflow.web.auth import CurrentUser, PostedForm, WebUser, core_of
 from credflow.web.render import (
+    OPTIONS,
     EnvPage,
     form_raw,
     form_text,
@@ -33,7 +34,7 @@ FIELDS = ("schema_name", "display_name", "value", "store", "secret_name", "versi
 def _stores(request: Request, user: WebUser, e: EnvPage) -> list[dict[str, Any]]:
     if not e.can("secret_store.read"):
         return []
-    return secret_stores.list_stores(core_of(request), user.actor, e.id)
+    return secret_stores.list_stores(core_of(request), user.actor, e.id, limit=OPTIONS)["items"]
 
 
 SORTS = [("name", "Schema name, A to Z"), ("-name", "Schema name, Z to A"), ("display_name", "Display name"),
