@@ -19,6 +19,7 @@ from credflow.cli import (
     automation,
     backup,
     credentials,
+    health,
     identity,
     passwords,
     resources,
@@ -77,5 +78,6 @@ agent.register(app)
 automation.register(app)
 solutions.register(app)
 rotation.register(app)
+health.register(app)
 passwords.register(app)
 identity.register(app)
