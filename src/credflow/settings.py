@@ -36,6 +36,13 @@ class Settings(BaseSettings):
     # Failed authentications from one client address in a sliding window, after which it gets 429.
     failed_auth_limit: int = 20
     failed_auth_window_seconds: int = 60
+    # How long a process remembers who a bearer token names (0: not at all). A token revoked, a user disabled or a
+    # machine deleted stops at once on the replica that made the change, and within this on the others.
+    auth_cache_seconds: float = Field(default=0.5, ge=0, le=60)
+    # Logs: "text" (one readable line each) or "json" (one JSON object per line, with the request id).
+    log_format: str = "text"
+    # GET /metrics answers a bearer of this token (at least 32 characters), or, when unset, loopback callers only.
+    metrics_token: str | None = Field(default=None, repr=False)
     run_workers: bool = True  # the in-process rotation worker, poller and scheduler
     # Whether a secret store may use this server's own identity: a managed identity, AWS's default credential
     # chain, the host's VAULT_CLIENT_CERT or ~/.netrc. Off, a store must carry credentials of its own.

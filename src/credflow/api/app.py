@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from credflow import __version__
-from credflow.api import errors, lifecycle
+from credflow.api import errors, lifecycle, route_index
 from credflow.api.limits import install_limits
 from credflow.api.routes import (
     agent,
@@ -70,7 +70,8 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
     web.install(app)  # the pages at /
 
     @app.get("/healthz", tags=["health"])
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    route_index.install(app)  # last: it indexes the routes added so far
     return app

@@ -37,6 +37,7 @@ class Actor:
 
 
 @dataclass
+    token_expires_at: datetime | None = None  # when that token expires
 class Core:
     settings: Settings
     db: Database

@@ -4,6 +4,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 from pydantic import Field
+from starlette.concurrency import run_in_threadpool
 
 from credflow.api.deps import ActorDep, CoreDep
 from credflow.api.errors import problem_responses
@@ -69,8 +70,9 @@ def remove_user(user_id: str, core: CoreDep, actor: ActorDep) -> Response:
 
 
 @router.get("/me", response_model=UserPublic | MachineIdentity)
-def me(core: CoreDep, actor: ActorDep) -> dict[str, Any]:
-    return users.me(core, actor)
+async def me(core: CoreDep, actor: ActorDep) -> dict[str, Any]:
+    # A machine's answer needs no database: it is given without a hop to a worker thread.
+    return users.me(core, actor) if actor.kind == "machine" else await run_in_threadpool(users.me, core, actor)
 
 
 @router.post("/environments", status_code=201, response_model=EnvironmentPublic,

@@ -166,11 +166,12 @@ def refusal(wait: int) -> TooManyRequests:
 
 
 def attempt(core: Core, client: str, credential: str, check: Callable[[], T], *, reason: str, path: str,
-            env_ref: str | None = None) -> T:
-    """``check()`` of a token or key a caller presented, from ``client``: refused with 429 while the address is
-    locked out (unless the credential worked from it before); an ``Unauthenticated`` from it is counted."""
+            env_ref: str | None = None, digest: str | None = None) -> T:
+    """``check()`` of a token or key a caller presented, from ``client`` (``digest``: its ``token_hash``, when
+    known): refused with 429 while the address is locked out (unless the credential worked from it before); an
+    ``Unauthenticated`` from it is counted."""
     limits = state(core)
-    digest = token_hash(credential)
+    digest = digest or token_hash(credential)
     wait = limits.retry_after(client, digest)
     if wait:
         limits.tally(client, path, env_ref, None)

@@ -3,8 +3,9 @@
 A user holds any number of named tokens, each shown once when made and kept only as its SHA-256. A token expires
 (90 days unless asked otherwise, at most 365) and can be revoked by its user or by whoever may manage the user
 (``authz.may_manage_user``); from then on it answers 401. ``last_used_at`` is kept to the minute: a token's row
-is written at most once a minute, not on every request. The token ``POST /users`` returns is one of these, named
-"initial"; the bootstrap administrator's is named "bootstrap".
+is written at most once a minute, not on every request (and not while ``principal_cache`` remembers the token).
+The token ``POST /users`` returns is one of these, named "initial"; the bootstrap administrator's is named
+"bootstrap".
 
 A machine has one token; ``POST /machines/me/token`` replaces it and the old one stops at once.
 """
@@ -23,7 +24,7 @@ from credflow.domain.errors import NotFound, RuleViolation, Unauthenticated
 from credflow.domain.names import check_name
 from credflow.persistence.tables import ApiToken, Machine, User, utcnow
 from credflow.services import lookup, views
-from credflow.services.access import authz
+from credflow.services.access import authz, principal_cache
 from credflow.services.core import Actor, Core, new_token
 
 log = logging.getLogger(__name__)
@@ -53,10 +54,25 @@ def view(row: ApiToken) -> dict[str, Any]:
             "expired": row.expires_at <= utcnow()}
 
 
-def authenticate(core: Core, bearer: str | None) -> Actor:
-    """The caller a bearer token names (``authz.authenticate``), noting when a user's token was used."""
+def remembered(core: Core, digest: str) -> Actor | None:
+    """The caller a token (by its ``authz.token_hash``) names, when this process still has it in mind
+    (``principal_cache``): no database, no thread."""
+    return principal_cache.cache(core).get(digest)
+
+
+def authenticate(core: Core, bearer: str | None, digest: str | None = None) -> Actor:
+    """The caller a bearer token names (``authz.authenticate``; ``digest``: its hash, when known), noting when a
+    user's token was used. Remembered for ``auth_cache_seconds`` (``principal_cache``)."""
+    if bearer and digest is None:
+        digest = authz.token_hash(bearer)
+    cache = principal_cache.cache(core)
+    if digest is not None and (found := cache.get(digest)) is not None:
+        return found
+    generation = principal_cache.generation()  # before the read: a change committed after it is not remembered
     with core.db.read() as s:
-        actor = authz.authenticate(s, bearer)
+        actor = authz.authenticate(s, bearer, digest)
+    if digest is not None:
+        cache.put(digest, actor, generation, actor.token_expires_at)
     if actor.token_id is not None:
         last = actor.token_last_used
         if last is None or (utcnow() - last).total_seconds() >= TOUCH_SECONDS:
