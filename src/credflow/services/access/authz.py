@@ -85,11 +85,8 @@ def _user(session: Session, digest: str) -> Actor | None:
 
 
 def _machine(session: Session, digest: str) -> Actor | None:
-    # One statement: the agents call often, and a waiting agent's claims should cost the database little.
-    found = session.execute(select(Machine.id, Machine.name, Machine.env_id, Environment.org_id)
-                            .outerjoin(Environment, Environment.id == Machine.env_id)
-                            .where(Machine.token_hash == digest)).first()
-    if found is None:
+    machine = session.scalar(select(Machine).where(Machine.token_hash == digest))
+    if machine is None:
         return None
     env = session.get(Environment, machine.env_id)
     return Actor(kind="machine", id=machine.id, org_id=env.org_id if env else "", name=machine.name,
