@@ -91,7 +91,7 @@ def test_a_group_hands_the_next_job_to_a_free_member(admin: Api, cred_setup: dic
 
 def test_a_long_poll_claim_wakes_up_when_a_run_is_queued(admin: Api, setup: dict[str, Any],
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(wakeup, "RECHECK_SECONDS", 30.0)  # only the in-process wake-up can be this fast
+    monkeypatch.setattr(wakeup, "SWEEP_SECONDS", 30.0)  # only the in-process wake-up can be this fast
     got: dict[str, Any] = {}
 
     def claim() -> None:

@@ -4,9 +4,14 @@ The heartbeat thread and a claim never overlap (one lock), so a heartbeat that n
 executes can never fail a run the server is handing out at that moment. At start the agent says it runs
 nothing, which fails any run a previous life of this agent left behind.
 
-A server that is away, stopping or answering 5xx (its database restarting, say) is asked again with a growing
-pause: a claim answered 204 is simply asked again, and a run's result is kept and sent again for up to
-``REPORT_PATIENCE_SECONDS``, so a server restart loses no result.
+A run's result and the claim of the next job go in one request (``POST .../result?next=WAIT``). A server that
+is away, stopping or answering 5xx (its database restarting, say) is asked again with a growing pause: a claim
+answered 204 is simply asked again, and a run's result is kept and sent again (with ``next``) for up to
+``REPORT_PATIENCE_SECONDS``, so a server restart loses no result; a result sent again after its answer was lost
+is stored once and brings the job that answer carried.
+
+An idle agent's long polls are its heartbeats (each marks the machine seen): ``DEFAULT_WAIT_SECONDS`` keeps them
+under the 60 s a machine stays online, and under the idle timeout common in proxies.
 
 The machine's token is replaced every ``ROTATE_TOKEN_DAYS`` (``POST /machines/me/token``, between two claims):
 the new one is written to the state directory at once, and the old one stops.
@@ -33,6 +38,7 @@ from credflow.crypto.sealing import open_sealed
 
 log = logging.getLogger("credflow.agent")
 DEFAULT_BUDGET = 1_000_000
+DEFAULT_WAIT_SECONDS = 50.0  # how long each long-poll claim waits for a job
 REPORT_PATIENCE_SECONDS = 900.0  # how long a finished run's result is offered to a server that cannot take it
 MAX_BACKOFF_SECONDS = 30.0
 ROTATE_TOKEN_DAYS = 30
@@ -68,7 +74,7 @@ def _passing(exc: ApiError) -> bool:
 
 
 class Agent:
-    def __init__(self, state: AgentState, wait: float = 30.0, heartbeat_seconds: float = 10.0,
+    def __init__(self, state: AgentState, wait: float = DEFAULT_WAIT_SECONDS, heartbeat_seconds: float = 10.0,
                  run_as: executor.RunAs | None = None, state_dir: Path | None = None) -> None:
         self.state = state
         self.state_dir = state_dir  # where a rotated token is kept (None: in memory only)
@@ -151,9 +157,7 @@ class Agent:
     def claim(self) -> dict[str, Any] | None:
         with self.lock:
             job: dict[str, Any] | None = self.http.post("/machines/me/jobs/claim", params={"wait": self.wait})
-            if job:
-                self.current = job["run_id"]
-                self.cancelled.clear()
+            self._take(job)
             return job
 
     def execute(self, job: dict[str, Any]) -> executor.Outcome:
@@ -176,21 +180,31 @@ class Agent:
         finally:
             del values, username, password
 
-    def report(self, run_id: str, outcome: executor.Outcome) -> None:
+    def report(self, run_id: str, outcome: executor.Outcome, next_wait: float | None = None
+               ) -> dict[str, Any] | None:
+        """Send the run's result, again while the server cannot take it (up to ``REPORT_PATIENCE_SECONDS``). With
+        ``next_wait``, the same request claims the next job (waiting up to that long): returned, and made current
+        under the lock, so that a heartbeat never names a run this agent no longer runs nor misses a new one."""
         body = {"exit_code": outcome.exit_code, "log": outcome.log}
+        params = {"next": next_wait} if next_wait is not None else None
         deadline = time.monotonic() + REPORT_PATIENCE_SECONDS
         pause = 1.0
         while True:
             try:
-                self.http.post(f"/machines/me/jobs/{run_id}/result", body)
-                return
+                with self.lock:
+                    job: dict[str, Any] | None = self.http.post(f"/machines/me/jobs/{run_id}/result", body,
+                                                                params=params)
+                    if next_wait is None:
+                        return None
+                    self._take(job)
+                    return job
             except ApiError as exc:
                 if exc.status == 413 and body["log"] == outcome.log:
                     body["log"] = executor.fit(outcome.log, 64_000)
                     continue
                 if not _passing(exc):
                     log.warning("the server refused the result of run %s: %s", run_id, exc.problem.get("code"))
-                    return
+                    return None
                 log.warning("the server cannot take the result of run %s now (%s); retrying", run_id,
                             exc.problem.get("code"))
             except httpx.HTTPError as exc:
@@ -199,19 +213,30 @@ class Agent:
                 break
             pause = min(pause * 2, MAX_BACKOFF_SECONDS)
         log.error("gave up reporting run %s", run_id)
+        return None
 
-    def run_job(self, job: dict[str, Any]) -> None:
+    def _take(self, job: dict[str, Any] | None) -> None:
+        """The job the server handed out becomes the current one (with the lock held)."""
+        self.current = job["run_id"] if job else None
+        if job:
+            self.cancelled.clear()
+
+    def run_job(self, job: dict[str, Any]) -> dict[str, Any] | None:
+        """Run the job and report its result; returns the next job, handed out with the result (or None)."""
         run_id = job["run_id"]
         log.info("running run %s", run_id)
         started = time.monotonic()
+        nxt: dict[str, Any] | None = None
         try:
             outcome = self.execute(job)
-            self.report(run_id, outcome)
-            log.info("run %s ended with exit code %s after %.1f s", run_id, outcome.exit_code,
-                     time.monotonic() - started)
+            nxt = self.report(run_id, outcome, None if self.stopping.is_set() else self.wait)
+            log.info("run %s ended with exit code %s after %.1f s%s", run_id, outcome.exit_code,
+                     time.monotonic() - started, f"; run {nxt['run_id']} came with its result" if nxt else "")
+            return nxt
         finally:
-            with self.lock:
-                self.current = None
+            if nxt is None:
+                with self.lock:
+                    self.current = None
 
     # --- the loop ----------------------------------------------------------------------------------------------
     def run(self) -> int:
@@ -261,8 +286,8 @@ class Agent:
                 self.stopping.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
                 continue
-            if job:
-                self.run_job(job)
+            while job:
+                job = self.run_job(job)
         return 0
 
     def close(self) -> None:

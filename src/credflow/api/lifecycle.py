@@ -61,6 +61,8 @@ def lifespan(core: Core, starts: list[Callable[[Core], Callable[[], Any]]]
     @asynccontextmanager
     async def life(app: FastAPI) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
+        wakeup.waiters_for(app, core)  # subscribed before the first wake-up can arrive
+        stop_listening = core.listen()  # the other server processes' wake-ups (PostgreSQL)
         background = Background([start(core) for start in starts])
 
         def begin() -> None:  # in the event loop's thread
@@ -81,6 +83,7 @@ def lifespan(core: Core, starts: list[Callable[[Core], Callable[[], Any]]]
             yield
         finally:
             begin()
+            await asyncio.to_thread(stop_listening)
             if not await asyncio.to_thread(background.wait, STOP_WORKERS_SECONDS):
                 log.warning("a background worker was still busy after %.0f s; its step will be done again at the "
                             "next start", STOP_WORKERS_SECONDS)

@@ -1,10 +1,22 @@
-"""Long-poll claims without a thread per waiting machine.
+"""Long-poll claims without a thread per waiting machine, woken across server processes.
 
-A waiting claim is a coroutine parked on an ``asyncio.Event``. When runs are queued in this process
-(``core.emit("runs_queued", machine_ids, count)``) up to ``count`` of the longest-waiting candidate machines
-are woken; every waiter also re-checks the database on its own every second or so, which is how runs queued
-by another server process (or a wake-up that went to a machine that got another job) are found. The database
-work runs in the thread pool, one short transaction at a time.
+A waiting claim is a coroutine parked on an ``asyncio.Event``: it looks at the database when it begins (one
+statement, ``dispatch.look``) and then only when it is woken. A run queued in any server process on the same
+database wakes it at once: ``core.emit("runs_queued", machine_ids, count)`` (or ``emit_on_commit`` in the
+transaction that queues the runs) reaches this process's waiters directly and, on PostgreSQL, every other
+process's through LISTEN/NOTIFY (``core.listen``); up to ``count`` of the longest-waiting candidate machines are
+woken. A woken claim claims straight away; one that was woken for a job another claim took passes the wake-up
+on.
+
+As a safety net, one sweep per process asks which of the waiting machines have a run waiting (one read,
+however many machines wait) and wakes those: every ``QUIET_SWEEP_SECONDS`` while this process hears the others
+(PostgreSQL, listening), every ``SWEEP_SECONDS`` otherwise (SQLite, where other processes are not heard, or
+while the listening connection is down), and at once when listening resumes after an outage. Database work runs
+in the thread pool, one short transaction at a time.
+
+``finish_and_claim`` is the one-request loop of the agent: the result of the run it held, then a claim. When
+the same result is sent again because the answer was lost, it is not stored twice and the job that answer
+carried is delivered again rather than a second one.
 
 When the server begins to stop (``close``), every waiting claim answers "no job" (204) at once and later ones
 do not wait or claim: the agents ask again, of whichever server answers next.
@@ -14,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import random
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,9 +34,11 @@ from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 
 from credflow.services.automation import dispatch
-from credflow.services.core import Actor, Core
+from credflow.services.core import RESUMED, Actor, Core
 
-RECHECK_SECONDS = 1.0
+log = logging.getLogger(__name__)
+SWEEP_SECONDS = 1.0  # while other processes' wake-ups cannot be heard
+QUIET_SWEEP_SECONDS = 30.0  # while they are: a safety net only
 
 
 @dataclass
@@ -35,15 +49,20 @@ class Waiter:
 
 
 class Waiters:
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, core: Core) -> None:
         self._loop = loop
+        self._core = core
         self._waiting: dict[int, Waiter] = {}  # in arrival order: the longest-waiting machine is woken first
         self._ids = itertools.count()
+        self._sweep_now = asyncio.Event()
+        self._sweeper: asyncio.Task[None] | None = None
         self.closed = False
 
     def add(self, machine_id: str) -> tuple[int, Waiter]:
         key, waiter = next(self._ids), Waiter(machine_id)
         self._waiting[key] = waiter
+        if self._sweeper is None and not self.closed:
+            self._sweeper = self._loop.create_task(self._sweeps(), name="credflow-claim-sweeps")
         return key, waiter
 
     def remove(self, key: int) -> None:
@@ -54,11 +73,19 @@ class Waiters:
         self.closed = True
         for waiter in self._waiting.values():
             waiter.event.set()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
 
     def notify(self, machine_ids: list[str], count: int = 1) -> None:
         """Callable from any thread."""
         if not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self.wake, set(machine_ids), count)
+
+    def resumed(self) -> None:
+        """Other processes are heard again, after an outage in which their wake-ups were lost: sweep now.
+        Callable from any thread."""
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._sweep_now.set)
 
     def wake(self, machine_ids: set[str], count: int) -> None:
         for waiter in list(self._waiting.values()):
@@ -69,30 +96,56 @@ class Waiters:
                 waiter.event.set()
                 count -= 1
 
+    async def _sweeps(self) -> None:
+        while not self.closed:
+            quiet = self._core.listening.is_set()
+            try:
+                await asyncio.wait_for(self._sweep_now.wait(), QUIET_SWEEP_SECONDS if quiet else SWEEP_SECONDS)
+            except TimeoutError:
+                if quiet and not self._core.listening.is_set():
+                    continue  # the listening connection was lost meanwhile: sweep at the quicker pace from now
+            self._sweep_now.clear()
+            waiting = sorted({w.machine_id for w in self._waiting.values() if not w.event.is_set()})
+            if not waiting or self.closed:
+                continue
+            try:
+                found = await run_in_threadpool(dispatch.with_work, self._core, waiting)
+            except Exception as exc:  # noqa: BLE001 - the database is away: the next sweep tries again
+                log.warning("claims: the sweep for waiting runs failed (%s)", type(exc).__name__)
+                continue
+            self.wake(found, len(found))
+
 
 def waiters_for(app: FastAPI, core: Core) -> Waiters:
     waiters: Waiters | None = getattr(app.state, "claim_waiters", None)
     if waiters is None:
-        waiters = Waiters(asyncio.get_running_loop())
+        waiters = Waiters(asyncio.get_running_loop(), core)
         app.state.claim_waiters = waiters
         core.on("runs_queued", waiters.notify)
+        core.on(RESUMED, waiters.resumed)
     return waiters
 
 
-async def claim(request: Request, core: Core, actor: Actor, wait: float) -> dict[str, Any] | None:
+async def claim(request: Request, core: Core, actor: Actor, wait: float, look: bool = True
+                ) -> dict[str, Any] | None:
     """The next job for the machine, waiting up to ``wait`` seconds for one; None when there is none. A machine
-    that hung up is handed nothing (the job would be lost on the way), nor is any while the server stops."""
+    that hung up is handed nothing (the job would be lost on the way), nor is any while the server stops.
+    ``look``: look before claiming (one statement when nothing waits); False claims at once."""
     waiters = waiters_for(request.app, core)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
-    check = True  # the first attempt and every wake-up go straight to a claim; timed re-checks read first
     while True:
-        key, waiter = waiters.add(actor.id)
+        key, waiter = waiters.add(actor.id)  # before looking: a wake-up meanwhile is not missed
         try:
-            result: Any = None
             if waiters.closed or await request.is_disconnected():
                 return None
-            if (check or await run_in_threadpool(dispatch.has_work, core, actor)) and not waiters.closed:
+            result: Any = None
+            if look:
+                seen = await run_in_threadpool(dispatch.look, core, actor)
+                if seen == dispatch.BUSY:
+                    return None
+                look = not seen
+            if not look and not waiters.closed:
                 result = await run_in_threadpool(dispatch.claim, core, actor)
             if result == dispatch.BUSY:
                 return None
@@ -103,11 +156,23 @@ async def claim(request: Request, core: Core, actor: Actor, wait: float) -> dict
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return None
-            pause = min(remaining, RECHECK_SECONDS * random.uniform(0.8, 1.2))
             try:
-                await asyncio.wait_for(waiter.event.wait(), pause)
-                check = True
+                await asyncio.wait_for(waiter.event.wait(), remaining)
             except TimeoutError:
-                check = False
+                return None
+            look = False  # woken: claim straight away
         finally:
             waiters.remove(key)
+
+
+async def finish_and_claim(request: Request, core: Core, actor: Actor, run_id: str, exit_code: int, log_text: str,
+                           wait: float) -> dict[str, Any] | None:
+    """Store the result of ``run_id``, then answer like a claim waiting up to ``wait`` seconds. A result sent
+    again whose first answer was lost is stored once, and the job that answer carried comes again (never a
+    second job while the first is held)."""
+    stored = await run_in_threadpool(dispatch.report, core, actor, run_id, exit_code, log_text)
+    if not stored:
+        job = await run_in_threadpool(dispatch.redeliver, core, actor, run_id)
+        if job is not None:
+            return job
+    return await claim(request, core, actor, wait, look=False)

@@ -60,7 +60,7 @@ def _interrupt(_signum: int, _frame: FrameType | None) -> None:
 
 @agent_app.command("run")
 def run_agent(state_dir: Optional[Path] = StateDirOpt,
-        wait: float = typer.Option(30.0, help="Seconds each long-poll claim waits for a job."),
+        wait: float = typer.Option(50.0, help="Seconds each long-poll claim waits for a job."),
         heartbeat_seconds: float = typer.Option(10.0, help="Seconds between heartbeats."),
         run_as: Optional[str] = typer.Option(
             None, "--run-as", metavar="USER",

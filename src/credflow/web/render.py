@@ -23,6 +23,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from credflow.domain.errors import DomainError
 from credflow.domain.roles import EnvironmentRole, env_allows
 from credflow.services.access import users
+from credflow.services.automation import health
 from credflow.services.lookup import Listing
 from credflow.web.auth import CsrfRejected, PasswordChangeRequired, SignInRequired, WebUser, core_of
 
@@ -130,8 +131,10 @@ def render(request: Request, template: str, *, user: WebUser | None = None, env:
            csrf: str = "", **ctx: Any) -> HTMLResponse:
     envs = users.list_environments(core_of(request), user.actor, limit=OPTIONS)["items"] if user is not None else []
     nav = [(label, path) for label, path, action in NAV if env is not None and env.can(action)]
+    counts = health.attention(core_of(request), user.actor, env.id) if user is not None and env is not None else {}
+    badges = {"/health": counts.get("critical", 0) + counts.get("warning", 0)}  # what needs attention
     body = jinja.get_template(template).render(
-        request=request, user=user, env=env, envs=envs, nav=nav, csrf=user.csrf if user else csrf,
+        request=request, user=user, env=env, envs=envs, nav=nav, badges=badges, csrf=user.csrf if user else csrf,
         error=_error_view(error), done_text=DONE.get(request.query_params.get("done", ""), ""),
         env_base=env_base, **ctx)
     return HTMLResponse(body, status_code=error.status if error is not None and status == 200 else status,

@@ -23,6 +23,7 @@ from credflow.domain.errors import (
     Unauthenticated,
 )
 from credflow.services.access import failed_auth, passwords, sessions, sso, startup, tokens, users
+from credflow.services.automation import health as health_service
 from credflow.web import auth
 from credflow.web.auth import AnyUser, CurrentUser, PostedForm
 from credflow.web.pages import (
@@ -30,6 +31,7 @@ from credflow.web.pages import (
     cloud_flows,
     connections,
     credentials,
+    health,
     machines,
     runs,
     sharing,
@@ -65,7 +67,9 @@ def home(request: Request, user: CurrentUser, done: str = "") -> Response:
     envs = users.list_environments(auth.core_of(request), user.actor, limit=1)["items"]
     if not envs:
         return render(request, "no_environment.html", user=user)
-    return see_other(f"{env_base(envs[0])}/credentials" + (f"?done={quote(done)}" if done else ""))
+    critical = health_service.attention(auth.core_of(request), user.actor, envs[0]["id"])["critical"]
+    first = "/health" if critical else "/credentials"  # the first page after sign-in, when anything is critical
+    return see_other(f"{env_base(envs[0])}{first}" + (f"?done={quote(done)}" if done else ""))
 
 
 @router.get("/switch")
@@ -241,9 +245,10 @@ def change_password(request: Request, user: AnyUser, form: PostedForm) -> Respon
 
 
 for _module in (credentials, sharing, variables, stores, machines, connections, runs, cloud_flows, solutions,
-                user_pages, teams, audit):
+                user_pages, teams, audit, health):
     router.include_router(_module.router)
-NAV[:] = [("Credentials", "/credentials", "environment.read"),
+NAV[:] = [("Health", "/health", "environment.read"),
+          ("Credentials", "/credentials", "environment.read"),
           ("Environment variables", "/variables", "environment.read"),
           ("Secret stores", "/stores", "secret_store.read"),
           ("Machines", "/machines", "machine.read"),

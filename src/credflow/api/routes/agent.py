@@ -1,4 +1,5 @@
-"""The machine agent's endpoints: register, heartbeat, claim a job (long poll), report its result."""
+"""The machine agent's endpoints: register, heartbeat, claim a job (long poll), report its result (and, in the same
+request, claim the next one)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from credflow.api import wakeup
 from credflow.api.deps import ActorDep, CoreDep, client_address
@@ -44,6 +46,15 @@ async def claim(request: Request, core: CoreDep, actor: ActorDep,
 
 
 @router.post("/me/jobs/{run_id}/result", response_model=RunSummary,
-             responses=problem_responses(400, 401, 403, 404, 409, 413, 422))
-def result(run_id: str, body: JobResult, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
-    return dispatch.finish(core, actor, run_id, body.exit_code, body.log)
+             response_description="the run with its result (without next); with next, the next job as a claim's",
+             responses={204: {"description": "with next: the result is stored and no job came for this machine"},
+                        **problem_responses(400, 401, 403, 404, 409, 413, 422)})
+async def result(request: Request, run_id: str, body: JobResult, core: CoreDep, actor: ActorDep,
+                 next_wait: float | None = Query(None, alias="next", ge=0, le=120, description=(
+                     "store the result, then answer like a claim waiting up to this many seconds: 200 with the "
+                     "next job or 204; a result sent again after a lost answer is stored once and brings the same "
+                     "job again"))) -> Any:
+    if next_wait is None:
+        return await run_in_threadpool(dispatch.finish, core, actor, run_id, body.exit_code, body.log)
+    job = await wakeup.finish_and_claim(request, core, actor, run_id, body.exit_code, body.log, next_wait)
+    return JSONResponse(job) if job is not None else Response(status_code=204)

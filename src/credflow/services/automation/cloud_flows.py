@@ -291,7 +291,7 @@ def run_cloud_flow(core: Core, actor: Actor, env_id: str, ref: str) -> dict[str,
         runs, machines = _queue_actions(s, f, actor.label, actor.id)
         record(s, actor=actor.label, action="cloud_flow.run", env_id=env.id, object_type="cloud_flow",
                object_id=f.id, detail={"runs": [r["id"] for r in runs], "trigger": "manual"})
-    signal_queued(core, sorted(set(machines)), len(runs))
+        signal_queued(core, sorted(set(machines)), len(runs), s=s)
     return {"cloud_flow": f.id, "runs": runs}
 
 
@@ -317,5 +317,5 @@ def fire_due(core: Core, now: datetime | None = None) -> int:
             f.next_fire_at = next_fire(f.trigger["cron"], now)
             record(s, actor="system:scheduler", action="cloud_flow.run", env_id=f.env_id, object_type="cloud_flow",
                    object_id=f.id, detail=detail)
-    signal_queued(core, sorted(set(machines)), queued)
+        signal_queued(core, sorted(set(machines)), queued, s=s)
     return queued

@@ -31,6 +31,7 @@ from credflow.services.views import ts
 
 BUSY: Final = "busy"
 MAX_SKIPPED = 50  # undeliverable runs failed in one claim before answering
+SWEEP_PART = 500  # waiting machines asked about in one statement
 
 
 class LogTooLarge(DomainError):
@@ -87,6 +88,41 @@ def has_work(core: Core, actor: Actor) -> bool:
     with core.db.read() as s:
         return bool(s.scalar(select(exists(_my_runs(actor.id, actor.env_id)
                                            .where(leases.without_full_credentials())))))
+
+
+def look(core: Core, actor: Actor) -> bool | str:
+    """One statement at the start of a claim: mark the machine seen, and say BUSY while it holds a running run,
+    else whether a run waits that it may take (False while it is disabled)."""
+    authz.require_machine(actor)
+    busy = select(Run.id).where(Run.machine_id == actor.id, Run.status == RunStatus.RUNNING).exists()
+    facts = (Machine.disabled, busy, _my_runs(actor.id, actor.env_id).exists())
+    touch = update(Machine).where(Machine.id == actor.id).values(last_seen=utcnow())
+    with _writing(core) as s:
+        if core.db.is_sqlite:  # SQLite's RETURNING cannot qualify other tables' columns: two statements there
+            s.execute(touch.execution_options(synchronize_session=False))
+            row = s.execute(select(*facts).where(Machine.id == actor.id)).first()
+        else:
+            row = s.execute(touch.returning(*facts).execution_options(synchronize_session=False)).first()
+    if row is None:
+        raise Unauthenticated("the machine no longer exists", code="machine_not_found")
+    disabled, holds, work = row
+    return BUSY if holds else bool(work) and not disabled
+
+
+def with_work(core: Core, machine_ids: list[str]) -> set[str]:
+    """Of ``machine_ids`` (machines waiting for a job), those that are enabled and have a run waiting for them:
+    one read, however many machines wait (in parts of ``SWEEP_PART``)."""
+    groups = select(MachineGroupMember.group_id).where(MachineGroupMember.machine_id == Machine.id)
+    work = (select(Run.id).join(Connection, Connection.id == Run.connection_id)
+            .where(Run.env_id == Machine.env_id, Run.status == RunStatus.QUEUED,
+                   or_(Connection.machine_id == Machine.id, Connection.machine_group_id.in_(groups))).exists())
+    found: set[str] = set()
+    with core.db.read() as s:
+        for i in range(0, len(machine_ids), SWEEP_PART):
+            part = machine_ids[i:i + SWEEP_PART]
+            found.update(s.scalars(select(Machine.id).where(Machine.id.in_(part), Machine.disabled.is_(False),
+                                                            work)))
+    return found
 
 
 def claim(core: Core, actor: Actor) -> dict[str, Any] | str | None:
@@ -165,9 +201,7 @@ def finish(core: Core, actor: Actor, run_id: str, exit_code: int, log: str) -> d
         if run.status != RunStatus.RUNNING and not cancelled:
             raise Conflict(f"the run is no longer running (it has {run.status})", code="run_not_running",
                            status_now=run.status)
-        conn = s.get(Connection, run.connection_id)
-        values = delivery.values_for_scrub(core, s, conn, run.secret_version) if conn is not None else []
-        text = mask(raw.decode("utf-8", "replace").replace("\x00", ""), values)  # what every database can keep
+        text = _log_text(core, s, run, raw)
         if cancelled:
             run.log, run.exit_code = text + (run.log or ""), exit_code  # the flow's output, then the cancellation
         else:
@@ -180,3 +214,46 @@ def finish(core: Core, actor: Actor, run_id: str, exit_code: int, log: str) -> d
         view = run_view(run, include_log=False)
     leases.wake(core, woken)
     return view
+
+
+def _log_text(core: Core, s: Session, run: Run, raw: bytes) -> str:
+    """The log as it is kept: the run's credential values masked, and what every database can keep."""
+    conn = s.get(Connection, run.connection_id)
+    values = delivery.values_for_scrub(core, s, conn, run.secret_version) if conn is not None else []
+    return mask(raw.decode("utf-8", "replace").replace("\x00", ""), values)
+
+
+def report(core: Core, actor: Actor, run_id: str, exit_code: int, log: str) -> bool:
+    """``finish`` for an agent that asks for its next job in the same request. True: the result is stored now;
+    False: the run already holds exactly this result (the request was sent again because its answer was lost),
+    which is not stored a second time. Any other refusal is ``finish``'s."""
+    try:
+        finish(core, actor, run_id, exit_code, log)
+        return True
+    except Conflict as exc:
+        if exc.code != "run_not_running":
+            raise
+        with core.db.read() as s:
+            run = s.get(Run, run_id)
+            if run is None or run.machine_id != actor.id or run.exit_code != exit_code:
+                raise
+            text, kept = _log_text(core, s, run, log.encode("utf-8", "surrogatepass")), run.log or ""
+            # A cancelled run keeps the flow's output followed by the cancellation's.
+            if kept != text and not (run.status == RunStatus.CANCELLED and kept.startswith(text)):
+                raise
+        return False
+
+
+def redeliver(core: Core, actor: Actor, after: str) -> dict[str, Any] | None:
+    """The job handed out in answer to the result of run ``after`` when that answer was lost: the run this
+    machine holds that started once that result was stored, delivered again (the agent never got it); None when
+    it holds none."""
+    authz.require_machine(actor)
+    with _writing(core) as s:
+        machine = s.scalar(select(Machine).where(Machine.id == actor.id).with_for_update())
+        prev = s.get(Run, after)
+        if machine is None or prev is None or prev.machine_id != machine.id or prev.finished_at is None:
+            return None
+        run = s.scalar(select(Run).where(Run.machine_id == machine.id, Run.status == RunStatus.RUNNING,
+                                         Run.started_at >= prev.finished_at).with_for_update())
+        return _deliver(core, s, machine, run) if run is not None else None

@@ -196,3 +196,9 @@ def findings(core: Core, actor: Actor, env_id: str) -> dict[str, Any]:
         items = compute(core, s, env.id, actor, role)
     counts = {sev: sum(1 for f in items if f["severity"] == sev) for sev in SEVERITIES}
     return {"items": items, "counts": counts}
+
+
+def attention(core: Core, actor: Actor, env_id: str) -> dict[str, int]:
+    """How many findings the caller sees, by severity (the navigation's badge, the landing page after sign-in)."""
+    counts: dict[str, int] = findings(core, actor, env_id)["counts"]
+    return counts

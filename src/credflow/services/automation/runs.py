@@ -68,10 +68,14 @@ def queue_run(s: Session, actor_label: str, flow: DesktopFlow, conn: Connection,
     return run, candidates(s, conn)
 
 
-def signal_queued(core: Core, machine_ids: list[str], count: int = 1) -> None:
-    """Wake up to ``count`` machines among ``machine_ids`` that wait for a job (after the commit)."""
+def signal_queued(core: Core, machine_ids: list[str], count: int = 1, s: Session | None = None) -> None:
+    """Wake up to ``count`` machines among ``machine_ids`` that wait for a job, on every server process: when
+    ``s`` (the transaction that queued the runs) commits, or now without it."""
     if machine_ids and count:
-        core.emit("runs_queued", machine_ids, count)
+        if s is not None:
+            core.emit_on_commit(s, "runs_queued", machine_ids, count)
+        else:
+            core.emit("runs_queued", machine_ids, count)
 
 
 def create_run(core: Core, actor: Actor, env_id: str, desktop_flow: str, connection: str,
@@ -84,7 +88,7 @@ def create_run(core: Core, actor: Actor, env_id: str, desktop_flow: str, connect
         conn = connection_to_use(s, actor, env.id, role, connection)
         run, machines = queue_run(s, actor.label, flow, conn, actor.id, timeout)
         view = run_view(run)
-    signal_queued(core, machines)
+        signal_queued(core, machines, s=s)
     return view
 
 

@@ -1,8 +1,8 @@
 """The outbox of secret events: every source of change (builtin writes, the NotifyEnvironmentVariableSecretChange
 action, Event Grid and CloudEvents deliveries, the polling reconciler, a read that finds a new version) becomes one
 durable ``secret_version_changed(store, name, version)``: a SecretEvent row written in the caller's transaction,
-so it exists before the caller answers. The worker (``credflow.services.secrets.worker``) applies it, and the
-poller prunes applied events after a week (``prune_events``).
+so it exists before the caller answers, and whose commit wakes the worker of every server process. The worker
+(``credflow.services.secrets.worker``) applies it, and the poller prunes applied events after a week (``prune_events``).
 
 Deduplication: an event naming a version is keyed by (store, name, version, reach), so a repeated delivery,
 whatever its event id, is stored once; one without a version is keyed by its event id when it has one. A
@@ -20,7 +20,6 @@ import hashlib
 from datetime import timedelta
 
 from sqlalchemy import delete, select
-from sqlalchemy import event as sa_event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -60,7 +59,7 @@ def secret_version_changed(core: Core, s: Session, store: SecretStore, name: str
             s.add(row)
     except IntegrityError:
         return False  # the same event, stored by a concurrent delivery
-    sa_event.listen(s, "after_commit", lambda _s: core.emit(ENQUEUED), once=True)
+    core.emit_on_commit(s, ENQUEUED)  # the workers of every server process, once the event is committed
     return True
 
 
