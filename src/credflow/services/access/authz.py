@@ -85,12 +85,14 @@ def _user(session: Session, digest: str) -> Actor | None:
 
 
 def _machine(session: Session, digest: str) -> Actor | None:
-    machine = session.scalar(select(Machine).where(Machine.token_hash == digest))
-    if machine is None:
+    # One statement: the agents call often, and a waiting agent's claims should cost the database little.
+    found = session.execute(select(Machine.id, Machine.name, Machine.env_id, Environment.org_id)
+                            .outerjoin(Environment, Environment.id == Machine.env_id)
+                            .where(Machine.token_hash == digest)).first()
+    if found is None:
         return None
-    env = session.get(Environment, machine.env_id)
-    return Actor(kind="machine", id=machine.id, org_id=env.org_id if env else "", name=machine.name,
-                 env_id=machine.env_id)
+    machine_id, name, env_id, org_id = found
+    return Actor(kind="machine", id=machine_id, org_id=org_id or "", name=name, env_id=env_id)
 
 
 def is_active(user: User | None) -> bool:
