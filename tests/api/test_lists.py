@@ -146,6 +146,13 @@ def test_every_list_walked_one_row_at_a_time_is_the_whole_list(admin: Api, maker
         assert whole["next_cursor"] is None and len(whole["items"]) >= 2, path
         assert walk(admin, admin.e(path), 1) == whole["items"], path
         assert ids(whole["items"]) == sorted(ids(whole["items"])), path
+    cred = cred_setup["credential"]["id"]
+    for who in (makers["alice"].api.info["id"], makers["bob"].api.info["id"], "team-1"):
+        admin.ok(admin.put(admin.e(f"/credentials/{cred}/shares/{who}"), {"role": "user"}))
+    shares = admin.ok(admin.get(admin.e(f"/credentials/{cred}/shares"), params={"limit": 500}))["items"]
+    assert len(shares) == 4 and shares[0]["role"] == "owner"
+    assert walk(admin, admin.e(f"/credentials/{cred}/shares"), 1) == shares
+    assert walk(admin, admin.e(f"/credentials/{cred}/shares"), 3) == shares
     secrets = walk(admin, admin.e("/secret-stores/vault/secrets"), 1)
     assert [s["name"] for s in secrets] == sorted(s["name"] for s in secrets) and len(secrets) >= 3
     assert walk(admin, "/users", 1) == admin.ok(admin.get("/users", params={"limit": 500}))["items"]

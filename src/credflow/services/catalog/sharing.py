@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from credflow.audit.chain import record
@@ -56,23 +56,28 @@ def _share_view(s: Session, share: CredentialShare) -> dict[str, Any]:
 
 def list_shares(core: Core, actor: Actor, env_id: str, cred_id: str, limit: int = 50,
                 cursor: str | None = None) -> dict[str, Any]:
-    """The owner first (role ``owner``), then every share in the order it was granted."""
+    """The owner first (role ``owner``), then every share in the order it was granted: one page of ``limit``,
+    read in the database along (granted at, principal) from the share the cursor names (a principal)."""
+    limit = min(max(1, limit), 500)
     with core.db.read() as s:
         cred, _ = authz.credential(s, actor, env_id, cred_id, "view")
-        owner = {**_principal_view(s, cred.owner_id, "user", CredentialRole.OWNER.value), "granted_by": None,
-                 "created_at": views.ts(cred.created_at)}
-        shares = s.scalars(select(CredentialShare).where(CredentialShare.credential_id == cred.id)
-                           .order_by(CredentialShare.created_at, CredentialShare.principal_id)).all()
-        items = [owner, *(_share_view(s, sh) for sh in shares)]
-    start = 0
-    if cursor:
-        keys = [i["principal"] for i in items]
-        if cursor not in keys:
-            raise Malformed("the cursor does not name a principal of this list", code="malformed_cursor")
-        start = keys.index(cursor) + 1
-    chunk = items[start:start + limit]
-    more = start + limit < len(items)
-    return {"items": chunk, "next_cursor": chunk[-1]["principal"] if more and chunk else None}
+        items: list[dict[str, Any]] = []
+        q = select(CredentialShare).where(CredentialShare.credential_id == cred.id)
+        if not cursor:
+            items.append({**_principal_view(s, cred.owner_id, "user", CredentialRole.OWNER.value),
+                          "granted_by": None, "created_at": views.ts(cred.created_at)})
+        elif cursor != cred.owner_id:
+            after = s.get(CredentialShare, (cred.id, cursor))
+            if after is None:
+                raise Malformed("the cursor does not name a principal of this list", code="malformed_cursor")
+            q = q.where(or_(CredentialShare.created_at > after.created_at,
+                            and_(CredentialShare.created_at == after.created_at,
+                                 CredentialShare.principal_id > after.principal_id)))
+        shares = s.scalars(q.order_by(CredentialShare.created_at, CredentialShare.principal_id)
+                           .limit(limit + 1 - len(items))).all()
+        items += [_share_view(s, sh) for sh in shares]
+    chunk = items[:limit]
+    return {"items": chunk, "next_cursor": chunk[-1]["principal"] if len(items) > limit else None}
 
 
 def _in_environment(s: Session, user_id: str, env: Environment) -> bool:
