@@ -91,6 +91,9 @@ def test_runs_page_by_page_with_filters_and_only_the_callers_rows(admin: Api, ma
     assert ids(walk(alice.api, alice.api.e("/runs"), 1, since=third, until=sixth)) == ids(alice.runs[2:5])
     assert ids(walk(admin, admin.e("/runs"), 3, since=bob.runs[0]["queued_at"])) == ids(bob.runs)
     assert walk(admin, admin.e("/runs"), 3, since="2999-01-01T00:00:00Z") == []
+    assert walk(admin, admin.e("/runs"), 3, since="9999-12-31T23:59:59Z") == []
+    assert ids(walk(admin, admin.e("/runs"), 5, until="9999-12-31T23:59:59Z")) == everyone
+    assert ids(walk(admin, admin.e("/runs"), 5, since="0001-01-01T00:00:00Z", until="2600-01-01T00:00:00Z")) == everyone
 
 
 def test_connections_page_by_page_by_status_and_credential(admin: Api, makers: dict[str, Any],

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, func, or_, select
@@ -161,7 +161,12 @@ def time_range(since: datetime | None, until: datetime | None) -> tuple[datetime
     return since, until
 
 
-def id_at(at: datetime) -> str:
-    """The least id made at or after ``at``: an id begins with its creation time in nanoseconds, in 16 hex
-    characters (``persistence.tables.new_id``), so a range of creation times is a range of the primary key."""
-    return f"{max(0, int(at.timestamp() * 1_000_000)) * 1000:016x}{'0' * 16}"
+def id_at(at: datetime, later: timedelta = timedelta(0)) -> str:
+    """The least id made at or after ``at`` + ``later``: an id begins with its creation time in nanoseconds, in
+    16 hex characters (``persistence.tables.new_id``), so a range of creation times is a range of the primary
+    key. Past the ids' range (or the calendar's), the greatest."""
+    try:
+        at = at + later
+    except OverflowError:
+        return "f" * 32
+    return f"{min(max(0, int(at.timestamp() * 1_000_000) * 1000), 2**64 - 1):016x}{'0' * 16}"
