@@ -1,11 +1,13 @@
 """Benchmark: rotating one secret shared by 10,000 connections over 1,000 credentials.
 
 The set-up makes the store, the secret, its variables, a machine and a desktop flow over HTTP, then writes the
-credentials and connections straight into the database. Each rotation is a real builtin write over HTTP to a
-real ``credflow serve`` process (a "secret new version created" event). Measured from the moment the write is
-sent: the time until every connection reports the new version, and until the next run claimed by the machine
-carries it (a second client queues and claims runs in a loop meanwhile). Vault reads come from the server's
-own counters (``GET /rotation``); the server's resident memory from /proc.
+credentials and connections straight into the database (in bulk; connections as the API makes them: following
+their credential, ``secret_version`` null). Each rotation is a real builtin write over HTTP to a real ``credflow
+serve`` process (a "secret new version created" event). Measured from the moment the write is sent: the time
+until every connection is at the new version (the secret's head has it and no connection is held at another
+version or ``secret_unreadable``; a sample of connections is read over the API at the end), and until the next
+run claimed by the machine carries it (a second client queues and claims runs in a loop meanwhile). Vault reads
+come from the server's own counters (``GET /rotation``); the server's resident memory from /proc.
 
     python bench/rotation.py [--db sqlite|postgresql] [--quick] [--connections N] [--credentials N]
                              [--rotations N]
@@ -35,10 +37,10 @@ from typing import Any
 import httpx
 from _server import database, log, rss_mb
 from _server import server as serve
-from sqlalchemy import Engine, create_engine, func, insert, select
+from sqlalchemy import Engine, and_, create_engine, func, insert, or_, select
 
 from credflow.crypto.sealing import new_key_pair, open_sealed
-from credflow.persistence.tables import Connection, Credential, new_id, utcnow
+from credflow.persistence.tables import Connection, Credential, SecretHead, new_id, utcnow
 
 TOKEN = "cfu_bench-admin-token-0123456789abcdef"
 POLL_SECONDS = 0.01  # how often the bench looks (connections, runs): fine enough against a 1 s target
@@ -83,20 +85,31 @@ def setup(http: httpx.Client, engine: Engine, connections: int, credential_count
               "created_at": now, "updated_at": now} for i in range(credential_count - 1)]
     conns = [{"id": new_id(), "env_id": env_id, "name": f"conn-{i}", "owner_id": me["id"],
               "machine_id": machine["machine_id"], "credential_id": creds[i % len(creds)]["id"],
-              "status": "connected", "secret_version": "1", "created_at": now, "updated_at": now}
+              "status": "connected", "secret_version": None, "created_at": now, "updated_at": now}
              for i in range(connections - 1)]
     with engine.begin() as c:
-        c.execute(insert(Credential), creds)
-        for start in range(0, len(conns), 2000):
-            c.execute(insert(Connection), conns[start:start + 2000])
+        for start in range(0, len(creds), 20_000):
+            c.execute(insert(Credential), creds[start:start + 20_000])
+        for start in range(0, len(conns), 20_000):
+            c.execute(insert(Connection), conns[start:start + 20_000])
+    store = ok(http.get(f"{e}/secret-stores/vault"))
     return {"env_id": env_id, "machine_token": machine["machine_token"], "key": key, "probe": probe["id"],
-            "flow": flow["id"]}
+            "flow": flow["id"], "store_id": store["id"]}
 
 
-def count_at(engine: Engine, env_id: str, version: str) -> int:
+def all_at(engine: Engine, ctx: dict[str, Any], version: str) -> bool:
+    """Every connection's next run receives ``version``: the head has it, and no connection is held at another
+    version or stopped (the partial indexes the server keeps make this cheap at any size)."""
     with engine.connect() as c:
-        return int(c.scalar(select(func.count()).select_from(Connection).where(
-            Connection.env_id == env_id, Connection.secret_version == version)) or 0)
+        head = c.scalar(select(SecretHead.current_version).where(SecretHead.store_id == ctx["store_id"],
+                                                                 SecretHead.name == "robot-password"))
+        if head != version:
+            return False
+        behind = c.scalar(select(func.count()).select_from(Connection).where(
+            Connection.credential_id.is_not(None),
+            or_(and_(Connection.secret_version.is_not(None), Connection.secret_version != version),
+                Connection.status == "secret_unreadable")))
+        return not behind
 
 
 def first_run_with(http: httpx.Client, ctx: dict[str, Any], version: str, t0: float, out: list[float]) -> None:
@@ -153,13 +166,17 @@ def main() -> None:
                 resp = ok(http.put("/environments/default/secret-stores/vault/secrets/robot-password",
                                    json={"value": f"Bench-Pa55word-{i + 1}"}))
                 runner.start()
-                while count_at(engine, ctx["env_id"], resp["version"]) < connections:
+                while not all_at(engine, ctx, resp["version"]):
                     time.sleep(POLL_SECONDS)
                 to_conns.append(time.perf_counter() - t0)
                 runner.join()
                 rss = max(rss, rss_mb(proc.pid))
                 log(f"rotation {i + 1}: connections {to_conns[-1] * 1000:.0f} ms, run {to_run[-1] * 1000:.0f} ms")
             read_count = reads(http) - reads_before
+            sample = ok(http.get("/environments/default/connections", params={"limit": 50}))["items"]
+            seen = {c["secret_version"] for c in sample}
+            if seen != {resp["version"]}:
+                raise RuntimeError(f"connections over the API report {seen}, not {resp['version']}")
             engine.dispose()
         result = {
             "benchmark": "rotation", "db": args.db, "quick": args.quick, "connections": connections,

@@ -20,6 +20,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -380,7 +381,14 @@ class DesktopFlow(Base):
 class Connection(Base):
     __tablename__ = "connections"
     # (credential_id, id): a page of a credential's connections is one index range, however many it has.
-    __table_args__ = (Index("ix_connections_credential_id", "credential_id", "id"),)
+    # Partial indexes (migration 0008): the few connections a rotation writes, those held at a version of their own
+    # and those secret_unreadable; the others follow their credential (secret_version null) and are not written.
+    __table_args__ = (Index("ix_connections_credential_id", "credential_id", "id"),
+                      Index("ix_connections_held", "credential_id", sqlite_where=text("secret_version IS NOT NULL"),
+                            postgresql_where=text("secret_version IS NOT NULL")),
+                      Index("ix_connections_unreadable", "credential_id",
+                            sqlite_where=text("status = 'secret_unreadable'"),
+                            postgresql_where=text("status = 'secret_unreadable'")))
     id: Mapped[str] = _id()
     env_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(200))

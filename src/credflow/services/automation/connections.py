@@ -41,7 +41,7 @@ def connection_view(conn: Connection) -> dict[str, Any]:
         target = None
     return {"id": conn.id, "name": conn.name, "target": target, "credential": conn.credential_id,
             "auth": "username_password" if conn.sealed_password is not None else "credential",
-            "owner": conn.owner_id, "status": conn.status, "secret_version": conn.secret_version,
+            "owner": conn.owner_id, "status": conn.status, "secret_version": connection_state.version_of(conn),
             "environment": conn.env_id, "created_at": ts(conn.created_at), "updated_at": ts(conn.updated_at),
             **connection_state.freshness_of(conn)}  # the secret's age, and since when its vault fails
 
@@ -113,7 +113,7 @@ def create_connection(core: Core, actor: Actor, env_id: str, name: str, target: 
         record(s, actor=actor.label, action="connection.create", env_id=env.id, object_type="connection",
                object_id=conn.id, detail={"name": conn.name, "machine": machine_id, "machine_group": group_id,
                                           "credential": conn.credential_id, "status": conn.status,
-                                          "secret_version": conn.secret_version})
+                                          "secret_version": connection_state.version_of(conn)})
         return connection_view(conn)
 
 
@@ -163,15 +163,15 @@ def update_connection(core: Core, actor: Actor, env_id: str, ref: str, *, name: 
         record(s, actor=actor.label, action="connection.update", env_id=env.id, object_type="connection",
                object_id=conn.id, detail={"changed": changed, "name": conn.name, "machine": conn.machine_id,
                                           "machine_group": conn.machine_group_id, "credential": conn.credential_id,
-                                          "status": conn.status, "secret_version": conn.secret_version})
+                                          "status": conn.status, "secret_version": connection_state.version_of(conn)})
         return connection_view(conn)
 
 
 def _follow_credential(core: Core, s: Session, conn: Connection, cred: Credential) -> None:
     """A connection on ``cred``: ``connected`` at the version its next run receives, or why it cannot be."""
-    conn.status, conn.secret_version = ConnectionStatus.CONNECTED, None
+    conn.status, conn.secret_version = ConnectionStatus.CONNECTED, None  # null: it follows its credential
     try:
-        conn.secret_version = delivery.credential_version(core, s, cred)
+        delivery.credential_version(core, s, cred)  # readable now (and in the cache)
     except delivery.Undeliverable as exc:
         conn.status = exc.reason
 

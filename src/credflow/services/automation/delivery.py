@@ -93,7 +93,8 @@ def resolve(core: Core, s: Session, run: Run, conn: Connection, flow: DesktopFlo
     try:
         # The connection's version: rotation moves it (for a non-administrator's notice, only on their own); a
         # verification run receives the version it checks.
-        version = var.secret_version or run.verifies_version or conn.secret_version
+        held = cred.verified_version if cred.verification_connection_id is not None else None
+        version = var.secret_version or run.verifies_version or conn.secret_version or held
         got = cache.resolve(core, s, store, var.secret_name or "", version)
     except StoreError as exc:
         raise Undeliverable(ConnectionStatus.SECRET_UNREADABLE, f"the secret cannot be read ({exc.code})") from None

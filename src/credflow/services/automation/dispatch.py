@@ -170,7 +170,8 @@ def _deliver(core: Core, s: Session, machine: Machine, run: Run) -> dict[str, An
     now = utcnow()
     run.status, run.machine_id, run.started_at, run.secret_version = RunStatus.RUNNING, machine.id, now, got.version
     run.lease_credential_id = got.credential_id  # a lease of it, held until the run ends
-    if got.version is not None and conn.secret_version != got.version and run.verifies_version is None:
+    if conn.secret_version is not None and got.version not in (None, conn.secret_version) and \
+            run.verifies_version is None:  # a connection held at its own version: the one it received now
         conn.secret_version = got.version
     record(s, actor=f"machine:{machine.id}", action="credential.deliver", env_id=run.env_id, object_type="run",
            object_id=run.id, detail={"machine": machine.id, "run": run.id, "connection": conn.id,

@@ -1,5 +1,9 @@
-"""How connections follow their secret. Connections keep only a status and the version their next run
-receives; these set-based updates move all of a secret's connections at once, whatever their number.
+"""How connections follow their secret. A connection on a credential keeps a status and, only when it is held
+at a version of its own (one caller's notice moved just their connections), that version; otherwise
+(``Connection.secret_version`` null) its next run receives the version its credential is at: the pinned version,
+else the last verified one for a credential with a verification, else the secret's head. So a new version
+moves every connection at once by moving the head: one row, whatever their number; the set-based updates here
+write only the connections that were held or ``secret_unreadable`` (partial indexes find them).
 
 - a new version: heads move forward only (builtin versions compare as integers; for other stores the
   vault's current version is the truth), then every connection on the secret gets that version;
@@ -19,7 +23,7 @@ import socket
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, case, or_, select, update
+from sqlalchemy import Select, and_, case, func, literal_column, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, object_session
 
@@ -37,6 +41,8 @@ from credflow.services.core import Core
 from credflow.services.secrets import cache
 
 CONNECTED, UNREADABLE = ConnectionStatus.CONNECTED, ConnectionStatus.SECRET_UNREADABLE
+# Written out (not a bound parameter) so that the partial index ix_connections_unreadable serves it.
+IS_UNREADABLE = Connection.status == literal_column(f"'{UNREADABLE.value}'")
 SYSTEM = "system:rotation"
 WORKER = f"{socket.gethostname()}/{os.getpid()}"  # which server process applied a change (audit detail)
 
@@ -64,17 +70,55 @@ def referenced_names(s: Session, store_id: str, base: str) -> list[str]:
     return sorted(n for n in rows if n)
 
 
+def _rows(s: Session, stmt: Any) -> int:
+    return s.execute(stmt.execution_options(synchronize_session=False)).rowcount or 0  # type: ignore[attr-defined,no-any-return]
+
+
 def set_connections_version(s: Session, creds: Select[tuple[str]], version: str | None,
                             owner_id: str | None = None) -> int:
-    stmt = update(Connection).where(Connection.credential_id.in_(creds))
+    """Environment reach (``owner_id`` None): every connection of ``creds`` follows its credential again (held
+    versions dropped, ``secret_unreadable`` back to ``connected``); only those rows are written, and their number
+    is returned. One caller's reach: their connections of ``creds`` are held at ``version``."""
+    now = utcnow()
+    mine = update(Connection).where(Connection.credential_id.in_(creds))
     if owner_id is not None:
-        stmt = stmt.where(Connection.owner_id == owner_id)
-    stale = or_(Connection.status == UNREADABLE, Connection.secret_version.is_(None)) if version is None else or_(
-        Connection.status == UNREADABLE, Connection.secret_version.is_(None), Connection.secret_version != version)
-    stmt = stmt.where(stale).values(
-        secret_version=version, updated_at=utcnow(),
-        status=case((Connection.status == UNREADABLE, CONNECTED), else_=Connection.status))
-    return s.execute(stmt.execution_options(synchronize_session=False)).rowcount or 0  # type: ignore[attr-defined]
+        stale = or_(Connection.status == UNREADABLE, Connection.secret_version.is_(None)) if version is None else \
+            or_(Connection.status == UNREADABLE, Connection.secret_version.is_(None),
+                Connection.secret_version != version)
+        return _rows(s, mine.where(Connection.owner_id == owner_id, stale).values(
+            secret_version=version, updated_at=now,
+            status=case((Connection.status == UNREADABLE, CONNECTED), else_=Connection.status)))
+    back = _rows(s, mine.where(IS_UNREADABLE).values(status=CONNECTED, secret_version=None, updated_at=now))
+    return back + _rows(s, mine.where(Connection.secret_version.is_not(None)).values(secret_version=None,
+                                                                                      updated_at=now))
+
+
+def count_connections(s: Session, creds: Select[tuple[str]]) -> int:
+    return int(s.scalar(select(func.count()).select_from(Connection).where(Connection.credential_id.in_(creds)))
+               or 0)
+
+
+def version_of(conn: Connection) -> str | None:
+    """The version the next run of ``conn`` receives (its view's ``secret_version``): the version it is held at,
+    else its credential's: pinned, else (with a verification) the last verified one, else the head. One query per
+    credential in a session, however many of its connections are shown."""
+    if conn.secret_version is not None or conn.credential_id is None:
+        return conn.secret_version
+    s = object_session(conn)
+    if s is None:
+        return None
+    memo: dict[str, str | None] = s.info.setdefault("credflow_versions", {})
+    if conn.credential_id not in memo:
+        row = s.execute(
+            select(EnvironmentVariable.secret_version, Credential.verification_connection_id,
+                   Credential.verified_version, SecretHead.current_version)
+            .join(EnvironmentVariable, EnvironmentVariable.id == Credential.password_variable_id)
+            .outerjoin(SecretHead, and_(SecretHead.store_id == EnvironmentVariable.store_id,
+                                        SecretHead.name == EnvironmentVariable.secret_name))
+            .where(Credential.id == conn.credential_id)).first()
+        pinned, verifying, verified, head = row if row is not None else (None, None, None, None)
+        memo[conn.credential_id] = pinned or (verified if verifying is not None else head)
+    return memo[conn.credential_id]
 
 
 def follow_reference(s: Session, var: EnvironmentVariable) -> int:
@@ -150,6 +194,8 @@ def advance(s: Session, store: SecretStore, names: list[str], target: str | None
         elif checked and target is not None:
             version = target
         moved = set_connections_version(s, following(store.id, [name]), version, owner_id)
+        if owner_id is None and previous != h.current_version:
+            moved = count_connections(s, following(store.id, [name]))  # each follows the head that moved
         moved_total += moved
         if moved or previous != h.current_version or recovered:
             record(s, actor=SYSTEM, action="secret.version_changed", env_id=store.env_id, object_type="secret",

@@ -125,8 +125,9 @@ def finished(s: Session, run: Run) -> None:
     version = run.verifies_version
     if run.status == RunStatus.SUCCEEDED:
         previous, cred.verified_version = cred.verified_version, version
-        moved = connection_state.set_connections_version(s, select(Credential.id).where(Credential.id == cred.id),
-                                                         version)
+        mine = select(Credential.id).where(Credential.id == cred.id)
+        connection_state.set_connections_version(s, mine, version)  # they follow verified_version: one row moved
+        moved = connection_state.count_connections(s, mine)
         _set(cred, PASSED, version, f"run {run.id} exited 0 with version {version}")
         record(s, actor=ACTOR, action="credential.verification_passed", env_id=cred.env_id,
                object_type="credential", object_id=cred.id,

@@ -14,6 +14,10 @@ connection of the credential keeps the last verified version (``verified_version
 ``runs.verifies_version``: a verification run receives this version of its credential's password, not the
 connection's.
 
+Connections on a credential no longer each keep the version their next run receives: null means it follows its
+credential (pinned, else verified, else the secret's head), so a rotation moves one head row instead of every
+connection. ``ix_connections_held`` and ``ix_connections_unreadable`` find the few rows a rotation still writes.
+
 Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-03 14:00:00.000000
@@ -44,9 +48,18 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('verified_version', sa.String(length=200), nullable=True))
     with op.batch_alter_table('runs', schema=None) as batch_op:
         batch_op.add_column(sa.Column('verifies_version', sa.String(length=200), nullable=True))
+    # Connections follow their credential (secret_version null); a rotation writes only those held at a version
+    # of their own or secret_unreadable, found by these partial indexes.
+    held, unreadable = sa.text("secret_version IS NOT NULL"), sa.text("status = 'secret_unreadable'")
+    op.create_index('ix_connections_held', 'connections', ['credential_id'], sqlite_where=held,
+                    postgresql_where=held)
+    op.create_index('ix_connections_unreadable', 'connections', ['credential_id'], sqlite_where=unreadable,
+                    postgresql_where=unreadable)
 
 
 def downgrade() -> None:
+    op.drop_index('ix_connections_unreadable', table_name='connections')
+    op.drop_index('ix_connections_held', table_name='connections')
     with op.batch_alter_table('runs', schema=None) as batch_op:
         batch_op.drop_column('verifies_version')
     with op.batch_alter_table('credentials', schema=None) as batch_op:
