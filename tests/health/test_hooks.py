@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from credflow.api.app import create_app
 from credflow.services.core import Core
 from credflow.settings import Settings
-from tests.conftest import ADMIN_TOKEN, Api
+from tests.conftest import ADMIN_TOKEN, Api, problem
 from tests.health.conftest import Receiver, iso
 
 CANARY = "canary-Pa55word-7f3e1c"
@@ -117,3 +117,4 @@ def test_deleting_a_hook_stops_it(admin: Api, receiver: Receiver) -> None:
     admin.ok(admin.delete(admin.e(f"/notification-hooks/{hook['id']}")), 204)
     assert admin.ok(admin.get(admin.e("/notification-hooks")))["items"] == []
     assert admin.delete(admin.e(f"/notification-hooks/{hook['id']}")).status_code == 404
+    problem(admin.get(admin.e("/notification-hooks"), params={"cursor": "not-one"}), 400, "malformed_cursor")

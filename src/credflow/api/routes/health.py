@@ -29,12 +29,12 @@ def get_health(env: str, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
 
 
 @router.post("/notification-hooks", status_code=201, response_model=NotificationHookCreated,
-             responses=problem_responses(422))
+             responses=problem_responses(400, 422))
 def create_hook(env: str, body: HookCreate, core: CoreDep, actor: ActorDep) -> dict[str, Any]:
     return notification_hooks.create_hook(core, actor, env, body.url, body.min_severity)
 
 
-@router.get("/notification-hooks", response_model=Page[NotificationHookPublic], responses=problem_responses(422))
+@router.get("/notification-hooks", response_model=Page[NotificationHookPublic], responses=problem_responses(400, 422))
 def list_hooks(env: str, core: CoreDep, actor: ActorDep, limit: Limit = 50, cursor: str | None = None
                ) -> dict[str, Any]:
     return notification_hooks.list_hooks(core, actor, env, limit, cursor)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from credflow.audit.chain import record
 from credflow.domain.errors import NotFound, RuleViolation
 from credflow.persistence.tables import NotificationHook
-from credflow.services import views
+from credflow.services import lookup, views
 from credflow.services.access import authz
 from credflow.services.automation.health import SEVERITIES, severity_named
 from credflow.services.core import Actor, Core
@@ -94,15 +94,12 @@ def create_hook(core: Core, actor: Actor, env_id: str, url: str, min_severity: s
 
 def list_hooks(core: Core, actor: Actor, env_id: str, limit: int = 50, cursor: str | None = None
                ) -> dict[str, Any]:
-    """One page of the environment's hooks in the order they were made; ``cursor`` is the last id seen."""
+    """One page of the environment's hooks in the order they were made."""
+    cursor = lookup.id_cursor(cursor)
     with core.db.read() as s:
         env, _ = authz.require_env(s, actor, env_id, "environment.admin")
         q = select(NotificationHook).where(NotificationHook.env_id == env.id)
-        if cursor:
-            q = q.where(NotificationHook.id > cursor)
-        rows = s.scalars(q.order_by(NotificationHook.id).limit(limit + 1)).all()
-        items = [view(r) for r in rows[:limit]]
-        return {"items": items, "next_cursor": items[-1]["id"] if len(rows) > limit else None}
+        return lookup.seek(s, q, NotificationHook.id, limit=limit, cursor=cursor, view=view)
 
 
 def delete_hook(core: Core, actor: Actor, env_id: str, hook_id: str) -> None:
