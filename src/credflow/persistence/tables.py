@@ -384,9 +384,10 @@ class Connection(Base):
     # Partial indexes (migration 0008): the few connections a rotation writes, those held at a version of their own
     # and those secret_unreadable; the others follow their credential (secret_version null) and are not written.
     __table_args__ = (Index("ix_connections_credential_id", "credential_id", "id"),
-                      Index("ix_connections_held", "credential_id", sqlite_where=text("secret_version IS NOT NULL"),
+                      Index("ix_connections_held", "credential_id", "secret_version",
+                            sqlite_where=text("secret_version IS NOT NULL"),
                             postgresql_where=text("secret_version IS NOT NULL")),
-                      Index("ix_connections_unreadable", "credential_id",
+                      Index("ix_connections_unreadable", "credential_id", "status",
                             sqlite_where=text("status = 'secret_unreadable'"),
                             postgresql_where=text("status = 'secret_unreadable'")))
     id: Mapped[str] = _id()

@@ -51,9 +51,10 @@ def upgrade() -> None:
     # Connections follow their credential (secret_version null); a rotation writes only those held at a version
     # of their own or secret_unreadable, found by these partial indexes.
     held, unreadable = sa.text("secret_version IS NOT NULL"), sa.text("status = 'secret_unreadable'")
-    op.create_index('ix_connections_held', 'connections', ['credential_id'], sqlite_where=held,
+    # Two columns each, so that SQLite's planner (no statistics) prefers them to ix_connections_credential_id.
+    op.create_index('ix_connections_held', 'connections', ['credential_id', 'secret_version'], sqlite_where=held,
                     postgresql_where=held)
-    op.create_index('ix_connections_unreadable', 'connections', ['credential_id'], sqlite_where=unreadable,
+    op.create_index('ix_connections_unreadable', 'connections', ['credential_id', 'status'], sqlite_where=unreadable,
                     postgresql_where=unreadable)
 
 
