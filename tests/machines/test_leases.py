@@ -96,6 +96,18 @@ def test_a_run_without_a_free_lease_waits_shown_waiting_and_goes_when_the_lease_
     assert [x["run"] for x in leases["leases"]] == [second] and leases["waiting"] == 0
 
 
+def test_a_run_queued_while_every_lease_is_held_waits_from_the_start(admin: Api, one_at_a_time: dict[str, Any]
+                                                                     ) -> None:
+    s = one_at_a_time
+    a, b = s["a"], s["b"]
+    first = _queue(admin, s, a)
+    assert (a.job() or {}).get("run_id") == first
+    queued = queue(admin, s["flow"], s["conns"][b.id])
+    assert queued["waiting_for"] == "credential_lease" and queued["lease_waited_since"] == queued["queued_at"]
+    assert _leases(admin, s["credential"])["waiting"] == 1
+    assert run(admin, first)["waiting_for"] is None and run(admin, first)["lease_waited_since"] is None
+
+
 def test_the_oldest_waiting_run_takes_the_next_lease_whichever_machine_asks_first(
         admin: Api, one_at_a_time: dict[str, Any]) -> None:
     s = one_at_a_time
@@ -134,6 +146,9 @@ def test_a_limit_of_two_lets_two_runs_of_a_group_go_at_once(admin: Api, one_at_a
     assert [j["run_id"] if j else None for j in jobs] == [ids[0], ids[1], None]
     assert run(admin, ids[2])["waiting_for"] == "credential_lease"
     # Lowering the limit below the leases held takes none away; raising it lets the waiting run go.
+    admin.ok(admin.patch(admin.e(f"/credentials/{s['credential']}"), {"max_concurrent_runs": 1}))
+    assert sorted(x["run"] for x in _leases(admin, s["credential"])["leases"]) == ids[:2]
+    assert c.job() is None
     admin.ok(admin.patch(admin.e(f"/credentials/{s['credential']}"), {"max_concurrent_runs": 3}))
     assert (c.job() or {}).get("run_id") == ids[2]
 
@@ -188,3 +203,32 @@ def test_a_credential_without_a_limit_lets_every_machine_run_it(admin: Api, cred
     assert all(run(admin, i)["waiting_for"] is None for i in ids)
     leases = _leases(admin, cred_setup["credential"]["id"])
     assert leases["max_concurrent_runs"] is None and sorted(x["run"] for x in leases["leases"]) == sorted(ids)
+
+
+def test_the_cli_sets_the_limit_and_shows_who_holds_the_leases(cli: Any, admin: Api, cred_setup: dict[str, Any]
+                                                                 ) -> None:
+    from typer.testing import CliRunner
+
+    from credflow.cli.main import app
+
+    made = cli("credential", "create", "Mainframe", "--username", "robot_user", "--password", "robot_pass",
+               "--max-concurrent-runs", "1", "--json")
+    assert made["max_concurrent_runs"] == 1
+    assert cli("credential", "update", "Mainframe", "--max-concurrent-runs", "none", "--json")[
+        "max_concurrent_runs"] is None
+    assert cli("credential", "update", "Mainframe", "--max-concurrent-runs", "2", "--json")["max_concurrent_runs"] == 2
+    wrong = CliRunner().invoke(app, ["credential", "update", "Mainframe", "--max-concurrent-runs", "many"])
+    assert wrong.exit_code == 2 and "a whole number of at least 1, or none" in wrong.output
+    zero = CliRunner().invoke(app, ["credential", "update", "Mainframe", "--max-concurrent-runs", "0"])
+    assert zero.exit_code != 0 and "max_concurrent_runs" in zero.output
+    assert cli("credential", "show", "Mainframe", "--json")["max_concurrent_runs"] == 2
+
+    machine = register(admin, "pc-a")
+    conn = connection(admin, "mainframe", {"machine": machine.id}, credential=made["id"])
+    started = queue(admin, desktop_flow(admin)["id"], conn["id"])
+    assert (machine.job() or {}).get("run_id") == started["id"]
+    leases = cli("credential", "leases", "Mainframe", "--json")
+    assert [x["run"] for x in leases["leases"]] == [started["id"]] and leases["max_concurrent_runs"] == 2
+    table = CliRunner().invoke(app, ["credential", "leases", "Mainframe"])
+    assert table.exit_code == 0 and started["id"] in table.stdout and "pc-a" in table.stdout
+    assert "1 lease(s) held of 2; 0 run(s) waiting" in table.output

@@ -137,13 +137,13 @@ def claim(core: Core, actor: Actor) -> dict[str, Any] | str | None:
             return None  # an administrator disabled it: it claims nothing until enabled
         if s.scalar(select(exists().where(Run.machine_id == machine.id, Run.status == RunStatus.RUNNING))):
             return BUSY
-        held_back: set[str] = set()  # credentials without a free lease for this machine's next run
+        leased = leases.ClaimLeases()
         for _ in range(MAX_SKIPPED):
-            run = s.scalar(_my_runs(machine.id, machine.env_id).where(leases.not_held_back(held_back))
+            run = s.scalar(_my_runs(machine.id, machine.env_id).where(leases.not_held_back(leased))
                            .order_by(Run.queued_at, Run.id).limit(1).with_for_update(skip_locked=True, of=Run))
             if run is None:
                 return None
-            if not leases.admit(core, s, run, held_back):
+            if not leases.admit(core, s, run, leased):
                 continue
             job = _deliver(core, s, machine, run)
             if job is not None:

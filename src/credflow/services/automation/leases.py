@@ -19,14 +19,14 @@ handed out. When a lease ends, the machines of the credential's oldest waiting r
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, false, func, or_, select, true
+from sqlalchemy import ColumnElement, and_, exists, false, func, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from credflow.audit.chain import record
-from credflow.domain.errors import RuleViolation
 from credflow.domain.statuses import RunStatus
 from credflow.persistence.tables import Connection, Credential, Machine, MachineGroupMember, Run, utcnow
 from credflow.services.access import authz
@@ -34,18 +34,6 @@ from credflow.services.automation import run_state
 from credflow.services.automation.machines import members
 from credflow.services.core import Actor, Core
 from credflow.services.views import ts
-
-MAX_LIMIT = 10_000
-
-
-def check_limit(value: Any) -> int | None:
-    """``max_concurrent_runs`` as given on a create or a change: null (no limit) or a whole number >= 1."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LIMIT:
-        raise RuleViolation(f"max_concurrent_runs is null (no limit) or a whole number from 1 to {MAX_LIMIT}",
-                            code="invalid_max_concurrent_runs")
-    return value
 
 
 def _held_by(cred_id: Any) -> Any:
@@ -69,42 +57,81 @@ def _takeable(core: Core, now: datetime) -> ColumnElement[bool]:
     return exists().where(Machine.disabled == false(), seen, or_(Machine.id == Connection.machine_id, in_group))
 
 
-def admit(core: Core, s: Session, run: Run, held_back: set[str], now: datetime | None = None) -> bool:
+@dataclass
+class ClaimLeases:
+    """What one claim learned of leases: the credentials whose runs wait (for this claim), and whether it holds a
+    credential's lock already."""
+
+    held_back: set[str] = field(default_factory=set)
+    locking: bool = False
+
+
+def admit(core: Core, s: Session, run: Run, claim: ClaimLeases, now: datetime | None = None) -> bool:
     """Whether ``run`` (queued, locked by the claim) may take a lease of its connection's credential now. Held
-    back, it keeps ``lease_waited_since`` and its credential joins ``held_back`` (its younger runs wait too)."""
+    back, it keeps ``lease_waited_since`` and its credential joins ``claim.held_back`` (its younger runs wait too)."""
     conn = s.get(Connection, run.connection_id)
     cred_id = conn.credential_id if conn is not None else None
-    if cred_id is None or s.scalar(select(Credential.max_concurrent_runs).where(Credential.id == cred_id)) is None:
+    limit_of = select(Credential.max_concurrent_runs).where(Credential.id == cred_id)
+    if cred_id is None or s.scalar(limit_of) is None:
         return True
-    # The credential's row is the lock every claim of it takes; then the leases and the queue are read fresh.
-    limit = s.scalar(select(Credential.max_concurrent_runs).where(Credential.id == cred_id).with_for_update())
+    # The credential's row is the lock every claim of it takes; then the leases and the queue are read fresh. A
+    # claim waits for one such lock at most (a second one only if free), so two claims never wait for each other.
+    row = s.execute(limit_of.with_for_update(skip_locked=claim.locking)).first()
+    if row is None:  # another claim holds this credential: its runs are left to that claim and the next one
+        claim.held_back.add(cred_id)
+        return False
+    claim.locking = True
+    limit = row[0]
     if limit is None:
         return True
     now = now or utcnow()
     older = or_(Run.queued_at < run.queued_at, and_(Run.queued_at == run.queued_at, Run.id < run.id))
     ahead = (select(func.count()).select_from(_queued_of(cred_id).where(older, _takeable(core, now)).subquery())
              .scalar_subquery())
-    if (s.scalar(select(_held_by(cred_id) + ahead)) or 0) < limit:
+    held = s.scalar(select(_held_by(cred_id))) or 0
+    if held + (s.scalar(select(ahead)) or 0) < limit:
+        if held + 1 >= limit:  # this run takes the last lease: the others of the credential wait from now
+            _note_waiting(s, cred_id, now, except_run=run.id)
         return True
     if run.lease_waited_since is None:
         run.lease_waited_since = now
-    held_back.add(cred_id)
+    claim.held_back.add(cred_id)
     return False
 
 
-def not_held_back(held_back: set[str]) -> ColumnElement[bool]:
-    """A condition on a claim's query (runs joined to their connection): not a run of these credentials."""
-    if not held_back:
+def not_held_back(claim: ClaimLeases) -> ColumnElement[bool]:
+    """A condition on a claim's query (runs joined to their connection): not a run of the credentials held back."""
+    if not claim.held_back:
         return true()
-    return or_(Connection.credential_id.is_(None), Connection.credential_id.notin_(sorted(held_back)))
+    return or_(Connection.credential_id.is_(None), Connection.credential_id.notin_(sorted(claim.held_back)))
+
+
+def _note_waiting(s: Session, cred_id: str, now: datetime, except_run: str) -> None:
+    """The credential's other queued runs wait for a lease from ``now``. Runs another claim holds are left to it
+    (it waits for this claim's lock on the credential, then holds its run back itself)."""
+    waiting = list(s.scalars(_queued_of(cred_id).with_only_columns(Run.id)
+                             .where(Run.lease_waited_since.is_(None), Run.id != except_run)
+                             .with_for_update(skip_locked=True, of=Run)).all())
+    if waiting:
+        s.execute(update(Run).where(Run.id.in_(waiting)).values(lease_waited_since=now)
+                  .execution_options(synchronize_session=False))
+
+
+def note_queued(s: Session, run: Run, conn: Connection) -> None:
+    """A run queued while every lease of its connection's credential is held waits for one from now."""
+    if conn.credential_id is None:
+        return
+    limit = s.scalar(select(Credential.max_concurrent_runs).where(Credential.id == conn.credential_id))
+    if limit is not None and (s.scalar(select(_held_by(conn.credential_id))) or 0) >= limit:
+        run.lease_waited_since = run.queued_at
 
 
 def without_full_credentials() -> ColumnElement[bool]:
     """A condition on a query of runs joined to their connection: the credential has a lease free (or no limit).
-    A cheap first look for waiting claims; ``admit`` decides."""
-    full = (select(Credential.id).where(Credential.max_concurrent_runs.is_not(None),
-                                        Credential.max_concurrent_runs <= _held_by(Credential.id)))
-    return or_(Connection.credential_id.is_(None), Connection.credential_id.notin_(full))
+    A cheap first look for waiting claims (one lookup by key per run looked at); ``admit`` decides."""
+    full = exists().where(Credential.id == Connection.credential_id, Credential.max_concurrent_runs.is_not(None),
+                          Credential.max_concurrent_runs <= _held_by(Credential.id))
+    return or_(Connection.credential_id.is_(None), ~full)
 
 
 def credential_of(s: Session, run: Run) -> str | None:
@@ -115,13 +142,12 @@ def credential_of(s: Session, run: Run) -> str | None:
     return conn.credential_id if conn is not None else None
 
 
-def next_in_line(s: Session, cred_ids: Iterable[str | None], limited_only: bool = True) -> list[str]:
-    """The machines that may take the oldest queued run of each of these credentials (of those with a limit, or
-    all): those to wake once a lease of it ended (after the commit, with ``wake``)."""
+def next_in_line(s: Session, cred_ids: Iterable[str | None]) -> list[str]:
+    """The machines that may take the oldest queued run of each of these credentials that has a limit: those to
+    wake once a lease of it ended (after the commit, with ``wake``)."""
     machines: list[str] = []
     for cred_id in sorted({c for c in cred_ids if c}):
-        limit = s.scalar(select(Credential.max_concurrent_runs).where(Credential.id == cred_id))
-        if limit is None and limited_only:
+        if s.scalar(select(Credential.max_concurrent_runs).where(Credential.id == cred_id)) is None:
             continue
         run = s.scalar(_queued_of(cred_id).order_by(Run.queued_at, Run.id).limit(1))
         conn = s.get(Connection, run.connection_id) if run is not None else None

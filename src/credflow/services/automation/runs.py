@@ -63,6 +63,7 @@ def queue_run(s: Session, actor_label: str, flow: DesktopFlow, conn: Connection,
               status=RunStatus.QUEUED, timeout_seconds=timeout_seconds, created_by=created_by, queued_at=utcnow())
     s.add(run)
     s.flush()
+    leases.note_queued(s, run, conn)
     record(s, actor=actor_label, action="run.queue", env_id=conn.env_id, object_type="run", object_id=run.id,
            detail={"desktop_flow": flow.id, "connection": conn.id, "cloud_flow": cloud_flow_id})
     return run, candidates(s, conn)

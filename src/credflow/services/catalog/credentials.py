@@ -26,7 +26,6 @@ from credflow.persistence.tables import (
 )
 from credflow.services import lookup, views
 from credflow.services.access import authz
-from credflow.services.automation import leases
 from credflow.services.automation.desktop_flows import find_desktop_flow
 from credflow.services.catalog import dependencies, verification
 from credflow.services.catalog.solutions import attach_to_solution
@@ -34,6 +33,7 @@ from credflow.services.catalog.variables import find_variable
 from credflow.services.core import Actor, Core
 
 IMMUTABLE = ("username_variable", "password_variable")
+MAX_CONCURRENT_RUNS = 10_000
 
 
 def _unique(s: Session, env_id: str, name: str, except_id: str | None = None) -> None:
@@ -58,7 +58,7 @@ def create_credential(core: Core, actor: Actor, env_id: str, name: str, descript
                       verification_spec: Any = None) -> dict[str, Any]:
     name = check_name(name, "credential")
     max_age_days = _max_age(max_age_days)
-    max_concurrent_runs = leases.check_limit(max_concurrent_runs)
+    max_concurrent_runs = _max_runs(max_concurrent_runs)
     with core.db.transaction() as s:
         env, role = authz.require_env(s, actor, env_id, "credential.create")
         user_var = find_variable(s, env.id, username_variable)
@@ -151,18 +151,24 @@ def update_credential(core: Core, actor: Actor, env_id: str, cred_id: str, chang
         if "max_age_days" in changes:
             cred.max_age_days = _max_age(changes["max_age_days"])
         if "max_concurrent_runs" in changes:
-            cred.max_concurrent_runs = leases.check_limit(changes["max_concurrent_runs"])
+            cred.max_concurrent_runs = _max_runs(changes["max_concurrent_runs"])
         if "verification" in changes:
             s.flush()  # allowed_desktop_flows changed above counts for the verification's flow
             verification.configure(s, actor, cred, changes["verification"])
         cred.updated_at = utcnow()
         record(s, actor=actor.label, action="credential.update", env_id=cred.env_id, object_type="credential",
                object_id=cred.id, detail={"fields": sorted(changes)})
-        view = views.credential(cred, role.value)
-        # A higher limit, or none, may free leases at once: the runs next in line are told.
-        woken = leases.next_in_line(s, [cred.id], limited_only=False) if "max_concurrent_runs" in changes else []
-    leases.wake(core, woken)
-    return view
+        return views.credential(cred, role.value)
+
+
+def _max_runs(value: Any) -> int | None:
+    """None (no limit), or how many runs may use the credential at once (services/automation/leases.py)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CONCURRENT_RUNS:
+        raise RuleViolation(f"max_concurrent_runs is null (no limit) or a whole number from 1 to "
+                            f"{MAX_CONCURRENT_RUNS}", code="invalid_max_concurrent_runs", field="max_concurrent_runs")
+    return value
 
 
 def _max_age(value: Any) -> int | None:

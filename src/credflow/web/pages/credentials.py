@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from credflow.domain.errors import DomainError, Forbidden
 from credflow.domain.roles import CredentialRole, credential_allows
+from credflow.services.automation import leases
 from credflow.services.catalog import credentials, dependencies, sharing, variables
 from credflow.web.auth import CurrentUser, PostedForm, WebUser, core_of
 from credflow.web.pages.users import person
@@ -102,6 +103,7 @@ def detail(request: Request, env: str, cred: str, user: CurrentUser) -> Response
     got = credentials.get_credential(core, user.actor, e.id, cred)
     shares = sharing.list_shares(core, user.actor, e.id, got["id"], limit=500)["items"]
     deps = dependencies.credential_dependencies(core, user.actor, e.id, got["id"])
+    got = {**got, "leases": leases.leases_of(core, user.actor, e.id, got["id"])}
     return render(request, "credentials/detail.html", user=user, env=e, cred=got, can=allowed(got), shares=shares,
                   deps=deps, variables=_variables_of(request, user, e, got), owner=person(request, user, got["owner"]))
 
@@ -131,6 +133,9 @@ def edit_page(request: Request, env: str, cred: str, user: CurrentUser) -> Respo
 def edit(request: Request, env: str, cred: str, user: CurrentUser, form: PostedForm) -> Response:
     e = load_env(request, user, env)
     changes: dict[str, Any] = {"name": form_text(form, "name"), "description": form_text(form, "description") or None}
+    if "max_concurrent_runs" in form:  # empty: no limit; anything but a whole number is refused, and said why
+        limit = form_text(form, "max_concurrent_runs")
+        changes["max_concurrent_runs"] = int(limit) if limit.isdigit() else limit or None
     try:
         got = credentials.update_credential(core_of(request), user.actor, e.id, cred, changes)
     except DomainError as exc:

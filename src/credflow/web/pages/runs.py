@@ -38,7 +38,9 @@ _FAILED_LINE = "[credflow] the run failed: "
 
 
 def why(run: dict[str, Any]) -> str:
-    """Why a run ended the way it did, in a sentence (empty for a run that succeeded or has not ended)."""
+    """Why a run ended the way it did, or why a queued run waits for a lease, in a sentence (else empty)."""
+    if run.get("waiting_for") == "credential_lease":
+        return "Waiting for credential lease"
     if run["status"] in ACTIVE or run["status"] == RunStatus.SUCCEEDED.value:
         return ""
     detail = run.get("reason_detail") or ""
