@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, true
+from sqlalchemy import and_, case, func, or_, select, true
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -92,10 +92,13 @@ def _when(value: datetime) -> str:
 
 
 def _served_versions(s: Session, env_id: str, scope: Scope) -> list[Any]:
-    """For each credential in scope: its password variable, the version it serves (pinned, else the head's) and
-    what the cache knows of that version."""
+    """For each credential in scope: its password variable, the version it serves (as
+    ``connection_state.version_of`` says: pinned, else with a verification the last verified one, else the head's)
+    and what the cache knows of that version."""
     head = SecretHead
-    version = func.coalesce(EnvironmentVariable.secret_version, head.current_version)
+    following = case((Credential.verification_connection_id.is_not(None), Credential.verified_version),
+                     else_=head.current_version)
+    version = func.coalesce(EnvironmentVariable.secret_version, following)
     q = (select(Credential, EnvironmentVariable.id, EnvironmentVariable.schema_name, EnvironmentVariable.secret_name,
                 version, CachedSecret.expires_at, CachedSecret.version_created_at, CachedSecret.fetched_at,
                 head.error_code, head.error_since)
