@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from credflow import __version__
-from credflow.api import errors, lifecycle, route_index
+from credflow.api import errors, lifecycle, observability, route_index
 from credflow.api.limits import install_limits
 from credflow.api.routes import (
     agent,
@@ -73,5 +73,6 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    observability.install(app)  # /metrics, and request ids, metrics and access lines for every request
     route_index.install(app)  # last: it indexes the routes added so far
     return app

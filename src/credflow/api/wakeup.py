@@ -33,6 +33,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 
+from credflow.services import metrics
 from credflow.services.automation import dispatch
 from credflow.services.core import RESUMED, Actor, Core
 
@@ -150,6 +151,7 @@ async def claim(request: Request, core: Core, actor: Actor, wait: float, look: b
             if result == dispatch.BUSY:
                 return None
             if isinstance(result, dict):
+                metrics.claim_waited(wait - (deadline - loop.time()), got_job=True)
                 if waiter.woken_for:  # the wake-up may have been meant for a job another claim took: pass it on
                     waiters.wake(waiter.woken_for - {actor.id}, 1)
                 return result

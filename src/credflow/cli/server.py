@@ -42,12 +42,15 @@ def serve(
     import uvicorn
 
     from credflow.api.app import create_app
+    from credflow.api.observability import configure_logging
     from credflow.services.access import startup
     from credflow.services.access.users import bootstrap
     from credflow.services.core import build_core
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = _settings(data_dir)
+    configure_logging(settings.log_format)
+    json_logs = settings.log_format == "json"
+    say = logging.getLogger("credflow.serve").info if json_logs else err.print
     try:
         startup.check(settings)
     except ValueError as exc:
@@ -56,12 +59,17 @@ def serve(
     core = build_core(settings)
     token = bootstrap(core, settings.bootstrap_token)
     if token:
-        err.print("[bold]credflow created the user admin.[/bold] Its API token, shown only this once:")
+        say("credflow created the user admin. Its API token, shown only this once, is on standard output"
+            if json_logs else "[bold]credflow created the user admin.[/bold] Its API token, shown only this once:")
         print(token, flush=True)
-    err.print(f"credflow serving on http://{host}:{port} (data in {settings.data_dir.resolve()})")
+    say(f"credflow serving on http://{host}:{port} (data in {settings.data_dir.resolve()})")
     app = create_app(settings, core)
-    server = _draining_server(app)(uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                                  timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS))
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning",
+                            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
+    if json_logs:  # uvicorn's own lines go through the JSON handler too
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", log_config=None,
+                                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
+    server = _draining_server(app)(config)
     server.run()
     if not server.started:
         sys.exit(3)  # as uvicorn.run: the server could not start (the port is taken, say)

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from credflow.persistence.tables import CachedSecret, SecretHead, SecretStore, utcnow
+from credflow.services import metrics
 from credflow.services.core import Core
 from credflow.services.secrets import outbox
 from credflow.services.secrets.secret_stores import open_store
@@ -183,7 +184,7 @@ def vault_read(core: Core, store: SecretStore, name: str, version: str | None, s
     opened = reader(core, store, s)
     state = vault_state(core)
     return state.flights.do(("read", store.id, name, version), lambda: _budgeted(
-        core, store.id, lambda: opened.read(name, version), state.reads))
+        core, store.id, lambda: metrics.vault_call(store.kind, lambda: opened.read(name, version)), state.reads))
 
 
 def vault_version(core: Core, store: SecretStore, name: str) -> str:
@@ -192,7 +193,8 @@ def vault_version(core: Core, store: SecretStore, name: str) -> str:
     opened = reader(core, store)
     state = vault_state(core)
     return state.flights.do(("version", store.id, base), lambda: _budgeted(
-        core, store.id, lambda: opened.current_version(base), state.version_checks))
+        core, store.id, lambda: metrics.vault_call(store.kind, lambda: opened.current_version(base)),
+        state.version_checks))
 
 
 # --- the cache -----------------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from credflow.persistence.tables import SecretEvent, SecretHead, SecretStore, utcnow
+from credflow.services import metrics
 from credflow.services.core import Core
 from credflow.services.secrets import cache, connection_state, outbox, verification
 from credflow.stores.base import StoreError, Throttled
@@ -100,6 +101,7 @@ def apply(core: Core, s: Session, row: SecretEvent, plan: Plan) -> float | None:
             retry = plan.error.retry_after if isinstance(plan.error, Throttled) else None
             return retry if retry is not None else 1.0
     row.processed_at = utcnow()
+    metrics.rotation_applied((row.processed_at - row.received_at).total_seconds())
     return None
 
 
