@@ -32,7 +32,7 @@ def test_sign_in_lands_on_health_when_something_is_critical(new_page: Callable[[
     admin_api.call("POST", admin_api.e("/secret-stores"), 201, json={"name": "health-vault", "kind": "builtin"})
     admin_api.person("hana", "environment_maker", "hana-password-1")
     page = new_page()
-    sign_in(page, "hana@example.com", "hana-password-1")
+    sign_in(page, "hana@example.com", "hana-password-1", "hana-own-password-1")
     assert path_of(page).startswith("/env/default/credentials")  # nothing of hers needs attention
     assert page.get_by_role("navigation", name="Main").get_by_role("link", name="Health").count() == 1
 
