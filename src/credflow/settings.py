@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     auth_cache_seconds: float = Field(default=0.5, ge=0, le=60)
     # Logs: "text" (one readable line each) or "json" (one JSON object per line, with the request id).
     log_format: str = "text"
-    # GET /metrics answers a bearer of this token (at least 32 characters), or, when unset, loopback callers only.
+    # GET /metrics answers a bearer of this token (32 or more of A-Z a-z 0-9 - _), or, unset, callers on this host.
     metrics_token: str | None = Field(default=None, repr=False)
     run_workers: bool = True  # the in-process rotation worker, poller and scheduler
     # Whether a secret store may use this server's own identity: a managed identity, AWS's default credential

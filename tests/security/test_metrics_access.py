@@ -4,11 +4,13 @@ token, not a machine's); and no name anyone typed, only ids, kinds and statuses.
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import httpx
 
 from tests.conftest import ADMIN_TOKEN, new_machine, problem
+from tests.e2e.server import CREDFLOW, clean_env
 from tests.faults.conftest import serve
 
 METRICS_TOKEN = "metrics-scraper-token-0123456789abcdef-zyx"
@@ -60,3 +62,12 @@ def test_metrics_name_no_object_only_ids_kinds_and_statuses(tmp_path: Path) -> N
         text = httpx.get(f"{admin.http.base_url}/metrics").text
     assert f'credflow_runs_queued{{target="machine",target_id="{machine_id}"}} 1.0' in text
     assert "zebra" not in text.lower() and admin.env not in text and "S3cret" not in text
+
+
+def test_the_server_refuses_a_weak_metrics_token_and_says_why(tmp_path: Path) -> None:
+    for weak in ("metrics", "has spaces but is long enough 0123456789"):
+        done = subprocess.run([CREDFLOW, "serve", "--port", "1", "--data-dir", str(tmp_path / "data")],
+                              env=clean_env(CREDFLOW_METRICS_TOKEN=weak), capture_output=True, text=True, timeout=60,
+                              check=False)
+        assert done.returncode == 2, done.stderr
+        assert "CREDFLOW_METRICS_TOKEN is too weak" in done.stderr and weak not in done.stderr

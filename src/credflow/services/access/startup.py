@@ -24,7 +24,17 @@ def check_bootstrap_token(token: str | None) -> None:
             "python3 -c 'import secrets; print(secrets.token_urlsafe(32))', or leave it unset and credflow prints one")
 
 
+def check_metrics_token(token: str | None) -> None:
+    """``CREDFLOW_METRICS_TOKEN``, when set, is as strong as the bootstrap token must be."""
+    if token is not None and (len(token) < MIN_BOOTSTRAP_CHARACTERS or not URL_SAFE.fullmatch(token)):
+        raise ValueError(
+            f"CREDFLOW_METRICS_TOKEN is too weak: it needs at least {MIN_BOOTSTRAP_CHARACTERS} characters from "
+            "A-Z a-z 0-9 - _; make one with python3 -c 'import secrets; print(secrets.token_urlsafe(32))'")
+
+
 def check(settings: Settings) -> None:
-    """Refuse to start (``ValueError`` with the reason) on a weak bootstrap token or half-set single sign-on."""
+    """Refuse to start (``ValueError`` with the reason) on a weak bootstrap or metrics token or half-set single
+    sign-on."""
     check_bootstrap_token(settings.bootstrap_token)
+    check_metrics_token(settings.metrics_token)
     sso.check_settings(settings)
