@@ -95,7 +95,7 @@ def look(core: Core, actor: Actor) -> bool | str:
     else whether a run waits that it may take (False while it is disabled)."""
     authz.require_machine(actor)
     busy = select(Run.id).where(Run.machine_id == actor.id, Run.status == RunStatus.RUNNING).exists()
-    facts = (Machine.disabled, busy, _my_runs(actor.id, actor.env_id).exists())
+    facts = (Machine.disabled, busy, _my_runs(actor.id, actor.env_id).where(leases.without_full_credentials()).exists())
     touch = update(Machine).where(Machine.id == actor.id).values(last_seen=utcnow())
     with _writing(core) as s:
         if core.db.is_sqlite:  # SQLite's RETURNING cannot qualify other tables' columns: two statements there
@@ -115,7 +115,8 @@ def with_work(core: Core, machine_ids: list[str]) -> set[str]:
     groups = select(MachineGroupMember.group_id).where(MachineGroupMember.machine_id == Machine.id)
     work = (select(Run.id).join(Connection, Connection.id == Run.connection_id)
             .where(Run.env_id == Machine.env_id, Run.status == RunStatus.QUEUED,
-                   or_(Connection.machine_id == Machine.id, Connection.machine_group_id.in_(groups))).exists())
+                   or_(Connection.machine_id == Machine.id, Connection.machine_group_id.in_(groups)),
+                   leases.without_full_credentials()).exists())
     found: set[str] = set()
     with core.db.read() as s:
         for i in range(0, len(machine_ids), SWEEP_PART):
