@@ -78,7 +78,7 @@ class Agent:
                  run_as: executor.RunAs | None = None, state_dir: Path | None = None) -> None:
         self.state = state
         self.state_dir = state_dir  # where a rotated token is kept (None: in memory only)
-        self.rotate_tried = 0.0
+        self.rotate_tried: float | None = None  # monotonic time of the last attempt (None: never tried)
         self.run_as = run_as  # None: flows run as this agent's own user, with its environment
         self.wait = wait
         self.heartbeat_seconds = heartbeat_seconds
@@ -115,7 +115,8 @@ class Agent:
             self.state.token_since = _now()
             self._save()
             return False
-        if not token_due(self.state) or time.monotonic() - self.rotate_tried < ROTATE_RETRY_SECONDS:
+        if not token_due(self.state) or (self.rotate_tried is not None
+                                         and time.monotonic() - self.rotate_tried < ROTATE_RETRY_SECONDS):
             return False
         self.rotate_tried = time.monotonic()
         with self.lock:
