@@ -37,7 +37,7 @@ from typing import Any
 import httpx
 from _server import database, log, rss_mb
 from _server import server as serve
-from sqlalchemy import Engine, and_, create_engine, func, insert, or_, select
+from sqlalchemy import Engine, create_engine, func, insert, literal_column, select
 
 from credflow.crypto.sealing import new_key_pair, open_sealed
 from credflow.persistence.tables import Connection, Credential, SecretHead, new_id, utcnow
@@ -105,11 +105,11 @@ def all_at(engine: Engine, ctx: dict[str, Any], version: str) -> bool:
                                                                  SecretHead.name == "robot-password"))
         if head != version:
             return False
-        behind = c.scalar(select(func.count()).select_from(Connection).where(
-            Connection.credential_id.is_not(None),
-            or_(and_(Connection.secret_version.is_not(None), Connection.secret_version != version),
-                Connection.status == "secret_unreadable")))
-        return not behind
+        held = c.scalar(select(func.count()).select_from(Connection).where(
+            Connection.secret_version.is_not(None), Connection.secret_version != version))
+        stopped = c.scalar(select(func.count()).select_from(Connection).where(
+            Connection.status == literal_column("'secret_unreadable'")))  # literal: the partial index serves it
+        return not held and not stopped
 
 
 def first_run_with(http: httpx.Client, ctx: dict[str, Any], version: str, t0: float, out: list[float]) -> None:
