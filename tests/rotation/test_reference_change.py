@@ -29,7 +29,7 @@ def _credential_in_use(core: Core) -> Setup:
     is ``old-pass`` and a connection of it on a machine, all made by the services."""
     with core.db.read() as s:
         actor = authz.authenticate(s, ADMIN_TOKEN)
-    env = users.list_environments(core, actor)[0]["id"]
+    env = users.list_environments(core, actor)["items"][0]["id"]
     secret_stores.create_store(core, actor, env, "vault", "builtin", None, {})
     secret_stores.put_secret(core, actor, env, "vault", "old-pass", "first")
     secret_stores.put_secret(core, actor, env, "vault", "new-pass", "one")
