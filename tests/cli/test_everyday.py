@@ -128,6 +128,10 @@ def test_lists_and_show_name_what_the_api_gives_ids_for(cli: Cli, live: Live, sc
                   201)
     runs = cli("run", "list").stdout
     assert "\thello\trobot on pc\t" in runs
+    assert "\thello\trobot on pc\t" in cli("run", "list", "--flow", "hello", "--connection", "robot on pc",
+                                              "--status", "queued", "--since", "2020-01-01T00:00:00Z").stdout
+    assert cli("run", "list", "--status", "succeeded").stdout == ""
+    assert cli("run", "list", "--until", "2020-01-01T00:00:00Z").stdout == ""
 
 
 def test_a_terminal_gets_a_table_and_a_key_value_list_with_nothing_cut_off(live: Live,

@@ -318,13 +318,21 @@ def _elapsed(seconds: float) -> str:
 
 
 @run_app.command("list")
-def run_list(status: Optional[str] = None, connection: Optional[str] = None,
+def run_list(status: Optional[str] = typer.Option(None, help="queued, running, succeeded, failed or cancelled."),
+             connection: Optional[str] = typer.Option(None, help="Runs on this connection."),
+             flow: Optional[str] = typer.Option(None, "--flow", help="Runs of this desktop flow."),
+             machine: Optional[str] = typer.Option(None, help="Runs this machine took."),
+             since: Optional[str] = typer.Option(None, help="Runs queued at or after this time (RFC 3339)."),
+             until: Optional[str] = typer.Option(None, help="Runs queued before this time (RFC 3339)."),
              env: Optional[str] = EnvOpt, as_json: bool = JsonOpt) -> None:
+    """Runs, oldest first, filtered in the server."""
     with calling() as c:
         nm = names(c, env)
-        conn = nm.resolve("connection", connection) if connection else None
-        params = {k: v for k, v in (("status", status), ("connection", conn)) if v}
-        show(c.all(_e(env, "/runs"), **params), as_json, RUN_COLS, nm=nm)
+        params = {"status": status, "since": since, "until": until,
+                  "connection": nm.id_of("connection", connection) if connection else None,
+                  "desktop_flow": nm.id_of("desktop_flow", flow) if flow else None,
+                  "machine": nm.id_of("machine", machine) if machine else None}
+        show(c.all(_e(env, "/runs"), **{k: v for k, v in params.items() if v}), as_json, RUN_COLS, nm=nm)
 
 
 @run_app.command("show")

@@ -93,3 +93,13 @@ class Names:
         if len(hits) > 1:
             raise AmbiguousReference(what, ref, hits)
         return hits[0] if hits else ref
+
+    def id_of(self, kind: str, ref: str) -> str:
+        """The id of the item ``ref`` names (an id, the unique start of one, or its name), for the list filters,
+        which take ids; ``ref`` itself when no item is called that (the server then says what is wrong)."""
+        ref = self.resolve(kind, ref)
+        field = KINDS[kind][1]
+        for item in self.items(kind):
+            if ref in (item.get("id"), item.get(field)):
+                return str(item["id"])
+        return ref
