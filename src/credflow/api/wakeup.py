@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,27 +128,36 @@ def waiters_for(app: FastAPI, core: Core) -> Waiters:
     return waiters
 
 
-async def claim(request: Request, core: Core, actor: Actor, wait: float, look: bool = True
-                ) -> dict[str, Any] | None:
+async def claim(request: Request, core: Core, actor: Actor, wait: float, look: bool = True,
+                first: Callable[[bool], Any] | None = None) -> dict[str, Any] | None:
     """The next job for the machine, waiting up to ``wait`` seconds for one; None when there is none. A machine
     that hung up is handed nothing (the job would be lost on the way), nor is any while the server stops.
-    ``look``: look before claiming (one statement when nothing waits); False claims at once."""
+    ``look``: look before claiming (one statement when nothing waits); False claims at once. ``first``: what
+    to do instead of the first claim, called in the thread pool with whether to claim too (it runs even for a
+    machine that hung up)."""
     waiters = waiters_for(request.app, core)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     while True:
         key, waiter = waiters.add(actor.id)  # before looking: a wake-up meanwhile is not missed
         try:
-            if waiters.closed or await request.is_disconnected():
-                return None
+            stopped = waiters.closed or await request.is_disconnected()
             result: Any = None
-            if look:
-                seen = await run_in_threadpool(dispatch.look, core, actor)
-                if seen == dispatch.BUSY:
+            if first is not None:  # it runs even when stopped (it stores a result), and claims only when not
+                step, first = first, None
+                result = await run_in_threadpool(step, not stopped)
+                if stopped and not isinstance(result, dict):
                     return None
-                look = not seen
-            if not look and not waiters.closed:
-                result = await run_in_threadpool(dispatch.claim, core, actor)
+            elif stopped:
+                return None
+            else:
+                if look:
+                    seen = await run_in_threadpool(dispatch.look, core, actor)
+                    if seen == dispatch.BUSY:
+                        return None
+                    look = not seen
+                if not look and not waiters.closed:
+                    result = await run_in_threadpool(dispatch.claim, core, actor)
             if result == dispatch.BUSY:
                 return None
             if isinstance(result, dict):
@@ -172,9 +182,5 @@ async def finish_and_claim(request: Request, core: Core, actor: Actor, run_id: s
     """Store the result of ``run_id``, then answer like a claim waiting up to ``wait`` seconds. A result sent
     again whose first answer was lost is stored once, and the job that answer carried comes again (never a
     second job while the first is held)."""
-    stored = await run_in_threadpool(dispatch.report, core, actor, run_id, exit_code, log_text)
-    if not stored:
-        job = await run_in_threadpool(dispatch.redeliver, core, actor, run_id)
-        if job is not None:
-            return job
-    return await claim(request, core, actor, wait, look=False)
+    return await claim(request, core, actor, wait, look=False, first=lambda claim_next: dispatch.report_and_claim(
+        core, actor, run_id, exit_code, log_text, claim_next))

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -30,24 +32,53 @@ def _digest(prev_hash: str, at: datetime, actor: str, action: str, object_type: 
     return hashlib.sha256(body.encode()).hexdigest()
 
 
+_BATCH = "credflow.audit.batch"
+
+
 def record(session: Session, *, actor: str, action: str, env_id: str | None = None,
            object_type: str | None = None, object_id: str | None = None,
            detail: dict[str, Any] | None = None) -> AuditRecord:
+    """Append a record. Inside ``batched(session)`` it is chained and written when the batch ends (its ``seq`` and
+    ``hash`` are set then)."""
     detail = dict(detail or {})
     leaked = _FORBIDDEN_KEYS & set(detail)
     if leaked:
         raise ValueError(f"an audit record may not carry {sorted(leaked)}")
+    row = AuditRecord(env_id=env_id, at=utcnow(), actor=actor, action=action, object_type=object_type,
+                      object_id=object_id, detail=detail)
+    pending: list[AuditRecord] | None = session.info.get(_BATCH)
+    if pending is not None:
+        pending.append(row)
+    else:
+        _append(session, [row])
+    return row
+
+
+@contextmanager
+def batched(session: Session) -> Iterator[None]:
+    """The records written inside are chained and inserted together when it ends without an error: one read of
+    the chain's end and one insert for all of them, in the order they were written."""
+    pending: list[AuditRecord] = []
+    session.info[_BATCH] = pending
+    try:
+        yield
+    finally:
+        session.info.pop(_BATCH, None)
+    if pending:
+        _append(session, pending)
+
+
+def _append(session: Session, rows: list[AuditRecord]) -> None:
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(7446001)"))  # one writer extends the chain at a time
     last = session.execute(select(AuditRecord.hash).order_by(AuditRecord.seq.desc()).limit(1)).scalar()
     prev = last or GENESIS
-    at = utcnow()
-    row = AuditRecord(env_id=env_id, at=at, actor=actor, action=action, object_type=object_type,
-                      object_id=object_id, detail=detail, prev_hash=prev,
-                      hash=_digest(prev, at, actor, action, object_type, object_id, detail, env_id))
-    session.add(row)
+    for row in rows:
+        row.prev_hash = prev
+        row.hash = prev = _digest(prev, row.at, row.actor, row.action, row.object_type, row.object_id, row.detail,
+                                  row.env_id)
+        session.add(row)
     session.flush()
-    return row
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,24 @@ without a credential carries both values sealed under the barrier. Nothing here 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, and_, bindparam, select
+from sqlalchemy.orm import Session, aliased
 
 from credflow.domain.statuses import ConnectionStatus
-from credflow.persistence.tables import Connection, Credential, DesktopFlow, EnvironmentVariable, Run, SecretStore
+from credflow.persistence.tables import (
+    CachedSecret,
+    Connection,
+    Credential,
+    DesktopFlow,
+    EnvironmentVariable,
+    Run,
+    SecretStore,
+    User,
+)
 from credflow.services.access import authz
 from credflow.services.core import Core
 from credflow.services.secrets import cache
@@ -45,6 +57,57 @@ def username_aad(conn_id: str) -> str:
 
 def password_aad(conn_id: str) -> str:
     return f"connection:{conn_id}:password"
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """Every row a delivery (or the scrubbing of a log) reads, loaded by ``load`` in one statement. Held, they are
+    the session's: its ``get`` of any of them answers without asking the database again."""
+
+    conn: Connection | None
+    flow: DesktopFlow | None = None
+    rows: tuple[object, ...] = ()
+    cached: CachedSecret | None = None
+
+
+_USER_VAR, _PASS_VAR = aliased(EnvironmentVariable), aliased(EnvironmentVariable)
+_OWNER, _STARTER = aliased(User), aliased(User)
+
+
+@functools.cache
+def _load_query(flow: bool, users: bool, version: bool) -> Select[Any]:
+    """Built once per shape (building it costs more than running it); the ids are bound parameters."""
+    q = (select(Connection, Credential, _USER_VAR, _PASS_VAR, SecretStore)
+         .outerjoin(Credential, Credential.id == Connection.credential_id)
+         .outerjoin(_USER_VAR, _USER_VAR.id == Credential.username_variable_id)
+         .outerjoin(_PASS_VAR, _PASS_VAR.id == Credential.password_variable_id)
+         .outerjoin(SecretStore, SecretStore.id == _PASS_VAR.store_id)
+         .where(Connection.id == bindparam("conn_id")))
+    if flow:
+        q = q.add_columns(DesktopFlow).outerjoin(DesktopFlow, DesktopFlow.id == bindparam("flow_id"))
+    if users:
+        q = (q.add_columns(_OWNER, _STARTER).outerjoin(_OWNER, _OWNER.id == Connection.owner_id)
+             .outerjoin(_STARTER, _STARTER.id == bindparam("starter_id")))
+    if version:
+        q = q.add_columns(CachedSecret).outerjoin(CachedSecret, and_(
+            CachedSecret.store_id == _PASS_VAR.store_id, CachedSecret.name == _PASS_VAR.secret_name,
+            CachedSecret.version == bindparam("version")))
+    return q
+
+
+def load(s: Session, conn_id: str, flow_id: str | None = None, run: Run | None = None,
+         version: str | None = None) -> Loaded:
+    """The connection with its credential, the credential's two variables and the password's store, and, when
+    given, the desktop flow, the run's starter and the connection's owner, and the cached value of the password at
+    ``version``: one statement where each would be one ``get``."""
+    q = _load_query(flow_id is not None, run is not None, version is not None)
+    row = s.execute(q, {"conn_id": conn_id, "flow_id": flow_id, "version": version,
+                        "starter_id": run.created_by if run is not None else None}).first()
+    if row is None:
+        return Loaded(None)
+    found = tuple(row)
+    return Loaded(found[0], found[5] if flow_id is not None else None, found,
+                  found[-1] if version is not None else None)
 
 
 def _password_variable(s: Session, cred: Credential) -> tuple[EnvironmentVariable, SecretStore]:
@@ -102,14 +165,17 @@ def resolve(core: Core, s: Session, run: Run, conn: Connection, flow: DesktopFlo
     return Delivered(username, got.value, got.version, cred.id)
 
 
-def values_for_scrub(core: Core, s: Session, conn: Connection, version: str | None) -> list[str]:
-    """The values a finished run may have printed, read without asking any vault (best effort)."""
+def values_for_scrub(core: Core, s: Session, conn: Connection, version: str | None,
+                     loaded: Loaded | None = None) -> list[str]:
+    """The values a finished run may have printed, read without asking any vault (best effort). ``loaded``: the
+    connection's rows as ``load`` gave them with ``version``, when the caller has them."""
     try:
         if conn.credential_id is None:
             if conn.sealed_username is None or conn.sealed_password is None:
                 return []
             return [core.barrier.open(s, conn.sealed_username, username_aad(conn.id)),
                     core.barrier.open(s, conn.sealed_password, password_aad(conn.id))]
+        loaded = loaded or load(s, conn.id, version=version)
         cred = s.get(Credential, conn.credential_id)
         if cred is None:
             return []
@@ -117,7 +183,9 @@ def values_for_scrub(core: Core, s: Session, conn: Connection, version: str | No
         out = [user_var.value or ""] if user_var is not None else []
         var = s.get(EnvironmentVariable, cred.password_variable_id)
         if var is not None and var.store_id and var.secret_name and version:
-            hit = cache.cached(core, s, var.store_id, var.secret_name, version)
+            row = loaded.cached
+            hit = (cache.opened(core, s, row) if row is not None and (row.store_id, row.name) == (
+                var.store_id, var.secret_name) else cache.cached(core, s, var.store_id, var.secret_name, version))
             if hit is not None:
                 out.append(hit.value)
         return out

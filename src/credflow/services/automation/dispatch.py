@@ -16,12 +16,12 @@ from typing import Any, Final
 from sqlalchemy import exists, or_, select, update
 from sqlalchemy.orm import Session
 
-from credflow.audit.chain import record
+from credflow.audit.chain import batched, record
 from credflow.crypto import sealing
 from credflow.domain.errors import Conflict, DomainError, NotFound, RuleViolation, Unauthenticated
 from credflow.domain.masking import mask
 from credflow.domain.statuses import RunStatus
-from credflow.persistence.tables import Connection, DesktopFlow, Machine, MachineGroupMember, Run, utcnow
+from credflow.persistence.tables import Connection, Machine, MachineGroupMember, Run, utcnow
 from credflow.services.access import authz
 from credflow.services.automation import delivery, leases, run_state
 from credflow.services.automation.run_state import fail, run_view
@@ -129,32 +129,39 @@ def with_work(core: Core, machine_ids: list[str]) -> set[str]:
 def claim(core: Core, actor: Actor) -> dict[str, Any] | str | None:
     """The next job for the calling machine, None when there is none, or BUSY while it holds one."""
     authz.require_machine(actor)
-    with _writing(core) as s:
-        machine = s.scalar(select(Machine).where(Machine.id == actor.id).with_for_update())
-        if machine is None:
-            raise Unauthenticated("the machine no longer exists", code="machine_not_found")
-        machine.last_seen = utcnow()
-        if machine.disabled:
-            return None  # an administrator disabled it: it claims nothing until enabled
-        if s.scalar(select(exists().where(Run.machine_id == machine.id, Run.status == RunStatus.RUNNING))):
-            return BUSY
-        leased = leases.ClaimLeases()
-        for _ in range(MAX_SKIPPED):
-            run = s.scalar(_my_runs(machine.id, machine.env_id).where(leases.not_held_back(leased))
-                           .order_by(Run.queued_at, Run.id).limit(1).with_for_update(skip_locked=True, of=Run))
-            if run is None:
-                return None
-            if not leases.admit(core, s, run, leased):
-                continue
-            job = _deliver(core, s, machine, run)
-            if job is not None:
-                return job
-        return None
+    with _writing(core) as s, batched(s):
+        return _claim(core, s, actor)
+
+
+def _claim(core: Core, s: Session, actor: Actor) -> dict[str, Any] | str | None:
+    busy = exists().where(Run.machine_id == actor.id, Run.status == RunStatus.RUNNING)
+    row = s.execute(select(Machine, busy).where(Machine.id == actor.id).with_for_update(of=Machine)).first()
+    if row is None:
+        raise Unauthenticated("the machine no longer exists", code="machine_not_found")
+    machine, holds = row
+    machine.last_seen = utcnow()
+    if machine.disabled:
+        return None  # an administrator disabled it: it claims nothing until enabled
+    if holds:
+        return BUSY
+    leased = leases.ClaimLeases()
+    for _ in range(MAX_SKIPPED):
+        run = s.scalar(_my_runs(machine.id, machine.env_id).where(leases.not_held_back(leased))
+                       .order_by(Run.queued_at, Run.id).limit(1).with_for_update(skip_locked=True, of=Run))
+        if run is None:
+            return None
+        if not leases.admit(core, s, run, leased):
+            continue
+        job = _deliver(core, s, machine, run)
+        if job is not None:
+            return job
+    return None
 
 
 def _deliver(core: Core, s: Session, machine: Machine, run: Run) -> dict[str, Any] | None:
-    conn = s.get(Connection, run.connection_id)
-    flow = s.get(DesktopFlow, run.desktop_flow_id)
+    # Every row the delivery reads, in one statement; held here, the checks' ``get``s find them in the session.
+    loaded = delivery.load(s, run.connection_id, run.desktop_flow_id, run)
+    conn, flow = loaded.conn, loaded.flow
     if conn is None or flow is None:
         fail(run, "connection_or_flow_gone", "the connection or desktop flow is gone")
         return None
@@ -188,6 +195,14 @@ def finish(core: Core, actor: Actor, run_id: str, exit_code: int, log: str) -> d
     A run cancelled while the machine ran it takes the result once (its log and exit code, what the flow did
     before it was stopped) and stays ``cancelled``; any other run that is no longer running refuses it."""
     authz.require_machine(actor)
+    raw = _checked(core, exit_code, log)
+    with _writing(core) as s:
+        view, woken = _finish(core, s, actor, run_id, exit_code, raw)
+    leases.wake(core, woken)
+    return view
+
+
+def _checked(core: Core, exit_code: int, log: str) -> bytes:
     raw = log.encode("utf-8", "surrogatepass")
     size = len(raw)
     if size > core.settings.max_log_bytes:
@@ -195,33 +210,36 @@ def finish(core: Core, actor: Actor, run_id: str, exit_code: int, log: str) -> d
                           max_log_bytes=core.settings.max_log_bytes)
     if not -(2**31) <= exit_code < 2**31:
         raise RuleViolation("exit_code is a 32-bit integer", code="invalid_exit_code")
-    with _writing(core) as s:
-        run = s.scalar(select(Run).where(Run.id == run_id).with_for_update())
-        if run is None or run.machine_id != actor.id:
-            raise NotFound(f"this machine does not hold run {run_id!r}", code="run_not_held")
-        cancelled = run.status == RunStatus.CANCELLED and run.exit_code is None
-        if run.status != RunStatus.RUNNING and not cancelled:
-            raise Conflict(f"the run is no longer running (it has {run.status})", code="run_not_running",
-                           status_now=run.status)
-        text = _log_text(core, s, run, raw)
-        if cancelled:
-            run.log, run.exit_code = text + (run.log or ""), exit_code  # the flow's output, then the cancellation
-        else:
-            run.log = text
-            run_state.finished_by_flow(run, exit_code)
-            verification.finished(s, run)
-        woken = [] if cancelled else leases.next_in_line(s, [run.lease_credential_id])
-        record(s, actor=actor.label, action="run.finish", env_id=run.env_id, object_type="run", object_id=run.id,
-               detail={"machine": actor.id, "exit_code": exit_code, "status": run.status})
-        view = run_view(run, include_log=False)
-    leases.wake(core, woken)
-    return view
+    return raw
+
+
+def _finish(core: Core, s: Session, actor: Actor, run_id: str, exit_code: int, raw: bytes
+            ) -> tuple[dict[str, Any], list[str]]:
+    run = s.scalar(select(Run).where(Run.id == run_id).with_for_update())
+    if run is None or run.machine_id != actor.id:
+        raise NotFound(f"this machine does not hold run {run_id!r}", code="run_not_held")
+    cancelled = run.status == RunStatus.CANCELLED and run.exit_code is None
+    if run.status != RunStatus.RUNNING and not cancelled:
+        raise Conflict(f"the run is no longer running (it has {run.status})", code="run_not_running",
+                       status_now=run.status)
+    text = _log_text(core, s, run, raw)
+    if cancelled:
+        run.log, run.exit_code = text + (run.log or ""), exit_code  # the flow's output, then the cancellation
+    else:
+        run.log = text
+        run_state.finished_by_flow(run, exit_code)
+        verification.finished(s, run)
+    woken = [] if cancelled else leases.next_in_line(s, [run.lease_credential_id])
+    record(s, actor=actor.label, action="run.finish", env_id=run.env_id, object_type="run", object_id=run.id,
+           detail={"machine": actor.id, "exit_code": exit_code, "status": run.status})
+    return run_view(run, include_log=False), woken
 
 
 def _log_text(core: Core, s: Session, run: Run, raw: bytes) -> str:
     """The log as it is kept: the run's credential values masked, and what every database can keep."""
-    conn = s.get(Connection, run.connection_id)
-    values = delivery.values_for_scrub(core, s, conn, run.secret_version) if conn is not None else []
+    loaded = delivery.load(s, run.connection_id, version=run.secret_version)  # one statement for every row
+    conn = loaded.conn
+    values = delivery.values_for_scrub(core, s, conn, run.secret_version, loaded) if conn is not None else []
     return mask(raw.decode("utf-8", "replace").replace("\x00", ""), values)
 
 
@@ -244,6 +262,37 @@ def report(core: Core, actor: Actor, run_id: str, exit_code: int, log: str) -> b
             if kept != text and not (run.status == RunStatus.CANCELLED and kept.startswith(text)):
                 raise
         return False
+
+
+def report_and_claim(core: Core, actor: Actor, run_id: str, exit_code: int, log: str, claim_next: bool = True
+                     ) -> dict[str, Any] | str | None:
+    """``report``, then (with ``claim_next``) ``claim``, in one transaction: the agent's one request per job. A
+    result sent again because its answer was lost is stored once and the job that answer carried comes again
+    (``redeliver``). The result is stored even when the machine cannot claim (``claim``'s refusal is raised after)."""
+    authz.require_machine(actor)
+    raw = _checked(core, exit_code, log)
+    gone: Unauthenticated | None = None
+    try:
+        with _writing(core) as s, batched(s):
+            _, woken = _finish(core, s, actor, run_id, exit_code, raw)
+            job = None
+            if claim_next:
+                try:
+                    job = _claim(core, s, actor)
+                except Unauthenticated as exc:
+                    gone = exc
+    except Conflict as exc:
+        if exc.code != "run_not_running":
+            raise
+        if not report(core, actor, run_id, exit_code, log):  # sent again: the job its lost answer carried
+            again = redeliver(core, actor, run_id)
+            if again is not None:
+                return again
+        return claim(core, actor) if claim_next else None
+    leases.wake(core, woken)
+    if gone is not None:
+        raise gone
+    return job
 
 
 def redeliver(core: Core, actor: Actor, after: str) -> dict[str, Any] | None:

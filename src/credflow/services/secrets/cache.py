@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import and_, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -210,9 +210,12 @@ def _has(s: Session, store_id: str, name: str, version: str) -> bool:
 def cached(core: Core, s: Session, store_id: str, name: str, version: str) -> Resolved | None:
     row = s.scalar(select(CachedSecret).where(CachedSecret.store_id == store_id, CachedSecret.name == name,
                                               CachedSecret.version == version))
-    if row is None:
-        return None
-    return Resolved(core.barrier.open(s, row.sealed_value, _aad(store_id, name, version)), version)
+    return opened(core, s, row) if row is not None else None
+
+
+def opened(core: Core, s: Session, row: CachedSecret) -> Resolved:
+    """The value of a cached version already read."""
+    return Resolved(core.barrier.open(s, row.sealed_value, _aad(row.store_id, row.name, row.version)), row.version)
 
 
 def remember(core: Core, s: Session, store_id: str, name: str, got: SecretValue) -> None:
@@ -301,14 +304,21 @@ def check_head(core: Core, h: SecretHead | None) -> None:
 def resolve(core: Core, s: Session, store: SecretStore, name: str, pinned: str | None = None) -> Resolved:
     """The value a run gets: the pinned version, or the current one credflow knows, from the cache first.
     While the vault fails the cached version keeps serving, up to ``stale_if_error_seconds``."""
-    q = select(SecretHead).where(SecretHead.store_id == store.id, SecretHead.name == name)
+    # The head, and the cached value of the version it names (or of the pinned one), in one statement.
+    version_of = literal(pinned) if pinned is not None else SecretHead.current_version
+    q = (select(SecretHead, CachedSecret)
+         .outerjoin(CachedSecret, and_(CachedSecret.store_id == SecretHead.store_id,
+                                       CachedSecret.name == SecretHead.name, CachedSecret.version == version_of))
+         .where(SecretHead.store_id == store.id, SecretHead.name == name))
     # FOR SHARE: a rotation being applied (it holds the head FOR UPDATE) finishes first, so a connection made
     # now either sees the new version or is seen by the rotation's update.
-    h = s.scalar(q if core.db.is_sqlite else q.with_for_update(read=True))
+    row = s.execute(q if core.db.is_sqlite else q.with_for_update(read=True, of=SecretHead)).first()
+    h, hit_row = (row[0], row[1]) if row is not None else (None, None)
     check_head(core, h)
-    version = pinned if pinned is not None else (h.current_version if h is not None else None)
-    if version is not None:
-        hit = cached(core, s, store.id, name, version)
+    if hit_row is not None:
+        return opened(core, s, hit_row)
+    if h is None and pinned is not None:
+        hit = cached(core, s, store.id, name, pinned)
         if hit is not None:
             return hit
     return fetch(core, s, store, name, pinned)
