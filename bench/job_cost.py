@@ -7,8 +7,9 @@ One machine claims, then reports each job with ``POST /machines/me/jobs/{run_id}
 job: its answer is the next job), through the real app in this process (FastAPI's test client, no network). The
 no-op is ``GET /api/v1/me`` with the same machine token, measured in the same run. Statements are counted with a
 SQLAlchemy ``before_cursor_execute`` listener (BEGIN and COMMIT the driver sends by itself are not counted).
-``--profile`` prints the cProfile of the service calls of the job loop (``dispatch.report_and_claim``,
-in the server's threads; cumulative time, the top functions) to stderr. Progress goes to
+``service_ms_per_job`` is the time spent in the service calls of a job (``dispatch.report_and_claim``, or
+``report`` and ``claim``, in the server's threads); ``--profile`` prints their cProfile (cumulative time, the top
+functions) to stderr. Progress goes to
 stderr; the last line on stdout is one JSON object.
 """
 
@@ -69,13 +70,18 @@ def setup(http: TestClient, jobs: int) -> tuple[dict[str, str], Any, list[str]]:
     return {"Authorization": f"Bearer {made['machine_token']}"}, key, runs
 
 
-def profiled(profile: cProfile.Profile, fn: Callable[..., Any]) -> Callable[..., Any]:
+def timed(fn: Callable[..., Any], spent: list[float], profile: cProfile.Profile | None) -> Callable[..., Any]:
+    """``fn``, its time added to ``spent[0]`` (and profiled with ``profile``)."""
     def call(*args: Any, **kw: Any) -> Any:
-        profile.enable()
+        started = time.perf_counter()
+        if profile:
+            profile.enable()
         try:
             return fn(*args, **kw)
         finally:
-            profile.disable()
+            if profile:
+                profile.disable()
+            spent[0] += time.perf_counter() - started
     return call
 
 
@@ -107,10 +113,10 @@ def main() -> None:
                 for _ in range(20):  # warm up: the no-op and the job loop
                     http.get("/api/v1/me", headers=headers).raise_for_status()
                 log("the job loop ...")
-                profile = cProfile.Profile() if args.profile else None
-                if profile:
-                    for name in ("report_and_claim", "report", "claim"):
-                        setattr(dispatch, name, profiled(profile, getattr(dispatch, name)))
+                profile, spent = cProfile.Profile() if args.profile else None, [0.0]
+                for name in ("report_and_claim", "report", "redeliver", "claim"):
+                    if hasattr(dispatch, name):
+                        setattr(dispatch, name, timed(getattr(dispatch, name), spent, profile))
                 before, started, done = statements[0], time.perf_counter(), 0
                 while done < args.jobs:
                     sent.clear()
@@ -139,6 +145,7 @@ def main() -> None:
     print(json.dumps({"database": args.db, "jobs": done,
                       "statements_per_job": round(job_statements / done, 2),
                       "ms_per_job": round(job_s / done * 1000, 2),
+                      "service_ms_per_job": round(spent[0] / done * 1000, 2),
                       "statements_per_noop": round(noop_statements / args.jobs, 2),
                       "ms_per_noop": round(noop_s / args.jobs * 1000, 2),
                       "ratio_to_noop": round(noop_s / args.jobs / (job_s / done), 3),

@@ -12,6 +12,7 @@ Besides the role tables, three kinds of rule live here and nowhere else (docs/th
 from __future__ import annotations
 
 import hashlib
+from typing import Literal
 
 from sqlalchemy import ColumnElement, or_, select, true
 from sqlalchemy.orm import Session
@@ -244,10 +245,12 @@ def require_store_use(session: Session, actor: Actor, store: SecretStore, role: 
                         "you", code="store_access_denied")
 
 
-def may_use_credential(session: Session, user_id: str, cred: Credential) -> bool:
+def may_use_credential(session: Session, user_id: str, cred: Credential,
+                       env_role_: EnvironmentRole | Literal[False] | None = False) -> bool:
     """Whether a user may use the credential now: a role in its environment and a role on it that allows use.
-    The one answer asked when a connection is made, when access is recomputed and when a run is delivered."""
-    role = _user_role(session, user_id, cred.env_id)
+    The one answer asked when a connection is made, when access is recomputed and when a run is delivered.
+    ``env_role_``: the user's role in the credential's environment when the caller read it already."""
+    role = _user_role(session, user_id, cred.env_id) if env_role_ is False else env_role_
     if role is None:
         return False
     who = Actor(kind="user", id=user_id, org_id="")
@@ -291,10 +294,12 @@ def use_chain_break(session: Session, run: Run, conn: Connection, cred: Credenti
         return "user_disabled", "the connection's owner is disabled or removed"
     if cred is None:
         return None  # a connection with a typed username and password: its owner's own values
-    if not may_use_credential(session, conn.owner_id, cred):
+    conn_owner_role = _user_role(session, conn.owner_id, cred.env_id)
+    if not may_use_credential(session, conn.owner_id, cred, conn_owner_role):
         return ConnectionStatus.ACCESS_REVOKED, "the connection's owner may no longer use the credential"
-    if store is None or not may_use_store(session, cred.owner_id, store, _user_role(session, cred.owner_id,
-                                                                                      cred.env_id)):
+    cred_owner_role = (conn_owner_role if cred.owner_id == conn.owner_id
+                       else _user_role(session, cred.owner_id, cred.env_id))  # one read when one user owns both
+    if store is None or not may_use_store(session, cred.owner_id, store, cred_owner_role):
         return "store_access_denied", "the credential's owner may no longer use the password's secret store"
     if not flow_allowed(cred, flow.id):
         return "desktop_flow_not_allowed", "the credential does not allow this desktop flow"

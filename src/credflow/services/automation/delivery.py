@@ -92,7 +92,8 @@ def _load_query(flow: bool, users: bool, version: bool) -> Select[Any]:
         q = q.add_columns(CachedSecret).outerjoin(CachedSecret, and_(
             CachedSecret.store_id == _PASS_VAR.store_id, CachedSecret.name == _PASS_VAR.secret_name,
             CachedSecret.version == bindparam("version")))
-    return q
+    # Rows the session holds already (read before a claim locked the credential) are read anew.
+    return q.execution_options(populate_existing=True)
 
 
 def load(s: Session, conn_id: str, flow_id: str | None = None, run: Run | None = None,

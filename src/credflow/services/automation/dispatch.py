@@ -146,10 +146,13 @@ def _claim(core: Core, s: Session, actor: Actor) -> dict[str, Any] | str | None:
         return BUSY
     leased = leases.ClaimLeases()
     for _ in range(MAX_SKIPPED):
-        run = s.scalar(_my_runs(machine.id, machine.env_id).where(leases.not_held_back(leased))
-                       .order_by(Run.queued_at, Run.id).limit(1).with_for_update(skip_locked=True, of=Run))
-        if run is None:
+        # With its connection, which ``admit`` reads (held here, the session has it); the delivery reads it again.
+        found = s.execute(_my_runs(machine.id, machine.env_id).add_columns(Connection)
+                          .where(leases.not_held_back(leased)).order_by(Run.queued_at, Run.id).limit(1)
+                          .with_for_update(skip_locked=True, of=Run)).first()
+        if found is None:
             return None
+        run, _conn = found
         if not leases.admit(core, s, run, leased):
             continue
         job = _deliver(core, s, machine, run)
