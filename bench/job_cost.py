@@ -32,6 +32,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event
 
 from credflow.api.app import create_app
+from credflow.audit import chain
 from credflow.crypto.sealing import new_key_pair, open_sealed
 from credflow.services.access.users import bootstrap
 from credflow.services.automation import dispatch
@@ -136,6 +137,8 @@ def main() -> None:
                 for _ in range(args.jobs):
                     http.get("/api/v1/me", headers=headers).raise_for_status()
                 noop_s, noop_statements = time.perf_counter() - started, statements[0] - before
+            with core.db.read() as s:
+                chain_ok = not chain.verify(s)  # every record of the loop chained in order
         finally:
             core.db.engine.dispose()
     if profile:
@@ -149,7 +152,7 @@ def main() -> None:
                       "statements_per_noop": round(noop_statements / args.jobs, 2),
                       "ms_per_noop": round(noop_s / args.jobs * 1000, 2),
                       "ratio_to_noop": round(noop_s / args.jobs / (job_s / done), 3),
-                      "profiled": args.profile}))
+                      "audit_chain_ok": chain_ok, "profiled": args.profile}))
 
 
 if __name__ == "__main__":
