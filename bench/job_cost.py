@@ -86,11 +86,28 @@ def timed(fn: Callable[..., Any], spent: list[float], profile: cProfile.Profile 
     return call
 
 
+PARTS = (("sqlite3 driver", ("sqlite3.", "'_sqlite3")), ("psycopg driver", ("psycopg",)),
+         ("sealing (PyNaCl)", ("_sodium", "/nacl/")), ("audit hash (sha256)", ("sha256", "hexdigest")),
+         ("SQLAlchemy", ("/sqlalchemy/",)), ("credflow", ("/credflow/",)))
+
+
+def shares(stats: pstats.Stats) -> dict[str, float]:
+    """The profile's own time by part (driver, ORM, crypto, credflow's code, the rest), as fractions."""
+    spent: dict[str, float] = {}
+    for (file, _, name), row in stats.stats.items():  # type: ignore[attr-defined]
+        where = f"{file}:{name}"
+        part = next((label for label, marks in PARTS if any(m in where for m in marks)), "other")
+        spent[part] = spent.get(part, 0.0) + row[2]
+    total = sum(spent.values()) or 1.0
+    return {part: round(t / total, 3) for part, t in sorted(spent.items(), key=lambda kv: -kv[1])}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--jobs", type=int, default=300)
     parser.add_argument("--profile", action="store_true", help="print the job loop's cProfile to stderr")
+    parser.add_argument("--sort", default="cumulative", help="the profile's order (cumulative, tottime)")
     parser.add_argument("--show-sql", action="store_true", help="print the statements of the last job to stderr")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="credflow-bench-") as tmp, database(args.db, Path(tmp)) as url:
@@ -143,8 +160,9 @@ def main() -> None:
             core.db.engine.dispose()
     if profile:
         out = io.StringIO()
-        pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(70)
+        pstats.Stats(profile, stream=out).sort_stats(args.sort).print_stats(45)
         print(out.getvalue(), file=sys.stderr)
+        log(json.dumps({"profile_share_by_part": shares(pstats.Stats(profile))}))
     print(json.dumps({"database": args.db, "jobs": done,
                       "statements_per_job": round(job_statements / done, 2),
                       "ms_per_job": round(job_s / done * 1000, 2),
