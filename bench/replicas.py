@@ -46,6 +46,7 @@ from credflow.crypto.sealing import new_key_pair
 
 TOKEN = "cfu_bench-replicas-token-0123456789abcdef"
 HEARTBEAT_SECONDS = 10.0
+PARK_SECONDS = 5.0  # after the agents' claims are sent, before the first run is queued
 COUNTED = str(Path(__file__).parent / "_counted.py")
 
 
@@ -143,6 +144,7 @@ class Agents:
                 await http.post("/api/v1/machines/me/heartbeat", json={"running": []}, headers=headers)
 
 
+
 async def setup(a: httpx.AsyncClient, agents: int) -> tuple[str, str, list[str]]:
     async def call(method: str, path: str, body: Any = None, token: str | None = TOKEN) -> Any:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -221,6 +223,9 @@ async def bench(url_a: str, url_b: str, counts: list[Path], n_agents: int, sampl
         agents = Agents(tokens)
         agents.start([b], DEFAULT_WAIT_SECONDS)
         await settle(agents, n_agents)
+        # every claim is sent, but B may still be working through their first looks (one statement each, in its
+        # thread pool): a run queued now would wait behind them, which measures the agents' arrival, not a wake-up
+        await asyncio.sleep(PARK_SECONDS)
         log(f"queueing {samples} runs on A, one at a time, {n_agents} agents waiting on B ...")
         latencies = []
         for _ in range(samples):
@@ -229,6 +234,8 @@ async def bench(url_a: str, url_b: str, counts: list[Path], n_agents: int, sampl
                 await asyncio.sleep(0.0005)
             latencies.append((agents.claimed[run_id] - sent) * 1000)
             await asyncio.sleep(0.02)
+        log("slowest queue-to-claim samples (sample: ms): " + ", ".join(
+            f"{i}: {ms:.0f}" for i, ms in sorted(enumerate(latencies), key=lambda x: -x[1])[:5]))
         await settle(agents, n_agents)
         log(f"idle for {idle:.0f} s, {n_agents} agents waiting on B ...")
         await asyncio.sleep(2)
