@@ -155,3 +155,16 @@ def build_core(settings: Settings) -> Core:
 
 def new_token(prefix: str) -> str:
     return f"{prefix}_{pysecrets.token_urlsafe(32)}"
+
+
+def in_thread(name: str, run: Callable[[], None], stopping: threading.Event) -> Callable[[], None]:
+    """Run a background loop (``run``, which returns once ``stopping`` is set) in a daemon thread; returns
+    ``stop``, which sets ``stopping`` and waits up to 15 s for the loop to end."""
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        stopping.set()
+        thread.join(timeout=15)
+
+    return stop

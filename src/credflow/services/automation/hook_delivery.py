@@ -27,7 +27,7 @@ from sqlalchemy import delete, func, select
 from credflow.persistence.tables import Environment, HookNotice, NotificationHook
 from credflow.services.automation import health
 from credflow.services.automation.notification_hooks import opened
-from credflow.services.core import Core
+from credflow.services.core import Core, in_thread
 from credflow.stores.base import StoreError
 from credflow.stores.egress import refuse_link_local
 
@@ -158,11 +158,4 @@ class Notifier:
 def start(core: Core) -> Callable[[], None]:
     """Start the notifier thread; returns ``stop``."""
     notifier = Notifier(core)
-    thread = threading.Thread(target=notifier.run, name="credflow-health-notifier", daemon=True)
-    thread.start()
-
-    def stop() -> None:
-        notifier.stopping.set()
-        thread.join(timeout=15)
-
-    return stop
+    return in_thread("credflow-health-notifier", notifier.run, notifier.stopping)

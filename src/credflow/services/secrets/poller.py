@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from credflow.persistence.tables import EnvironmentVariable, SecretHead, SecretStore, utcnow
-from credflow.services.core import Core
+from credflow.services.core import Core, in_thread
 from credflow.services.secrets import cache, connection_state, outbox
 from credflow.stores.base import StoreError, split_field
 
@@ -132,11 +132,4 @@ class Poller:
 def start(core: Core) -> Callable[[], None]:
     """Start the poller thread; returns ``stop``."""
     poller = Poller(core)
-    thread = threading.Thread(target=poller.run, name="credflow-rotation-poller", daemon=True)
-    thread.start()
-
-    def stop() -> None:
-        poller.stopping.set()
-        thread.join(timeout=15)
-
-    return stop
+    return in_thread("credflow-rotation-poller", poller.run, poller.stopping)
