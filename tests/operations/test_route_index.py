@@ -1,17 +1,18 @@
 """The routing narrowed by path (``api.route_index``) answers every request as the whole router does: for each
 route's template, filled in, with and without a trailing slash, by each method, the same status and error code
 from the app with the index and from the same app without it; and a route added after the app was built is
-found too."""
+found too; and the routes read off the included routers as declared are those FastAPI builds from them."""
 
 from __future__ import annotations
 
 import re
 
 from fastapi.testclient import TestClient
+from starlette.routing import compile_path
 
 from credflow.api.app import create_app
 from credflow.api.observability import _templates
-from credflow.api.route_index import RouteIndex
+from credflow.api.route_index import RouteIndex, included_routes, keys
 from credflow.services.core import Core
 from credflow.settings import Settings
 
@@ -47,3 +48,27 @@ def test_a_route_added_later_is_found(settings: Settings, core: Core) -> None:
     with TestClient(app) as client:
         assert client.get("/added-later").json() == {"found": "yes"}
         assert client.get("/healthz").json() == {"status": "ok"}
+
+
+
+def test_the_routes_read_as_declared_are_those_fastapi_builds(settings: Settings, core: Core) -> None:
+    app = create_app(settings, core)
+    included = [route for route in app.router.routes if hasattr(route, "effective_route_contexts")]
+    assert len(included) > 10
+    for route in included:
+        declared = included_routes(route)
+        assert declared is not None, route
+        built = list(route.effective_route_contexts())  # type: ignore[attr-defined]
+        assert len(declared) == len(built), route
+        for (path, inner), context in zip(declared, built, strict=True):
+            effective = context.starlette_route or context
+            assert compile_path(path)[1] == effective.path_format, (path, effective.path_format)
+            assert getattr(inner, "endpoint", None) == getattr(effective, "endpoint", None), path
+        exact, beginnings = set(), set()
+        for context in built:
+            path = (context.starlette_route or context).path_format
+            if "{" in path:
+                beginnings.add(path.split("{", 1)[0].rstrip("/"))
+            else:
+                exact.add(path.rstrip("/"))
+        assert keys(route) == (exact, beginnings), route

@@ -28,9 +28,10 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
-from starlette.routing import Route, compile_path
+from starlette.routing import Mount, Route, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from credflow.api import route_index
 from credflow.api.deps import bearer_of, client_address
 from credflow.domain.errors import Forbidden, Unauthenticated
 from credflow.services import metrics, scrape
@@ -53,14 +54,12 @@ def _templates(app: FastAPI) -> dict[Any, list[tuple[re.Pattern[str], str]]]:
         found.setdefault(endpoint, []).append((compile_path(template)[0], template))
 
     for route in app.router.routes:
-        contexts = getattr(route, "effective_route_contexts", None)  # FastAPI's included routers
-        if contexts is not None:
-            for context in contexts():
-                inner = getattr(context, "starlette_route", None)
-                template = getattr(context, "path_format", "") or getattr(inner, "path_format", "")
-                endpoint = getattr(context, "endpoint", None) or getattr(inner, "endpoint", None)
-                if template and endpoint is not None:
-                    add(endpoint, template)
+        included = route_index.included_routes(route)  # FastAPI's included routers, read without building them
+        if included is not None:
+            for path, inner in included:
+                endpoint = getattr(inner, "endpoint", None)
+                if endpoint is not None and not isinstance(inner, Mount):
+                    add(endpoint, compile_path(path)[1])
         elif isinstance(route, APIRoute | Route):
             add(route.endpoint, route.path_format)
     return found

@@ -31,17 +31,33 @@ def _paths(route: BaseRoute) -> list[tuple[str, bool]] | None:
         return [(route.path, True)]
     if isinstance(route, Route):
         return [(route.path, False)]
-    contexts = getattr(route, "effective_route_contexts", None)  # FastAPI's included routers
-    if contexts is None:
+    found = included_routes(route)
+    if found is None or any(isinstance(inner, Host) for _, inner in found):
         return None
-    paths = []
-    for context in contexts():
-        inner = getattr(context, "starlette_route", None)
-        found = getattr(context, "path_format", "") or getattr(inner, "path_format", "")
-        if not found or isinstance(inner, Host):
+    return [((path.rstrip("/"), True) if isinstance(inner, Mount) else (path, False)) for path, inner in found]
+
+
+def included_routes(route: Any) -> list[tuple[str, BaseRoute]] | None:
+    """The routes of FastAPI's included router ``route`` (routers included in it flattened), each with its path
+    as routed (the prefixes it was included with before it); None when ``route`` is not one or a route there has
+    no path. Read off the routes as declared, without building them: FastAPI builds a route at its first
+    request, and building them all at once would cost every new app a few hundred milliseconds."""
+    router = getattr(route, "original_router", None)
+    prefix = getattr(getattr(route, "include_context", None), "prefix", None)
+    if router is None or not isinstance(prefix, str):
+        return None
+    found: list[tuple[str, BaseRoute]] = []
+    for inner in router.routes:
+        if hasattr(inner, "include_context"):
+            nested = included_routes(inner)
+            if nested is None:
+                return None
+            found += [(prefix + path, r) for path, r in nested]
+        elif isinstance(getattr(inner, "path", None), str):
+            found.append((prefix + inner.path, inner))
+        else:
             return None
-        paths.append((found, isinstance(inner, Mount)))
-    return paths
+    return found
 
 
 def keys(route: BaseRoute) -> tuple[set[str], set[str]]:

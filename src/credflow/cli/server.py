@@ -39,23 +39,24 @@ def serve(
     data_dir: Annotated[Optional[Path], typer.Option(help="Data directory (default ./.credflow).")] = None,  # noqa: UP045
 ) -> None:
     """Start the credflow server (SQLite and the builtin store in the data directory by default)."""
-    import uvicorn
-
-    from credflow.api.app import create_app
-    from credflow.api.observability import configure_logging
     from credflow.services.access import startup
-    from credflow.services.access.users import bootstrap
-    from credflow.services.core import build_core
 
     settings = _settings(data_dir)
-    configure_logging(settings.log_format)
-    json_logs = settings.log_format == "json"
-    say = logging.getLogger("credflow.serve").info if json_logs else err.print
-    try:
+    try:  # before the web framework and the server are imported: a refusal comes at once
         startup.check(settings)
     except ValueError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
+    import uvicorn
+
+    from credflow.api.app import create_app
+    from credflow.api.observability import configure_logging
+    from credflow.services.access.users import bootstrap
+    from credflow.services.core import build_core
+
+    configure_logging(settings.log_format)
+    json_logs = settings.log_format == "json"
+    say = logging.getLogger("credflow.serve").info if json_logs else err.print
     core = build_core(settings)
     token = bootstrap(core, settings.bootstrap_token)
     if token:
