@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
 from credflow.persistence.tables import AuditRecord, utcnow
@@ -33,6 +33,7 @@ def _digest(prev_hash: str, at: datetime, actor: str, action: str, object_type: 
 
 
 _BATCH = "credflow.audit.batch"
+_COLUMNS = ("env_id", "at", "actor", "action", "object_type", "object_id", "detail", "prev_hash", "hash")
 
 
 def record(session: Session, *, actor: str, action: str, env_id: str | None = None,
@@ -77,8 +78,9 @@ def _append(session: Session, rows: list[AuditRecord]) -> None:
         row.prev_hash = prev
         row.hash = prev = _digest(prev, row.at, row.actor, row.action, row.object_type, row.object_id, row.detail,
                                   row.env_id)
-        session.add(row)
-    session.flush()
+    # One statement for all of them, in order (their ``seq`` follows it); the rows themselves stay out of the
+    # session, which need not track what is never changed.
+    session.execute(insert(AuditRecord.__table__), [{c: getattr(row, c) for c in _COLUMNS} for row in rows])
 
 
 @dataclass(frozen=True)

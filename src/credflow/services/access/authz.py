@@ -154,7 +154,19 @@ def _principal_ids(session: Session, user_id: str) -> list[str]:
     return [user_id, *teams]
 
 
+_KNOWN_ROLES = "credflow.known_env_roles"
+
+
+def knew_role(session: Session, user_id: str, env_id: str, role: str | None) -> None:
+    """A user's role in an environment, read by the caller with other rows in this transaction: the checks of a
+    delivery that follow do not read it again."""
+    session.info.setdefault(_KNOWN_ROLES, {})[(user_id, env_id)] = EnvironmentRole(role) if role else None
+
+
 def _user_role(session: Session, user_id: str, env_id: str) -> EnvironmentRole | None:
+    known: dict[tuple[str, str], EnvironmentRole | None] = session.info.get(_KNOWN_ROLES, {})
+    if (user_id, env_id) in known:
+        return known[(user_id, env_id)]
     return env_role(session, Actor(kind="user", id=user_id, org_id=""), env_id)
 
 

@@ -20,6 +20,7 @@ from credflow.persistence.tables import (
     Connection,
     Credential,
     DesktopFlow,
+    EnvironmentRoleGrant,
     EnvironmentVariable,
     Run,
     SecretStore,
@@ -86,7 +87,10 @@ def _load_query(flow: bool, users: bool, version: bool) -> Select[Any]:
     if flow:
         q = q.add_columns(DesktopFlow).outerjoin(DesktopFlow, DesktopFlow.id == bindparam("flow_id"))
     if users:
-        q = (q.add_columns(_OWNER, _STARTER).outerjoin(_OWNER, _OWNER.id == Connection.owner_id)
+        owner_role = (select(EnvironmentRoleGrant.role).where(EnvironmentRoleGrant.user_id == Connection.owner_id,
+                                                              EnvironmentRoleGrant.env_id == Connection.env_id)
+                      .scalar_subquery())
+        q = (q.add_columns(_OWNER, _STARTER, owner_role).outerjoin(_OWNER, _OWNER.id == Connection.owner_id)
              .outerjoin(_STARTER, _STARTER.id == bindparam("starter_id")))
     if version:
         q = q.add_columns(CachedSecret).outerjoin(CachedSecret, and_(
@@ -107,6 +111,9 @@ def load(s: Session, conn_id: str, flow_id: str | None = None, run: Run | None =
     if row is None:
         return Loaded(None)
     found = tuple(row)
+    if run is not None:  # the connection owner's role, which the use chain's checks ask for
+        conn = found[0]
+        authz.knew_role(s, conn.owner_id, conn.env_id, found[8 if flow_id is not None else 7])
     return Loaded(found[0], found[5] if flow_id is not None else None, found,
                   found[-1] if version is not None else None)
 

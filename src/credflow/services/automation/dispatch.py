@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any, Final
 
 from sqlalchemy import exists, or_, select, update
@@ -21,7 +22,7 @@ from credflow.crypto import sealing
 from credflow.domain.errors import Conflict, DomainError, NotFound, RuleViolation, Unauthenticated
 from credflow.domain.masking import mask
 from credflow.domain.statuses import RunStatus
-from credflow.persistence.tables import Connection, Machine, MachineGroupMember, Run, utcnow
+from credflow.persistence.tables import Connection, Credential, Machine, MachineGroupMember, Run, utcnow
 from credflow.services.access import authz
 from credflow.services.automation import delivery, leases, run_state
 from credflow.services.automation.run_state import fail, run_view
@@ -32,6 +33,8 @@ from credflow.services.views import ts
 BUSY: Final = "busy"
 MAX_SKIPPED = 50  # undeliverable runs failed in one claim before answering
 SWEEP_PART = 500  # waiting machines asked about in one statement
+# How exact a claim keeps ``last_seen`` (at most a tenth of a lease's grace): offline after 60 s.
+SEEN_PRECISION = timedelta(seconds=5)
 
 
 class LogTooLarge(DomainError):
@@ -139,7 +142,10 @@ def _claim(core: Core, s: Session, actor: Actor) -> dict[str, Any] | str | None:
     if row is None:
         raise Unauthenticated("the machine no longer exists", code="machine_not_found")
     machine, holds = row
-    machine.last_seen = utcnow()
+    now = utcnow()
+    precision = min(SEEN_PRECISION, timedelta(seconds=core.settings.lease_grace_seconds / 10))
+    if machine.last_seen is None or now - machine.last_seen >= precision:
+        machine.last_seen = now  # a busy machine's every job would otherwise write it
     if machine.disabled:
         return None  # an administrator disabled it: it claims nothing until enabled
     if holds:
@@ -147,13 +153,14 @@ def _claim(core: Core, s: Session, actor: Actor) -> dict[str, Any] | str | None:
     leased = leases.ClaimLeases()
     for _ in range(MAX_SKIPPED):
         # With its connection, which ``admit`` reads (held here, the session has it); the delivery reads it again.
-        found = s.execute(_my_runs(machine.id, machine.env_id).add_columns(Connection)
+        found = s.execute(_my_runs(machine.id, machine.env_id).add_columns(Connection, Credential.max_concurrent_runs)
+                          .outerjoin(Credential, Credential.id == Connection.credential_id)
                           .where(leases.not_held_back(leased)).order_by(Run.queued_at, Run.id).limit(1)
                           .with_for_update(skip_locked=True, of=Run)).first()
         if found is None:
             return None
-        run, _conn = found
-        if not leases.admit(core, s, run, leased):
+        run, _conn, limit = found
+        if not leases.admit(core, s, run, leased, limited=limit is not None):
             continue
         job = _deliver(core, s, machine, run)
         if job is not None:
@@ -225,7 +232,10 @@ def _finish(core: Core, s: Session, actor: Actor, run_id: str, exit_code: int, r
     if run.status != RunStatus.RUNNING and not cancelled:
         raise Conflict(f"the run is no longer running (it has {run.status})", code="run_not_running",
                        status_now=run.status)
-    text = _log_text(core, s, run, raw)
+    # Every row the log's scrubbing reads, in one statement; held (the session forgets rows no one holds), the
+    # lease's ``next_in_line`` finds the credential among them.
+    loaded = delivery.load(s, run.connection_id, version=run.secret_version)
+    text = _log_text(core, s, run, raw, loaded)
     if cancelled:
         run.log, run.exit_code = text + (run.log or ""), exit_code  # the flow's output, then the cancellation
     else:
@@ -238,9 +248,9 @@ def _finish(core: Core, s: Session, actor: Actor, run_id: str, exit_code: int, r
     return run_view(run, include_log=False), woken
 
 
-def _log_text(core: Core, s: Session, run: Run, raw: bytes) -> str:
+def _log_text(core: Core, s: Session, run: Run, raw: bytes, loaded: delivery.Loaded | None = None) -> str:
     """The log as it is kept: the run's credential values masked, and what every database can keep."""
-    loaded = delivery.load(s, run.connection_id, version=run.secret_version)  # one statement for every row
+    loaded = loaded or delivery.load(s, run.connection_id, version=run.secret_version)  # one statement, every row
     conn = loaded.conn
     values = delivery.values_for_scrub(core, s, conn, run.secret_version, loaded) if conn is not None else []
     return mask(raw.decode("utf-8", "replace").replace("\x00", ""), values)

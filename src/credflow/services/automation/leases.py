@@ -66,14 +66,16 @@ class ClaimLeases:
     locking: bool = False
 
 
-def admit(core: Core, s: Session, run: Run, claim: ClaimLeases, now: datetime | None = None) -> bool:
+def admit(core: Core, s: Session, run: Run, claim: ClaimLeases, limited: bool, now: datetime | None = None) -> bool:
     """Whether ``run`` (queued, locked by the claim) may take a lease of its connection's credential now. Held
-    back, it keeps ``lease_waited_since`` and its credential joins ``claim.held_back`` (its younger runs wait too)."""
+    back, it keeps ``lease_waited_since`` and its credential joins ``claim.held_back`` (its younger runs wait too).
+    ``limited``: the credential had a limit when the claim read the run (read with it: without one, nothing more
+    is read)."""
     conn = s.get(Connection, run.connection_id)
     cred_id = conn.credential_id if conn is not None else None
-    limit_of = select(Credential.max_concurrent_runs).where(Credential.id == cred_id)
-    if cred_id is None or s.scalar(limit_of) is None:
+    if cred_id is None or not limited:
         return True
+    limit_of = select(Credential.max_concurrent_runs).where(Credential.id == cred_id)
     # The credential's row is the lock every claim of it takes; then the leases and the queue are read fresh. A
     # claim waits for one such lock at most (a second one only if free), so two claims never wait for each other.
     row = s.execute(limit_of.with_for_update(skip_locked=claim.locking)).first()
@@ -147,7 +149,8 @@ def next_in_line(s: Session, cred_ids: Iterable[str | None]) -> list[str]:
     wake once a lease of it ended (after the commit, with ``wake``)."""
     machines: list[str] = []
     for cred_id in sorted({c for c in cred_ids if c}):
-        if s.scalar(select(Credential.max_concurrent_runs).where(Credential.id == cred_id)) is None:
+        cred = s.get(Credential, cred_id)  # often in the session already (a result's log scrubbing read it)
+        if cred is None or cred.max_concurrent_runs is None:
             continue
         run = s.scalar(_queued_of(cred_id).order_by(Run.queued_at, Run.id).limit(1))
         conn = s.get(Connection, run.connection_id) if run is not None else None
