@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import Table, insert, select, text
 from sqlalchemy.orm import Session
 
 from credflow.persistence.tables import AuditRecord, utcnow
@@ -33,6 +33,7 @@ def _digest(prev_hash: str, at: datetime, actor: str, action: str, object_type: 
 
 
 _BATCH = "credflow.audit.batch"
+_TABLE = cast(Table, AuditRecord.__table__)
 _COLUMNS = ("env_id", "at", "actor", "action", "object_type", "object_id", "detail", "prev_hash", "hash")
 
 
@@ -80,7 +81,7 @@ def _append(session: Session, rows: list[AuditRecord]) -> None:
                                   row.env_id)
     # One statement for all of them, in order (their ``seq`` follows it); the rows themselves stay out of the
     # session, which need not track what is never changed.
-    session.execute(insert(AuditRecord.__table__), [{c: getattr(row, c) for c in _COLUMNS} for row in rows])
+    session.execute(insert(_TABLE), [{c: getattr(row, c) for c in _COLUMNS} for row in rows])
 
 
 @dataclass(frozen=True)
