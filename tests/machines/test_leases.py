@@ -3,12 +3,15 @@ once; the others stay queued, shown waiting for a lease, and take one oldest fir
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from credflow.services.core import Core
 from credflow.settings import Settings
 from tests.conftest import ADMIN_TOKEN, Api, problem
 from tests.machines.conftest import Machine, connection, desktop_flow, queue, register, run
@@ -151,6 +154,36 @@ def test_a_limit_of_two_lets_two_runs_of_a_group_go_at_once(admin: Api, one_at_a
     assert c.job() is None
     admin.ok(admin.patch(admin.e(f"/credentials/{s['credential']}"), {"max_concurrent_runs": 3}))
     assert (c.job() or {}).get("run_id") == ids[2]
+
+
+def test_raising_the_limit_hands_a_waiting_run_to_a_waiting_claim(admin: Api, one_at_a_time: dict[str, Any],
+                                                                     core: Core) -> None:
+    if core.channel is not None:  # PostgreSQL: the server hears the others, so its claims' sweep is 30 s apart
+        _wait_for(core.listening.is_set, "listening")
+    s = one_at_a_time
+    a, b = s["a"], s["b"]
+    first, second = _queue(admin, s, a), _queue(admin, s, b)
+    assert (a.job() or {}).get("run_id") == first
+    done = threading.Event()
+
+    def a_runs_on() -> None:  # a keeps its lease: seen, running the first run (the grace here is 2 s)
+        while not done.wait(0.3):
+            a.api.ok(a.api.post("/machines/me/heartbeat", {"running": [first]}))
+
+    with ThreadPoolExecutor(2) as pool:
+        alive = pool.submit(a_runs_on)
+        # b waits for a job for 20 s (it looked once: the only lease is taken); no sweep comes meanwhile on
+        # PostgreSQL (30 s), so only the change itself can wake it.
+        waiting = pool.submit(b.job, 20)
+        time.sleep(0.5)
+        admin.ok(admin.patch(admin.e(f"/credentials/{s['credential']}"), {"max_concurrent_runs": 2}))
+        try:
+            job = waiting.result(timeout=30)
+        finally:
+            done.set()
+        alive.result()
+    assert job is not None and job["run_id"] == second
+    assert run(admin, first)["status"] == "running"
 
 
 def test_a_cancelled_run_gives_up_its_lease(admin: Api, one_at_a_time: dict[str, Any]) -> None:

@@ -8,18 +8,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
 from credflow.audit.chain import record
 from credflow.domain.errors import Conflict, RuleViolation
 from credflow.domain.names import check_name
 from credflow.domain.roles import EnvironmentRole
-from credflow.domain.statuses import ConnectionStatus
+from credflow.domain.statuses import ConnectionStatus, RunStatus
 from credflow.persistence.tables import (
     Connection,
     Credential,
     EnvironmentVariable,
+    MachineGroupMember,
+    Run,
     SecretStore,
     User,
     utcnow,
@@ -151,7 +153,8 @@ def update_credential(core: Core, actor: Actor, env_id: str, cred_id: str, chang
         if "max_age_days" in changes:
             cred.max_age_days = _max_age(changes["max_age_days"])
         if "max_concurrent_runs" in changes:
-            cred.max_concurrent_runs = _max_runs(changes["max_concurrent_runs"])
+            old, cred.max_concurrent_runs = cred.max_concurrent_runs, _max_runs(changes["max_concurrent_runs"])
+            _limit_raised(core, s, cred.id, old, cred.max_concurrent_runs)
         if "verification" in changes:
             s.flush()  # allowed_desktop_flows changed above counts for the verification's flow
             verification.configure(s, actor, cred, changes["verification"])
@@ -159,6 +162,23 @@ def update_credential(core: Core, actor: Actor, env_id: str, cred_id: str, chang
         record(s, actor=actor.label, action="credential.update", env_id=cred.env_id, object_type="credential",
                object_id=cred.id, detail={"fields": sorted(changes)})
         return views.credential(cred, role.value)
+
+
+def _limit_raised(core: Core, s: Session, cred_id: str, old: int | None, new: int | None) -> None:
+    """A credential's limit raised or lifted in ``s``: once it commits, the waiting claims of machines its queued
+    runs target are woken, one per lease that became free (each of them when the limit is lifted): those runs
+    need not wait for the claims' next look (services/automation/leases.py)."""
+    if old is None or (new is not None and new <= old):
+        return
+    queued = exists().where(Run.connection_id == Connection.id, Run.status == RunStatus.QUEUED)
+    direct = select(Connection.machine_id).where(Connection.credential_id == cred_id,
+                                                 Connection.machine_id.is_not(None), queued)
+    grouped = (select(MachineGroupMember.machine_id)
+               .join(Connection, Connection.machine_group_id == MachineGroupMember.group_id)
+               .where(Connection.credential_id == cred_id, queued))
+    machines = sorted({m for m in s.scalars(direct.union(grouped)).all() if m})
+    if machines:
+        core.emit_on_commit(s, "runs_queued", machines, len(machines) if new is None else new - old)
 
 
 def _max_runs(value: Any) -> int | None:
