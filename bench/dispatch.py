@@ -7,7 +7,8 @@ machines (each with its own X25519 key, all in one machine group), queues the jo
 claim (long poll), open its sealed credential and report a result with ``?next=`` (one request per job: its answer
 is the next job) until the queue is empty. In the same run it
 measures a bare authenticated no-op (``GET /api/v1/me`` with a machine token) at the same concurrency, beside
-``/healthz`` and the endpoint of a bare FastAPI app served the same way (``noop_to_bare``, ``healthz_to_bare``),
+``/healthz``, the smallest write request (a heartbeat: one UPDATE and its commit; ``write_to_noop``,
+``jobs_to_write``) and the endpoint of a bare FastAPI app served the same way (``noop_to_bare``, ``healthz_to_bare``),
 and the memory of the server and of one real, idle ``credflow agent run`` process. Progress goes to stderr; the last
 line of stdout is one JSON object.
 """
@@ -121,9 +122,9 @@ async def claims(http: httpx.AsyncClient, machines: list[tuple[str, Any]], jobs:
 
 
 async def noop(clients: list[tuple[httpx.AsyncClient, str]], seconds: float, url: str = "/api/v1/me",
-               auth: bool = True) -> tuple[int, float]:
-    """GETs of ``url`` by each (client, machine token) in turn, with the token when ``auth``, for ``seconds``:
-    (count, seconds taken)."""
+               auth: bool = True, method: str = "GET") -> tuple[int, float]:
+    """Requests (GET, or a POST without a body) of ``url`` by each (client, machine token) in turn, with the
+    token when ``auth``, for ``seconds``: (count, seconds taken)."""
     count = 0
     stop_at = time.perf_counter() + seconds
 
@@ -131,7 +132,7 @@ async def noop(clients: list[tuple[httpx.AsyncClient, str]], seconds: float, url
         nonlocal count
         headers = {"Authorization": f"Bearer {token}"} if auth else {}
         while time.perf_counter() < stop_at:
-            (await http.get(url, headers=headers)).raise_for_status()
+            (await http.request(method, url, headers=headers)).raise_for_status()
             count += 1
 
     started = time.perf_counter()
@@ -144,16 +145,19 @@ async def side_by_side(url: str, machines: list[tuple[str, Any]], seconds: float
     same concurrency (one HTTP client and connection per machine, as real agents have: one client shared by 50
     connections spends more time in its pool than the servers do), in alternating rounds so that a busy moment
     of the machine falls on all three alike."""
-    targets = {"bare": (bare_url + BARE_PATH, False), "healthz": (url + "/healthz", False),
-               "noop": (url + "/api/v1/me", True)}
+    # "write": the smallest write a machine makes, a heartbeat (one UPDATE and its commit): the ceiling of any
+    # request that must store something, as every job does.
+    targets = {"bare": (bare_url + BARE_PATH, False, "GET"), "healthz": (url + "/healthz", False, "GET"),
+               "noop": (url + "/api/v1/me", True, "GET"),
+               "write": (url + "/api/v1/machines/me/heartbeat", True, "POST")}
     totals = {name: [0, 0.0] for name in targets}
     rounds = 4
     limits = httpx.Limits(max_connections=2, max_keepalive_connections=2)
     clients = [(httpx.AsyncClient(limits=limits, timeout=60), token) for token, _ in machines]
     try:
         for _ in range(rounds):
-            for name, (target, auth) in targets.items():
-                count, took = await noop(clients, seconds / rounds, target, auth)
+            for name, (target, auth, method) in targets.items():
+                count, took = await noop(clients, seconds / rounds, target, auth, method)
                 totals[name][0] += count
                 totals[name][1] += took
     finally:
@@ -218,9 +222,13 @@ def main() -> None:
            "ratio_to_noop": round(result["claims_per_s"] / result["noop_per_s"], 3),
            "bare_per_s": round(result["bare_per_s"], 1), "healthz_per_s": round(result["healthz_per_s"], 1),
            "noop_to_bare": round(result["noop_per_s"] / result["bare_per_s"], 3),
+           "write_per_s": round(result["write_per_s"], 1),
+           "write_to_noop": round(result["write_per_s"] / result["noop_per_s"], 3),
+           "jobs_to_write": round(result["claims_per_s"] / result["write_per_s"], 3),
            "healthz_to_bare": round(result["healthz_per_s"] / result["bare_per_s"], 3),
            "server_rss_mb": server_peak, "server_rss_now_mb": server_rss, "agent_rss_mb": agent_rss,
            "noop_endpoint": "GET /api/v1/me (machine token)",
+           "write_endpoint": "POST /api/v1/machines/me/heartbeat (machine token; one UPDATE and its commit)",
            "bare_endpoint": "GET /bare of a bare FastAPI app (async, uvicorn, one worker)",
            "agents": args.agents, "jobs": result["claims"],
            "lost_answers": result["lost"],
