@@ -5,7 +5,8 @@ schemas of one database do not hear each other. ``send`` issues ``pg_notify`` in
 PostgreSQL delivers it when that transaction commits, and never when it rolls back. A ``Listener`` keeps one
 connection of its own (taken out of the engine's pool, with the engine's connection settings) in ``LISTEN`` in a
 thread, hands every payload to a callback, checks the connection every ``PING_SECONDS`` while nothing arrives,
-and connects again (with a growing pause) when PostgreSQL restarts or the connection is lost. Notifications sent
+stops the moment it is asked to (the thread waits on the connection and on a wake-up socket at once), and
+connects again (with a growing pause) when PostgreSQL restarts or the connection is lost. Notifications sent
 while it was away are not kept by PostgreSQL: ``on_connect`` runs after every (re)connection so that the caller
 can look at the database once.
 """
@@ -13,6 +14,8 @@ can look at the database once.
 from __future__ import annotations
 
 import logging
+import selectors
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -24,7 +27,7 @@ log = logging.getLogger(__name__)
 PREFIX = "credflow_"
 MAX_PAYLOAD_BYTES = 7900  # PostgreSQL refuses a payload of 8000 bytes or more
 PING_SECONDS = 60.0  # a quiet listening connection is checked this often (a lost one raises at once)
-POLL_SECONDS = 1.0  # how soon the listening thread sees that it is asked to stop
+STOP_SECONDS = 3.0  # how long ``stop`` waits for the listening thread
 MAX_PAUSE_SECONDS = 5.0  # the longest pause between two attempts to connect again
 
 
@@ -56,6 +59,7 @@ class Listener:
                  on_lost: Callable[[], None]) -> None:
         self.channel, self.deliver, self.on_connect, self.on_lost = channel, deliver, on_connect, on_lost
         self.stopping = threading.Event()
+        self._woken, self._waker = socket.socketpair()  # a byte on _waker ends the thread's wait at once
         self._thread = threading.Thread(target=self._run, name="credflow-wakeups", daemon=True)
 
     def start(self) -> Callable[[], None]:
@@ -65,10 +69,21 @@ class Listener:
 
     def stop(self) -> None:
         self.stopping.set()
+        try:
+            self._waker.send(b"x")
+        except OSError:  # the thread has ended and closed it
+            pass
         if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout=POLL_SECONDS * 3)
+            self._thread.join(timeout=STOP_SECONDS)
 
     def _run(self) -> None:
+        try:
+            self._serve()
+        finally:
+            self._woken.close()
+            self._waker.close()
+
+    def _serve(self) -> None:
         pause = 0.5
         while not self.stopping.is_set():
             conn = None
@@ -110,15 +125,24 @@ class Listener:
         conn.execute('LISTEN "' + name.replace('"', '""') + '"')
         log.info("wake-ups: listening on PostgreSQL channel %s", name)
         self._safely(self.on_connect)
-        quiet_since = time.monotonic()
-        while not self.stopping.is_set():
-            for note in conn.notifies(timeout=POLL_SECONDS):
-                quiet_since = time.monotonic()
-                if note.channel == name:
-                    self._safely(self.deliver, note.payload)
-            if time.monotonic() - quiet_since >= PING_SECONDS:
-                conn.execute("SELECT 1")  # a connection lost without a word raises here
-                quiet_since = time.monotonic()
+        with selectors.DefaultSelector() as waiting:
+            waiting.register(conn.fileno(), selectors.EVENT_READ)
+            waiting.register(self._woken, selectors.EVENT_READ)
+            quiet_since = time.monotonic()
+            arrived = True  # notifications may have come with the answers to the statements above
+            while not self.stopping.is_set():
+                if arrived:  # every notification received, without waiting for more
+                    for note in conn.notifies(timeout=0):
+                        quiet_since = time.monotonic()
+                        if note.channel == name:
+                            self._safely(self.deliver, note.payload)
+                ready = waiting.select(max(0.0, PING_SECONDS - (time.monotonic() - quiet_since)))
+                if any(key.fileobj is self._woken for key, _ in ready):
+                    return
+                arrived = bool(ready)
+                if time.monotonic() - quiet_since >= PING_SECONDS:
+                    conn.execute("SELECT 1")  # a connection lost without a word raises here
+                    quiet_since, arrived = time.monotonic(), True
 
     @staticmethod
     def _safely(fn: Callable[..., None], *args: Any) -> None:
