@@ -4,9 +4,10 @@ The set-up makes a machine, two desktop flows, a credential and a few connection
 runs and 100,000 connections straight into the database (ids made as credflow makes them, so they sort by queue
 time). The server is one real ``credflow serve`` process; every figure is measured through real HTTP:
 ``GET .../runs`` and ``GET .../connections``, 50 rows a page, for the first page, a page from the middle (its
-cursor taken from the middle of the table) and a filtered page (runs: status, connection and since; connections:
-status and credential). The runs table is measured at 10,000 rows, then grown to 1,000,000 and measured again
-in the same run, so ``p99_ratio_1m_to_10k`` compares the two side by side (the worst of the three kinds of page).
+cursor taken from the middle of the table), a filtered page (runs: status, connection and since; connections:
+status and credential) and, for runs, the first page of a basic user who started one run in 5,000. The runs
+table is measured at 10,000 rows, then grown to 1,000,000 and measured again in the same run, so
+``p99_ratio_1m_to_10k`` compares the two side by side (the worst of the kinds of page).
 The server's resident memory is its peak (VmHWM) from /proc.
 
     python bench/lists.py [--postgres] [--quick] [--requests N]
@@ -47,6 +48,7 @@ E = "/environments/default"
 PAGE = 50
 CHUNK = 5_000
 STATUSES = ["succeeded"] * 17 + ["failed"] * 2 + ["cancelled"]
+MAKER_EVERY = 5_000  # one run in this many was started by a basic user (an environment maker)
 
 
 @contextmanager
@@ -85,8 +87,10 @@ def setup(http: httpx.Client) -> dict[str, Any]:
              for i in range(2)]
     conns = [ok(http.post(f"{E}/connections", json={"name": f"robot-{i}", "target": {"machine": machine["machine_id"]},
                                                     "credential": cred["id"]}), 201)["id"] for i in range(8)]
+    maker = ok(http.post("/users", json={"name": "maker", "email": "maker@example.com",
+                                         "environment_roles": {cred["environment"]: "environment_maker"}}), 201)
     return {"env_id": cred["environment"], "owner": me["id"], "machine": machine["machine_id"], "flows": flows,
-            "connections": conns, "credential": cred["id"]}
+            "connections": conns, "credential": cred["id"], "maker": maker["id"], "maker_token": maker["token"]}
 
 
 def time_id(at: datetime) -> str:
@@ -110,7 +114,8 @@ def insert_runs(engine: Engine, ctx: dict[str, Any], count: int, end: datetime) 
                              "connection_id": ctx["connections"][i % len(ctx["connections"])],
                              "status": rng.choice(STATUSES), "machine_id": ctx["machine"], "exit_code": 0,
                              "secret_version": "1", "log": "done\n", "timeout_seconds": 3600,
-                             "created_by": ctx["owner"], "queued_at": at, "started_at": at,
+                             "created_by": ctx["maker"] if i % MAKER_EVERY == 0 else ctx["owner"],
+                             "queued_at": at, "started_at": at,
                              "finished_at": at + timedelta(seconds=1)})
             c.execute(insert(Run), rows)
     return made
@@ -138,12 +143,14 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[max(0, min(len(ordered), math.ceil(p / 100 * len(ordered))) - 1)]  # nearest rank
 
 
-def measure(http: httpx.Client, path: str, params: dict[str, Any], requests: int) -> dict[str, float]:
-    """p50 and p99 in milliseconds of ``requests`` GETs of one page (after two to warm up)."""
+def measure(http: httpx.Client, path: str, params: dict[str, Any], requests: int,
+            headers: dict[str, str] | None = None) -> dict[str, float]:
+    """p50 and p99 in milliseconds of ``requests`` GETs of one page (after two to warm up), as the admin unless
+    ``headers`` say otherwise."""
     times = []
     for i in range(requests + 2):
         t0 = time.perf_counter()
-        page = ok(http.get(path, params={"limit": PAGE, **params}))
+        page = ok(http.get(path, params={"limit": PAGE, **params}, headers=headers))
         took = time.perf_counter() - t0
         if not page["items"]:
             raise RuntimeError(f"{path} {params}: an empty page measures nothing")
@@ -160,6 +167,9 @@ def runs_pages(http: httpx.Client, ctx: dict[str, Any], made: list[tuple[str, da
         "middle": lambda: measure(http, f"{E}/runs", {"cursor": mid_id}, requests),
         "filtered": lambda: measure(http, f"{E}/runs", {"status": "failed", "connection": ctx["connections"][3],
                                                         "since": mid_at.isoformat()}, requests),
+        # A basic user sees only the runs they started (one in MAKER_EVERY): their first page.
+        "basic_user": lambda: measure(http, f"{E}/runs", {}, requests,
+                                      headers={"Authorization": f"Bearer {ctx['maker_token']}"}),
     }
     return {k: f() for k, f in kinds.items()}
 

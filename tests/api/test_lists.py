@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from credflow.services.automation import run_state
 from tests.conftest import Api, new_machine, problem
 from tests.machines.conftest import Machine, connection, desktop_flow, queue
 
@@ -94,6 +95,28 @@ def test_runs_page_by_page_with_filters_and_only_the_callers_rows(admin: Api, ma
     assert walk(admin, admin.e("/runs"), 3, since="9999-12-31T23:59:59Z") == []
     assert ids(walk(admin, admin.e("/runs"), 5, until="9999-12-31T23:59:59Z")) == everyone
     assert ids(walk(admin, admin.e("/runs"), 5, since="0001-01-01T00:00:00Z", until="2600-01-01T00:00:00Z")) == everyone
+
+
+def test_a_makers_runs_are_the_ones_she_started_and_the_ones_on_her_connections_in_order(
+        admin: Api, makers: dict[str, Any]) -> None:
+    alice, bob = makers["alice"], makers["bob"]
+    flow = makers["flows"][0]["id"]
+    # Runs the administrator starts on her connection, between hers and bob's; then more connections of hers than
+    # are read apart (run_state.OWN_CONNECTIONS_APART), one with a run on it.
+    on_hers = [queue(admin, flow, alice.conn["id"]) for _ in range(3)]
+    mine = queue(alice.api, flow, alice.conn["id"])
+    bobs = queue(bob.api, flow, bob.conn["id"])
+    expected = ids(alice.runs) + ids(on_hers) + [mine["id"]]
+    for limit in (1, 2, 5):
+        assert ids(walk(alice.api, alice.api.e("/runs"), limit)) == expected
+        assert ids(walk(alice.api, alice.api.e("/runs"), limit, since=on_hers[0]["queued_at"])) == expected[-4:]
+    for i in range(run_state.OWN_CONNECTIONS_APART):
+        connection(alice.api, f"alice {i}", {"machine": alice.machine.id}, username="a", password="Pa55-word")
+    last = queue(admin, flow, connection(alice.api, "alice last", {"machine": alice.machine.id}, username="a",
+                                         password="Pa55-word")["id"])
+    for limit in (1, 3):
+        assert ids(walk(alice.api, alice.api.e("/runs"), limit)) == [*expected, last["id"]]
+    assert bobs["id"] not in ids(walk(alice.api, alice.api.e("/runs"), 50))
 
 
 def test_connections_page_by_page_by_status_and_credential(admin: Api, makers: dict[str, Any],

@@ -5,12 +5,12 @@ time-ordered key (``seek``)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, func, or_, select, union
 from sqlalchemy.orm import Session
 
 from credflow.domain.errors import Malformed, NotFound, RuleViolation
@@ -129,14 +129,22 @@ def id_cursor(cursor: str | None) -> str | None:
 
 def seek(s: Session, q: Select[Any], key: Any, *, limit: int = 50, cursor: str | None = None,
          view: Callable[[Any], Any] | None = None,
-         views: Callable[[list[Any]], list[dict[str, Any]]] | None = None) -> dict[str, Any]:
+         views: Callable[[list[Any]], list[dict[str, Any]]] | None = None,
+         any_of: Sequence[ColumnElement[bool]] = ()) -> dict[str, Any]:
     """One page of an API list: the rows of ``q`` (a select of one table) past ``cursor`` in the order of the
     indexed, unique column ``key`` (an id, which sorts by creation time), ``limit`` of them (at most 500), read
     in the database (``limit + 1`` rows, to know whether more follow). ``items`` are the rows through ``view``
-    (or all of them through ``views``); ``next_cursor`` is the last row's key while more follow, else None."""
+    (or all of them through ``views``); ``next_cursor`` is the last row's key while more follow, else None.
+
+    ``any_of``: the rows must also meet one of these conditions, each served by an index that ends with ``key``
+    (a caller who sees few rows of a large table): the page is read from each condition's own first ``limit + 1``
+    rows, not by walking ``q``'s rows past the ones that meet none."""
     limit = min(max(1, limit), API_MAX_PAGE)
     if cursor is not None:
         q = q.where(key > cursor)
+    if any_of:
+        firsts = [q.where(c).with_only_columns(key).order_by(key.asc()).limit(limit + 1).subquery() for c in any_of]
+        q = q.where(key.in_(union(*(select(f.c[0]) for f in firsts))))
     rows = list(s.scalars(q.order_by(key.asc()).limit(limit + 1)).all())
     more, rows = len(rows) > limit, rows[:limit]
     items = views(rows) if views is not None else [view(r) for r in rows] if view is not None else rows

@@ -136,7 +136,8 @@ def list_runs(core: Core, actor: Actor, env_id: str, status: str | None = None, 
             q = q.where(Run.id >= lookup.id_at(since), Run.queued_at >= since)
         if until is not None:
             q = q.where(Run.id < lookup.id_at(until, _UNTIL_SLACK), Run.queued_at < until)
-        return lookup.seek(s, q, Run.id, limit=limit, cursor=cursor, view=lambda r: run_view(r, include_log=False))
+        return lookup.seek(s, q, Run.id, limit=limit, cursor=cursor, view=lambda r: run_view(r, include_log=False),
+                           any_of=run_state.visible_parts(s, actor, role, env.id))
 
 
 def _cursor(value: str | None) -> str | None:
