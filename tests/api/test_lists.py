@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
-from credflow.services.automation import run_state
+from credflow.persistence.tables import User
+from credflow.services.automation import run_state, runs
+from credflow.services.core import Actor, Core
 from tests.conftest import Api, new_machine, problem
 from tests.machines.conftest import Machine, connection, desktop_flow, queue
 
@@ -117,6 +119,29 @@ def test_a_makers_runs_are_the_ones_she_started_and_the_ones_on_her_connections_
     for limit in (1, 3):
         assert ids(walk(alice.api, alice.api.e("/runs"), limit)) == [*expected, last["id"]]
     assert bobs["id"] not in ids(walk(alice.api, alice.api.e("/runs"), 50))
+
+
+def test_the_run_pages_of_a_maker_walk_her_runs_both_ways(admin: Api, makers: dict[str, Any], core: Core) -> None:
+    """The web pages' pager (newest first, next and previous) over a maker's runs: hers and those on her
+    connection, never bob's."""
+    alice, bob = makers["alice"], makers["bob"]
+    flow = makers["flows"][0]["id"]
+    on_hers = [queue(admin, flow, alice.conn["id"]) for _ in range(2)]
+    queue(bob.api, flow, bob.conn["id"])
+    newest_first = list(reversed(ids(alice.runs) + ids(on_hers)))
+    me = alice.api.ok(alice.api.get("/me"))
+    with core.db.read() as s:
+        who = Actor(kind="user", id=me["id"], org_id=s.get(User, me["id"]).org_id)
+    seen, after = [], None
+    while True:
+        page = runs.page_runs(core, who, admin.env, limit=2, after=after)
+        seen += [r["id"] for r in page["items"]]
+        after = page["next"]
+        if after is None:
+            break
+    assert seen == newest_first
+    back = runs.page_runs(core, who, admin.env, limit=2, before=newest_first[-1])
+    assert [r["id"] for r in back["items"]] == newest_first[-3:-1]
 
 
 def test_connections_page_by_page_by_status_and_credential(admin: Api, makers: dict[str, Any],

@@ -86,19 +86,29 @@ def page(s: Session, q: Select[Any], listing: Listing, *, search: list[Any], sor
             "sort": sort, "descending": listing.descending, "search": listing.search}
 
 
+def _among_firsts(q: Select[Any], order: Any, count: int, any_of: Sequence[ColumnElement[bool]]) -> Select[Any]:
+    """``q`` restricted to the first ``count`` rows in ``order`` of each of ``any_of``'s conditions (with ``q``'s
+    own): each is one short range of its index, however many rows of ``q`` meet none of them."""
+    if not any_of:
+        return q
+    key = order.element
+    firsts = [q.where(c).with_only_columns(key).order_by(order).limit(count).subquery() for c in any_of]
+    return q.where(key.in_(union(*(select(f.c[0]) for f in firsts))))
+
+
 def keyset(s: Session, q: Select[Any], key: Any, *, newest_first: bool, after: Any = None, before: Any = None,
-           limit: int = 50) -> tuple[list[Any], bool, bool]:
+           limit: int = 50, any_of: Sequence[ColumnElement[bool]] = ()) -> tuple[list[Any], bool, bool]:
     """One page of the rows of ``q`` along the indexed, time-ordered column ``key``, newest or oldest first: the
     rows past ``after``, or else the page just before ``before``. Returns the rows, whether more follow the last
-    one and whether more come before the first one."""
+    one and whether more come before the first one. ``any_of``: as for ``seek``."""
     limit = min(max(1, limit), MAX_PAGE)
     forward = before is None
     if forward and after is not None:
         q = q.where(key < after if newest_first else key > after)
     if not forward:
         q = q.where(key > before if newest_first else key < before)
-    descending = newest_first == forward
-    rows = list(s.scalars(q.order_by(key.desc() if descending else key.asc()).limit(limit + 1)).all())
+    order = key.desc() if newest_first == forward else key.asc()
+    rows = list(s.scalars(_among_firsts(q, order, limit + 1, any_of).order_by(order).limit(limit + 1)).all())
     extra = len(rows) > limit
     rows = rows[:limit]
     if forward:
@@ -142,10 +152,7 @@ def seek(s: Session, q: Select[Any], key: Any, *, limit: int = 50, cursor: str |
     limit = min(max(1, limit), API_MAX_PAGE)
     if cursor is not None:
         q = q.where(key > cursor)
-    if any_of:
-        firsts = [q.where(c).with_only_columns(key).order_by(key.asc()).limit(limit + 1).subquery() for c in any_of]
-        q = q.where(key.in_(union(*(select(f.c[0]) for f in firsts))))
-    rows = list(s.scalars(q.order_by(key.asc()).limit(limit + 1)).all())
+    rows = list(s.scalars(_among_firsts(q, key.asc(), limit + 1, any_of).order_by(key.asc()).limit(limit + 1)).all())
     more, rows = len(rows) > limit, rows[:limit]
     items = views(rows) if views is not None else [view(r) for r in rows] if view is not None else rows
     return {"items": items, "next_cursor": str(getattr(rows[-1], key.key)) if more and rows else None}

@@ -168,7 +168,7 @@ def page_runs(core: Core, actor: Actor, env_id: str, *, search: str = "", status
             conns = select(Connection.id).where(Connection.env_id == env.id, lookup.holds([Connection.name], term))
             q = q.where(or_(Run.desktop_flow_id.in_(flows), Run.connection_id.in_(conns)))
         rows, more, earlier = lookup.keyset(s, q, Run.id, newest_first=newest_first, after=after, before=before,
-                                            limit=limit)
+                                            limit=limit, any_of=run_state.visible_parts(s, actor, role, env.id))
         items = _named(s, [run_view(r, include_log=False) for r in rows])
         return {"items": items, "next": items[-1]["id"] if items and more else None,
                 "previous": items[0]["id"] if items and earlier else None}
