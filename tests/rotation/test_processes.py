@@ -73,8 +73,7 @@ def test_two_server_processes_on_one_postgresql_share_the_work(tmp_path: Path, p
             moved_to = [r["detail"]["to_version"] for r in changes]
             assert len(moved_to) == len(set(moved_to))  # no version applied twice
             assert moved_to[-1] == last and len(conns) == 10
-            reads = _reads(a) + _reads(b) - reads_before
-            assert len(moved_to) <= reads <= 16  # one read per version read at all, never more
+            assert _reads(a) + _reads(b) == reads_before  # each write cached its version: none is read back
             workers = {r["detail"]["worker"] for r in changes}
             assert len(workers) == 2, workers  # both processes applied events
     finally:

@@ -1,5 +1,6 @@
 """The version cache: one sealed value per (store, secret, version), shared by every credential, connection
-and run that uses the secret. Runs read here; the vault is asked only for a version credflow lacks.
+and run that uses the secret (its rows: ``cached_versions``). Runs read here; the vault is asked only for a
+version credflow lacks. A builtin write caches the version it makes in its own transaction.
 
 Every call to a vault goes through this module: single-flight (callers asking for the same thing at the same
 time share one call), a per-store request budget that honours 429 and Retry-After, and a count of the reads
@@ -17,14 +18,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, func, literal, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import and_, func, literal, select
 from sqlalchemy.orm import Session
 
 from credflow.persistence.tables import CachedSecret, SecretHead, SecretStore, utcnow
 from credflow.services import metrics
 from credflow.services.core import Core
 from credflow.services.secrets import outbox
+from credflow.services.secrets.cached_versions import Resolved, cached, has, opened, remember
 from credflow.services.secrets.secret_stores import open_store
 from credflow.stores.base import (
     DEFAULT_RETRY_AFTER_SECONDS,
@@ -44,15 +45,6 @@ HARD_ERRORS = frozenset({SecretNotFound.code, AccessDenied.code})
 STORE_REQUESTS_PER_SECOND = 50.0  # well under Azure Key Vault's 4,000 per 10 s per vault
 MAX_BUDGET_WAIT_SECONDS = 2.0
 MAX_BACKOFF_SECONDS = 60.0
-
-
-@dataclass(frozen=True)
-class Resolved:
-    value: str
-    version: str
-
-    def __repr__(self) -> str:  # never show the value
-        return f"Resolved(version={self.version!r}, value=***)"
 
 
 # --- single-flight and the per-store budget -------------------------------------------------------------
@@ -198,51 +190,11 @@ def vault_version(core: Core, store: SecretStore, name: str) -> str:
 
 
 # --- the cache -----------------------------------------------------------------------------------------------
-def _aad(store_id: str, name: str, version: str) -> str:
-    return f"cache:{store_id}:{name}:{version}"
-
-
-def _has(s: Session, store_id: str, name: str, version: str) -> bool:
-    return s.scalar(select(CachedSecret.id).where(CachedSecret.store_id == store_id, CachedSecret.name == name,
-                                                  CachedSecret.version == version)) is not None
-
-
-def cached(core: Core, s: Session, store_id: str, name: str, version: str) -> Resolved | None:
-    row = s.scalar(select(CachedSecret).where(CachedSecret.store_id == store_id, CachedSecret.name == name,
-                                              CachedSecret.version == version))
-    return opened(core, s, row) if row is not None else None
-
-
-def opened(core: Core, s: Session, row: CachedSecret) -> Resolved:
-    """The value of a cached version already read."""
-    return Resolved(core.barrier.open(s, row.sealed_value, _aad(row.store_id, row.name, row.version)), row.version)
-
-
-def remember(core: Core, s: Session, store_id: str, name: str, got: SecretValue) -> None:
-    """Cache the version, with its creation and expiry as the vault gave them (an expiry that changed since is
-    taken over)."""
-    if _has(s, store_id, name, got.version):
-        if got.expires_at is not None:
-            s.execute(update(CachedSecret).where(
-                CachedSecret.store_id == store_id, CachedSecret.name == name, CachedSecret.version == got.version,
-                or_(CachedSecret.expires_at.is_(None), CachedSecret.expires_at != got.expires_at))
-                .values(expires_at=got.expires_at).execution_options(synchronize_session=False))
-        return
-    row = CachedSecret(store_id=store_id, name=name, version=got.version,
-                       sealed_value=core.barrier.seal(s, got.value, _aad(store_id, name, got.version)),
-                       version_created_at=got.created_at, expires_at=got.expires_at)
-    try:
-        with s.begin_nested():
-            s.add(row)
-    except IntegrityError:
-        pass  # another worker cached the same version first
-
-
 def ensure_cached(core: Core, store: SecretStore, name: str, version: str) -> None:
     """Have ``version`` in the cache, committed, with one vault read however many ask at once (in this
     process by single-flight, across PostgreSQL processes by an advisory lock on the version)."""
     with core.db.read() as s:
-        if _has(s, store.id, name, version):
+        if has(s, store.id, name, version):
             return
 
     def fill() -> None:
@@ -253,7 +205,7 @@ def ensure_cached(core: Core, store: SecretStore, name: str, version: str) -> No
             return
         with core.db.transaction() as s:
             s.execute(select(func.pg_advisory_xact_lock(_lock_key(store.id, name, version))))
-            if not _has(s, store.id, name, version):
+            if not has(s, store.id, name, version):
                 remember(core, s, store.id, name, vault_read(core, store, name, version))
 
     vault_state(core).flights.do(("fill", store.id, name, version), fill)
@@ -312,7 +264,12 @@ def resolve(core: Core, s: Session, store: SecretStore, name: str, pinned: str |
          .where(SecretHead.store_id == store.id, SecretHead.name == name))
     # FOR SHARE: a rotation being applied (it holds the head FOR UPDATE) finishes first, so a connection made
     # now either sees the new version or is seen by the rotation's update.
-    row = s.execute(q if core.db.is_sqlite else q.with_for_update(read=True, of=SecretHead)).first()
+    locked = q if core.db.is_sqlite else q.with_for_update(read=True, of=SecretHead)
+    row = s.execute(locked).first()
+    if not core.db.is_sqlite and (row is None or row[1] is None):
+        # A rotation committed while FOR SHARE waited: PostgreSQL rechecks only the head row it locked, not the
+        # join, so the new head comes without its cached value (or not at all). Asked again, both are seen.
+        row = s.execute(locked).first()
     h, hit_row = (row[0], row[1]) if row is not None else (None, None)
     check_head(core, h)
     if hit_row is not None:

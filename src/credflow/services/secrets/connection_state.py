@@ -38,7 +38,7 @@ from credflow.persistence.tables import (
     utcnow,
 )
 from credflow.services.core import Core
-from credflow.services.secrets import cache
+from credflow.services.secrets import cache, outbox
 
 CONNECTED, UNREADABLE = ConnectionStatus.CONNECTED, ConnectionStatus.SECRET_UNREADABLE
 # Written out (not a bound parameter) so that the partial index ix_connections_unreadable serves it.
@@ -47,12 +47,17 @@ SYSTEM = "system:rotation"
 WORKER = f"{socket.gethostname()}/{os.getpid()}"  # which server process applied a change (audit detail)
 
 
+def variables_following(store_id: str, names: list[str]) -> Select[tuple[str]]:
+    """The secret variables that follow (store, name) unpinned."""
+    return select(EnvironmentVariable.id).where(
+        EnvironmentVariable.store_id == store_id, EnvironmentVariable.secret_name.in_(names),
+        EnvironmentVariable.secret_version.is_(None))
+
+
 def credentials_using(store_id: str, names: list[str]) -> Select[tuple[str]]:
-    """The credentials whose password variable follows (store, name) unpinned."""
-    return (select(Credential.id)
-            .join(EnvironmentVariable, EnvironmentVariable.id == Credential.password_variable_id)
-            .where(EnvironmentVariable.store_id == store_id, EnvironmentVariable.secret_name.in_(names),
-                   EnvironmentVariable.secret_version.is_(None)))
+    """The credentials whose password variable follows (store, name) unpinned (found from the variables, along
+    the index of credentials by password variable)."""
+    return select(Credential.id).where(Credential.password_variable_id.in_(variables_following(store_id, names)))
 
 
 def following(store_id: str, names: list[str]) -> Select[tuple[str]]:
@@ -88,14 +93,22 @@ def set_connections_version(s: Session, creds: Select[tuple[str]], version: str 
         return _rows(s, mine.where(Connection.owner_id == owner_id, stale).values(
             secret_version=version, updated_at=now,
             status=case((Connection.status == UNREADABLE, CONNECTED), else_=Connection.status)))
-    back = _rows(s, mine.where(IS_UNREADABLE).values(status=CONNECTED, secret_version=None, updated_at=now))
-    return back + _rows(s, mine.where(Connection.secret_version.is_not(None)).values(secret_version=None,
-                                                                                      updated_at=now))
+    # Found from the partial indexes of the few held or secret_unreadable connections, each checked against
+    # ``creds``: never a walk through every connection of every credential (a million of them, or more).
+    of_creds = creds.where(Credential.id == Connection.credential_id).exists()
+    gone = update(Connection).where(IS_UNREADABLE, of_creds)
+    back = _rows(s, gone.values(status=CONNECTED, secret_version=None, updated_at=now))
+    held = update(Connection).where(Connection.secret_version.is_not(None), of_creds)
+    return back + _rows(s, held.values(secret_version=None, updated_at=now))
 
 
 def count_connections(s: Session, creds: Select[tuple[str]]) -> int:
     return int(s.scalar(select(func.count()).select_from(Connection).where(Connection.credential_id.in_(creds)))
                or 0)
+
+
+def count_rows(s: Session, q: Select[tuple[str]]) -> int:
+    return int(s.scalar(select(func.count()).select_from(q.subquery())) or 0)
 
 
 def version_of(conn: Connection) -> str | None:
@@ -179,8 +192,14 @@ def advance(s: Session, store: SecretStore, names: list[str], target: str | None
             source: str, owner_id: str | None = None) -> int:
     """Environment reach (``owner_id`` None): move the heads to ``target`` where it is newer, then every
     connection to the head. One caller's reach: only that caller's connections move, to ``target``; the heads
-    and everyone else's connections stay. ``checked``: the vault confirmed ``target`` just now."""
-    now, moved_total = utcnow(), 0
+    and everyone else's connections stay. ``checked``: the vault confirmed ``target`` just now. Returns the
+    connection rows written.
+
+    The audit record of a head that moved names ``credentials_following``: the credentials whose connections
+    follow it, so every connection of theirs now receives the new version (a count of credentials, not of
+    their connections, which would walk every connection of them: a million, say, on each rotation). Any
+    other record names ``connections_updated``: the connections written, each moved by itself."""
+    now, written = utcnow(), 0
     for name in names:
         h = lock_head(s, store.id, name)
         previous, recovered = h.current_version, owner_id is None and checked and h.error_code is not None
@@ -194,16 +213,16 @@ def advance(s: Session, store: SecretStore, names: list[str], target: str | None
         elif checked and target is not None:
             version = target
         moved = set_connections_version(s, following(store.id, [name]), version, owner_id)
+        written += moved
+        reach: dict[str, Any] = {"connections_updated": moved}
         if owner_id is None and previous != h.current_version:
-            moved = count_connections(s, following(store.id, [name]))  # each follows the head that moved
-        moved_total += moved
+            reach = {"credentials_following": count_rows(s, following(store.id, [name]))}
         if moved or previous != h.current_version or recovered:
             record(s, actor=SYSTEM, action="secret.version_changed", env_id=store.env_id, object_type="secret",
                    object_id=store.id, detail={"store": store.id, "name": name, "from_version": previous,
-                                               "to_version": version, "source": source,
-                                               "connections_updated": moved, "reach": owner_id or "environment",
-                                               "worker": WORKER})
-    return moved_total
+                                               "to_version": version, "source": source, **reach,
+                                               "reach": owner_id or "environment", "worker": WORKER})
+    return written
 
 
 def unreadable(s: Session, store: SecretStore, names: list[str], code: str, owner_id: str | None = None) -> int:
@@ -224,17 +243,19 @@ def unreadable(s: Session, store: SecretStore, names: list[str], code: str, owne
 
 def failing(core: Core, s: Session, store: SecretStore, names: list[str], code: str) -> None:
     """The vault fails (outage, throttling): keep serving the last good version, and say since when."""
-    now = utcnow()
+    now, started = utcnow(), False
     for name in names:
         h = lock_head(s, store.id, name)
         if h.error_code is None or h.error_code in cache.HARD_ERRORS:
-            h.error_code, h.error_since = code, now
+            h.error_code, h.error_since, started = code, now, True
             record(s, actor=SYSTEM, action="secret.stale", env_id=store.env_id, object_type="secret",
                    object_id=store.id, detail={"store": store.id, "name": name, "reason": code,
                                                "serving_version": h.current_version,
                                                **cache.freshness(h, now)})
         elif h.error_code != code:
             h.error_code = code
+    if started:  # the pollers time the stale bound from now
+        core.emit_on_commit(s, outbox.POLLS_CHANGED)
     s.flush()
     enforce_stale_bound(core, s, store.id)
 

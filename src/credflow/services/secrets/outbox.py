@@ -28,6 +28,7 @@ from credflow.services.core import Core
 from credflow.stores.base import split_field
 
 ENQUEUED = "secret_event_enqueued"  # the in-process signal that wakes the worker
+POLLS_CHANGED = "secret_polls_changed"  # a store's polling or a secret's failure changed: the pollers look again
 KEEP_EVENTS_DAYS = 7
 DELIVERED = frozenset({"eventgrid", "cloudevents"})  # the sources that come from outside, by event key
 

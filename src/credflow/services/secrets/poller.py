@@ -13,18 +13,19 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from credflow.persistence.tables import EnvironmentVariable, SecretHead, SecretStore, utcnow
-from credflow.services.core import Core, in_thread
+from credflow.services.core import RESUMED, Core, in_thread
 from credflow.services.secrets import cache, connection_state, outbox
 from credflow.stores.base import StoreError, split_field
 
 log = logging.getLogger(__name__)
-TICK_SECONDS = 1.0
+TICK_SECONDS = 1.0  # between ticks while other processes' wake-ups are not heard (SQLite, or no listener)
+QUIET_SECONDS = 30.0  # the longest pause while they are, when no store's poll nor stale bound is due sooner
 PRUNE_EVERY_SECONDS = 3600.0
 
 
@@ -84,36 +85,51 @@ def poll_store(core: Core, store_id: str, interval: float) -> None:
                       .values(checked_at=utcnow()).execution_options(synchronize_session=False))
 
 
-def _bound_reached(core: Core) -> bool:
-    cutoff = utcnow() - timedelta(seconds=core.settings.stale_if_error_seconds)
+def _failing_since(core: Core) -> list[datetime]:
+    """Since when each secret that fails with an outage (not a hard error) has failed."""
     with core.db.read() as s:
-        return s.scalar(select(SecretHead.id).where(
-            SecretHead.error_code.is_not(None), SecretHead.error_since < cutoff,
-            SecretHead.error_code.not_in(list(cache.HARD_ERRORS))).limit(1)) is not None
+        return [t for t in s.scalars(select(SecretHead.error_since).where(
+            SecretHead.error_code.is_not(None), SecretHead.error_code.not_in(list(cache.HARD_ERRORS)))).all()
+            if t is not None]
 
 
 class Poller:
     def __init__(self, core: Core) -> None:
         self.core = core
         self.stopping = threading.Event()
+        self.wake = threading.Event()
         self.next_due: dict[str, float] = {}
         self.next_prune = 0.0
 
     def run(self) -> None:
         while not self.stopping.is_set():
+            self.wake.clear()
+            due = TICK_SECONDS
             try:
-                self.tick()
+                due = self.tick()
             except Exception as exc:  # noqa: BLE001 - one failed tick never stops the poller
                 log.error("rotation poller: %s", type(exc).__name__)
-            self.stopping.wait(TICK_SECONDS)
+            self.rest(due)
 
-    def tick(self) -> None:
+    def rest(self, due: float) -> None:
+        """Wait ``TICK_SECONDS`` while the other processes are not heard; while they are, until the next poll or
+        stale bound is due (``due`` seconds, at most ``QUIET_SECONDS``), or a store or a secret's failure changes
+        (``outbox.POLLS_CHANGED``, from any process). Waiting costs no statement."""
+        since = time.monotonic()
+        while not self.wake.wait(TICK_SECONDS) and not self.stopping.is_set():
+            waited = time.monotonic() - since
+            if not self.core.listening.is_set() or waited >= min(due, QUIET_SECONDS):
+                return
+
+    def tick(self) -> float:
+        """Poll the stores that are due, prune old events, enforce the stale bound; returns the seconds until the
+        next of these is due."""
         with self.core.db.read() as s:
             stores = s.execute(select(SecretStore.id, SecretStore.poll_interval_seconds)
                                .where(SecretStore.poll_interval_seconds > 0)).all()
         for store_id, interval in stores:
             if self.stopping.is_set():
-                return
+                return 0.0
             now = time.monotonic()
             if self.next_due.get(store_id, 0.0) <= now:
                 self.next_due[store_id] = now + interval
@@ -124,12 +140,31 @@ class Poller:
         if time.monotonic() >= self.next_prune:
             self.next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
             outbox.prune_events(self.core)
-        if _bound_reached(self.core):
+        bound = timedelta(seconds=self.core.settings.stale_if_error_seconds)
+        now_utc, failing = utcnow(), _failing_since(self.core)
+        if any(since + bound < now_utc for since in failing):
             with self.core.db.transaction() as s:
                 connection_state.enforce_stale_bound(self.core, s)
+        now = time.monotonic()
+        due = [self.next_due[sid] - now for sid, _ in stores] + [
+            (since + bound - now_utc).total_seconds() for since in failing if since + bound >= now_utc]
+        return max(0.0, min(due, default=QUIET_SECONDS))
 
 
 def start(core: Core) -> Callable[[], None]:
     """Start the poller thread; returns ``stop``."""
     poller = Poller(core)
-    return in_thread("credflow-rotation-poller", poller.run, poller.stopping)
+    for name in (outbox.POLLS_CHANGED, RESUMED):
+        core.on(name, poller.wake.set)
+    stop = in_thread("credflow-rotation-poller", poller.run, poller.stopping)
+
+    def stop_and_forget() -> None:
+        poller.stopping.set()
+        poller.wake.set()
+        stop()
+        for name in (outbox.POLLS_CHANGED, RESUMED):
+            hooks = core.hooks.get(name, [])
+            if poller.wake.set in hooks:
+                hooks.remove(poller.wake.set)
+
+    return stop_and_forget

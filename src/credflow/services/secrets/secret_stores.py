@@ -27,9 +27,10 @@ from credflow.services import lookup, views
 from credflow.services.access import authz
 from credflow.services.access.principals import resolve_principal
 from credflow.services.core import Actor, Core
-from credflow.services.secrets import outbox
+from credflow.services.secrets import cached_versions, outbox
 from credflow.stores.base import (
     SecretNotFound,
+    SecretValue,
     StoreConfig,
     StoreContext,
     config_fields,
@@ -117,6 +118,8 @@ def create_store(core: Core, actor: Actor, env_id: str, name: str, kind: str, va
         s.flush()
         row.secret_config = core.barrier.seal(s, json.dumps(full), f"store-config:{row.id}")
         s.add(StoreAccess(store_id=row.id, principal_id=actor.id, allowed=True))
+        if row.poll_interval_seconds:
+            core.emit_on_commit(s, outbox.POLLS_CHANGED)  # polled from now, by every server process
         record(s, actor=actor.label, action="secret_store.create", env_id=env.id, object_type="secret_store",
                object_id=row.id, detail={"name": name, "kind": kind})
         return views.secret_store(row)
@@ -205,6 +208,8 @@ def update_store(core: Core, actor: Actor, env_id: str, store_ref: str, *, name:
         detail = {"name": new_name, "previous_name": row.name if new_name != row.name else None,
                   "vault_url_changed": new_url != row.vault_url, "config_changed": changed}
         row.name, row.vault_url, row.vault_url_norm = new_name, new_url, new_url_norm
+        if row.poll_interval_seconds or _poll_interval(model):
+            core.emit_on_commit(s, outbox.POLLS_CHANGED)  # every server process polls at the new pace
         row.config, row.poll_interval_seconds = public, _poll_interval(model)
         row.secret_config = core.barrier.seal(s, json.dumps(full), f"store-config:{row.id}")
         if moved:  # values cached from where the store pointed before are not this vault's
@@ -385,6 +390,8 @@ def put_secret(core: Core, actor: Actor, env_id: str, store_id: str, name: str, 
         s.flush()
         record(s, actor=actor.label, action="secret.write", env_id=env.id, object_type="secret",
                object_id=store.id, detail={"name": name, "version": row.version})
+        # The version is known here: cached now, the rotation worker and runs never read it back.
+        cached_versions.keep(core, s, store.id, name, SecretValue(value, str(row.version), row.created_at, expires))
         outbox.secret_version_changed(core, s, store, name, str(row.version), source="builtin")
         return {"name": name, "version": str(row.version), "created_at": views.ts(row.created_at),
                 "expires_at": views.ts(expires)}

@@ -102,7 +102,7 @@ def due(core: Core, s: Session, store: SecretStore, names: list[str]) -> int:
         if head is None:
             continue
         creds = s.scalars(select(Credential).where(
-            Credential.id.in_(connection_state.credentials_using(store.id, [name])),
+            Credential.password_variable_id.in_(connection_state.variables_following(store.id, [name])),
             Credential.verification_connection_id.is_not(None)).with_for_update()).all()
         for cred in creds:
             if head == cred.verified_version or head == cred.verification_version:

@@ -13,8 +13,10 @@ answer connections follow. So only the vault saying the secret itself is gone or
 denied for its current version) turns connections ``secret_unreadable``; a version named by an event that the
 vault does not have never does.
 
-On SQLite one in-process thread does this, woken as soon as an event is committed. On PostgreSQL every
-server process runs one and they share the rows with ``FOR UPDATE SKIP LOCKED``.
+On SQLite one in-process thread does this, woken as soon as an event is committed, and looking every second
+besides. On PostgreSQL every server process runs one and they share the rows with ``FOR UPDATE SKIP LOCKED``:
+each event is claimed, prepared and applied in one transaction, and the commit that records an event wakes the
+workers of every process (LISTEN/NOTIFY), so while that is heard they look by themselves only every 30 s.
 """
 
 from __future__ import annotations
@@ -30,12 +32,13 @@ from sqlalchemy.orm import Session
 
 from credflow.persistence.tables import SecretEvent, SecretHead, SecretStore, utcnow
 from credflow.services import metrics
-from credflow.services.core import Core
-from credflow.services.secrets import cache, connection_state, outbox, verification
+from credflow.services.core import RESUMED, Core
+from credflow.services.secrets import cache, cached_versions, connection_state, outbox, verification
 from credflow.stores.base import StoreError, Throttled
 
 log = logging.getLogger(__name__)
-IDLE_SECONDS = 1.0  # also how soon an event left by a stopped process is taken up
+IDLE_SECONDS = 1.0  # between looks while other processes' events are not heard (SQLite, or no listener)
+QUIET_SECONDS = 30.0  # between looks while they are: a safety net (an event a stopped process held) only
 MAX_RETRY_SECONDS = 60.0
 
 
@@ -62,25 +65,30 @@ class Plan:
     error: StoreError | None = None
 
 
-def prepare(core: Core, ev: Pending) -> Plan:
-    """The vault work of an event, done outside the transaction that applies it."""
-    with core.db.read() as s:
-        store = s.get(SecretStore, ev.store_id)
-        if store is None:
-            return Plan(None)
-        s.expunge(store)
-        names = connection_state.referenced_names(s, store.id, ev.secret_name)
-        heads = {h.name: (h.current_version, h.error_code) for h in s.scalars(select(SecretHead).where(
-            SecretHead.store_id == store.id, SecretHead.name.in_(names)))}
+def prepare(core: Core, ev: Pending, s: Session | None = None) -> Plan:
+    """The vault work of an event. Its reads go through ``s`` when given (on PostgreSQL, the transaction that
+    holds the event and applies it), else through a read of their own."""
+    if s is None:
+        with core.db.read() as own:
+            return prepare(core, ev, own)
+    store = s.get(SecretStore, ev.store_id)
+    if store is None:
+        return Plan(None)
+    s.expunge(store)
+    names = connection_state.referenced_names(s, store.id, ev.secret_name)
     if not names:
         return Plan(store)
+    heads = {h.name: (h.current_version, h.error_code) for h in s.execute(
+        select(SecretHead.name, SecretHead.current_version, SecretHead.error_code).where(
+            SecretHead.store_id == store.id, SecretHead.name.in_(names))).all()}
     if ev.version and not any(err or connection_state.newer(store.kind, ev.version, v)
                               for v, err in (heads.get(n, (None, None)) for n in names)):
         return Plan(store, names)  # what credflow holds, or (builtin) older: nothing to ask the vault
     try:
         target = cache.vault_version(core, store, ev.secret_name)
         for name in names:
-            cache.ensure_cached(core, store, name, target)
+            if not cached_versions.has(s, store.id, name, target):  # a builtin write cached its own version
+                cache.ensure_cached(core, store, name, target)
         return Plan(store, names, target, checked=True)
     except StoreError as exc:
         return Plan(store, names, error=exc)
@@ -130,29 +138,40 @@ class Worker:
                 log.error("rotation worker: %s", type(exc).__name__)
                 busy = False
             if not busy:
-                self.wake.wait(IDLE_SECONDS)
+                self.rest()
+
+    def rest(self) -> None:
+        """Wait for a wake-up: an event committed in this process, or (PostgreSQL, listening) in any other. Look
+        anyway every ``IDLE_SECONDS`` while the others are not heard, when an event's retry is due, and every
+        ``QUIET_SECONDS`` otherwise. Waiting costs no statement."""
+        since = time.monotonic()
+        while not self.wake.wait(IDLE_SECONDS) and not self.stopping.is_set():
+            now = time.monotonic()
+            if not self.core.listening.is_set() or now - since >= QUIET_SECONDS or any(
+                    at <= now for at in self.retry_at.values()):
+                return
 
     def step(self) -> bool:
         """Apply the oldest event due; False when there is none."""
         now = time.monotonic()
-        skip = [eid for eid, at in self.retry_at.items() if at > now]
+        self.retry_at = {eid: at for eid, at in self.retry_at.items() if at > now}  # the others are due
+        skip = list(self.retry_at)
         if self.core.db.is_sqlite:
-            with self.core.db.read() as s:
+            with self.core.db.read() as s:  # found and prepared in one read, applied in one write
                 row = _next(s, skip, lock=False)
-                ev = Pending.of(row) if row is not None else None
-            if ev is None:
-                return False
-            found = ev
-            return self._guarded(found.id, lambda: self._apply_sqlite(found))
-        with self.core.db.transaction() as s:
+                if row is None:
+                    return False
+                found = Pending.of(row)
+                return self._guarded(found.id, lambda: self._apply_sqlite(found, prepare(self.core, found, s)))
+        with self.core.db.transaction() as s:  # one transaction per event: claimed, prepared, applied
             row = _next(s, skip, lock=True)
             if row is None:
                 return False
             ev = Pending.of(row)
-            return self._guarded(ev.id, lambda: self._done(ev.id, apply(self.core, s, row, prepare(self.core, ev))))
+            return self._guarded(ev.id, lambda: self._done(ev.id, apply(self.core, s, row,
+                                                                         prepare(self.core, ev, s))))
 
-    def _apply_sqlite(self, ev: Pending) -> bool:
-        plan = prepare(self.core, ev)
+    def _apply_sqlite(self, ev: Pending, plan: Plan) -> bool:
         with self.core.db.transaction() as s:
             row = s.get(SecretEvent, ev.id)
             if row is None or row.processed_at is not None:
@@ -183,14 +202,16 @@ def start(core: Core) -> Callable[[], None]:
     worker = Worker(core)
     thread = threading.Thread(target=worker.run, name="credflow-rotation-worker", daemon=True)
     core.on(outbox.ENQUEUED, worker.wake.set)
+    core.on(RESUMED, worker.wake.set)  # the other processes are heard again: look for what was missed meanwhile
     thread.start()
 
     def stop() -> None:
         worker.stopping.set()
         worker.wake.set()
         thread.join(timeout=15)
-        hooks = core.hooks.get(outbox.ENQUEUED, [])
-        if worker.wake.set in hooks:
-            hooks.remove(worker.wake.set)
+        for name in (outbox.ENQUEUED, RESUMED):
+            hooks = core.hooks.get(name, [])
+            if worker.wake.set in hooks:
+                hooks.remove(worker.wake.set)
 
     return stop
