@@ -7,7 +7,8 @@ serve`` process (a "secret new version created" event). Measured from the moment
 until every connection is at the new version (the secret's head has it and no connection is held at another
 version or ``secret_unreadable``; a sample of connections is read over the API at the end), and until the next
 run claimed by the machine carries it (a second client queues and claims runs in a loop meanwhile). Vault reads
-come from the server's own counters (``GET /rotation``); the server's resident memory from /proc.
+and version checks come from the server's own counters (``GET /rotation``); the server's resident memory from
+/proc.
 
     python bench/rotation.py [--db sqlite|postgresql] [--quick] [--connections N] [--credentials N]
                              [--rotations N]
@@ -128,8 +129,10 @@ def first_run_with(http: httpx.Client, ctx: dict[str, Any], version: str, t0: fl
     raise RuntimeError(f"no run carried version {version} within 30 s")
 
 
-def reads(http: httpx.Client) -> int:
-    return sum(int(s["vault_reads"]) for s in ok(http.get("/environments/default/rotation"))["stores"])
+def reads(http: httpx.Client) -> tuple[int, int]:
+    """The server's vault reads and version checks so far."""
+    stores = ok(http.get("/environments/default/rotation"))["stores"]
+    return sum(int(s["vault_reads"]) for s in stores), sum(int(s["version_checks"]) for s in stores)
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -172,7 +175,8 @@ def main() -> None:
                 runner.join()
                 rss = max(rss, rss_mb(proc.pid))
                 log(f"rotation {i + 1}: connections {to_conns[-1] * 1000:.0f} ms, run {to_run[-1] * 1000:.0f} ms")
-            read_count = reads(http) - reads_before
+            read_count, check_count = (after - before for after, before in zip(reads(http), reads_before,
+                                                                                strict=True))
             sample = ok(http.get("/environments/default/connections", params={"limit": 50}))["items"]
             seen = {c["secret_version"] for c in sample}
             if seen != {resp["version"]}:
@@ -187,6 +191,7 @@ def main() -> None:
             "event_to_run_p50_s": round(percentile(to_run, 50), 4),
             "event_to_run_p99_s": round(percentile(to_run, 99), 4),
             "vault_reads_per_rotation": round(read_count / args.rotations, 3),
+            "version_checks_per_rotation": round(check_count / args.rotations, 3),
             "server_rss_mb": round(rss, 1), "wall_s": round(time.perf_counter() - started, 1),
             "target_p99_s": 1.0, "target_rss_mb": 250,
         }
