@@ -122,7 +122,12 @@ class Notifier:
         self.stopping = threading.Event()
         self.failures: dict[str, int] = {}
         self.due: dict[str, float] = {}
-        self.client = httpx.Client(timeout=TIMEOUT_SECONDS, follow_redirects=False, trust_env=False)
+        self._client: httpx.Client | None = None  # made for the first hook: its TLS context takes tens of ms
+
+    def client(self) -> httpx.Client:
+        if self._client is None:
+            self._client = httpx.Client(timeout=TIMEOUT_SECONDS, follow_redirects=False, trust_env=False)
+        return self._client
 
     def run(self) -> None:
         while not self.stopping.is_set():
@@ -131,7 +136,8 @@ class Notifier:
             except Exception as exc:  # noqa: BLE001 - one failed round never stops the notifier
                 log.error("notification hooks: %s", type(exc).__name__)
             self.stopping.wait(self.core.settings.health_notify_interval_seconds)
-        self.client.close()
+        if self._client is not None:
+            self._client.close()
 
     def tick(self) -> None:
         with self.core.db.read() as s:
@@ -145,7 +151,7 @@ class Notifier:
                 with self.core.db.read() as s:
                     findings[env_id] = health.compute(self.core, s, env_id)
             try:
-                deliver(self.core, self.client, hook_id, findings[env_id])
+                deliver(self.core, self.client(), hook_id, findings[env_id])
                 self.failures.pop(hook_id, None)
                 self.due.pop(hook_id, None)
             except Exception as exc:  # noqa: BLE001 - this hook's trouble never stops the others
