@@ -8,7 +8,8 @@ claim is in flight (a waiting claim marks the machine seen), and one request per
 ``?next=``). Measured in the same run:
 
 - ``queue_to_claim_p50_ms`` / ``_p99_ms``: every agent waits on B; runs are queued on A one at a time; from the
-  moment the POST of the run is sent to A until the job arrives at an agent on B.
+  moment the POST of the run is sent to A until the job arrives at an agent on B (after ``WARM_UP`` runs that are
+  not counted).
 - ``idle_queries_per_agent_minute``: SQL statements both servers sent while every agent waited on B and nothing
   was queued, per agent and minute, counted in the servers (``bench/_counted.py``: a SQLAlchemy
   ``before_cursor_execute`` listener enabled by ``CREDFLOW_BENCH_STATEMENTS``; pg_stat_statements is not
@@ -47,6 +48,9 @@ from credflow.crypto.sealing import new_key_pair
 TOKEN = "cfu_bench-replicas-token-0123456789abcdef"
 HEARTBEAT_SECONDS = 10.0
 PARK_SECONDS = 5.0  # after the agents' claims are sent, before the first run is queued
+# Runs queued and claimed before the samples: the first of a server process's claims and queueings prepare their
+# statements (SQLAlchemy's compiled cache, psycopg's prepared statements) and are 2-3 times slower than the rest.
+WARM_UP = 3
 COUNTED = str(Path(__file__).parent / "_counted.py")
 
 
@@ -228,11 +232,12 @@ async def bench(url_a: str, url_b: str, counts: list[Path], n_agents: int, sampl
         await asyncio.sleep(PARK_SECONDS)
         log(f"queueing {samples} runs on A, one at a time, {n_agents} agents waiting on B ...")
         latencies = []
-        for _ in range(samples):
+        for i in range(WARM_UP + samples):
             run_id, sent = await queue(a, runs_path, body)
             while run_id not in agents.claimed:
                 await asyncio.sleep(0.0005)
-            latencies.append((agents.claimed[run_id] - sent) * 1000)
+            if i >= WARM_UP:
+                latencies.append((agents.claimed[run_id] - sent) * 1000)
             await asyncio.sleep(0.02)
         log("slowest queue-to-claim samples (sample: ms): " + ", ".join(
             f"{i}: {ms:.0f}" for i, ms in sorted(enumerate(latencies), key=lambda x: -x[1])[:5]))
