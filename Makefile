@@ -25,9 +25,11 @@ install: $(STAMP) $(OP)
 run: $(STAMP)
 	$(BIN)/credflow serve --host 127.0.0.1 --port 8080 --data-dir $${CREDFLOW_DATA_DIR:-./.credflow}
 
-# Two workers: most tests wait on real servers and agents, so the two cores stay busy.
+# Four test processes on two cores: while some wait on real servers, agents and browsers, the others keep the
+# cores busy. Each takes whole files (their module fixtures, a server and a browser, start once), the longest
+# files first (tests/conftest.py LONGEST_FIRST), so that the processes end together.
 test: $(STAMP) $(OP)
-	$(BIN)/pytest -q -ra -n 2
+	$(BIN)/pytest -q -ra -n 4 --dist loadfile --no-loadscope-reorder
 
 # The unit tier: no HTTP, no database server; seconds.
 test-fast: $(STAMP)
