@@ -46,8 +46,9 @@ def pg_available() -> bool:
     return _PG
 
 
-# The files that take longest, longest first: they start first, so that the test processes (each takes whole
-# files: ``make test``) end together instead of one of them running a long file alone at the end.
+# The files that take longest, longest first, then the folders whose files each run real processes or a browser:
+# they start first, so that the test processes (each takes whole files: ``make test``) end together instead of
+# one of them running a long file alone at the end.
 LONGEST_FIRST = (
     "tests/api/test_openapi_conformance.py", "tests/machines/test_leases_processes.py",
     "tests/web/test_everyday_use.py", "tests/cli/test_everyday.py", "tests/machines/test_agent_e2e.py",
@@ -56,13 +57,18 @@ LONGEST_FIRST = (
     "tests/machines/test_runs.py", "tests/rotation/test_processes.py", "tests/rotation/test_freshness.py",
     "tests/e2e/test_cli_walkthrough.py", "tests/rotation/test_event_versions.py", "tests/web/test_sessions.py",
     "tests/web/test_credentials_page.py", "tests/solutions/test_bad_packages.py", "tests/solutions/test_import.py",
-    "tests/e2e/test_readme_walkthrough.py", "tests/replicas/test_wakeups.py",
+    "tests/e2e/test_readme_walkthrough.py", "tests/replicas/test_wakeups.py", "tests/identity/test_replicas.py",
+    "tests/faults/", "tests/web/",
 )
 
 
+def _rank(nodeid: str) -> int:
+    path = nodeid.split("::", 1)[0]
+    return next((i for i, first in enumerate(LONGEST_FIRST) if path.startswith(first)), len(LONGEST_FIRST))
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))  # stable: the rest keep order
+    items.sort(key=lambda item: _rank(item.nodeid))  # stable: within a rank, the order of collection
 
 
 def _backends() -> list[Any]:
