@@ -41,6 +41,7 @@ from typing import Any
 
 import httpx
 from _server import clean_env, database, free_port, log, stop
+from sqlalchemy import Engine, create_engine, text
 
 from credflow.agent.worker import DEFAULT_WAIT_SECONDS
 from credflow.crypto.sealing import new_key_pair
@@ -92,9 +93,9 @@ class Agents:
     def __init__(self, tokens: list[str]) -> None:
         self.tokens = tokens
         self.claimed: dict[str, float] = {}  # run id -> when its job arrived
-        self.done = 0
         self.in_claim = 0
         self.heartbeats = 0
+        self.errors = 0  # answers 5xx (the database out of connections, say), each asked again
         self.tasks: list[asyncio.Task[None]] = []
 
     def start(self, clients: list[httpx.AsyncClient], wait: float) -> None:
@@ -124,7 +125,6 @@ class Agents:
                         resp = await http.post(f"/api/v1/machines/me/jobs/{job['run_id']}/result",
                                                params={"next": wait}, json={"exit_code": 0, "log": "ok\n"},
                                                headers=headers)
-                        self.done += 1
                 finally:
                     self.in_claim -= 1
                     claiming[0] = False
@@ -133,6 +133,9 @@ class Agents:
                     self.claimed[job["run_id"]] = time.perf_counter()
                 elif resp.status_code == 204:
                     job = None
+                elif resp.status_code >= 500:  # as the agent does: ask again a moment later (a result, again)
+                    self.errors += 1
+                    await asyncio.sleep(0.5)
                 else:
                     raise RuntimeError(f"{resp.status_code}: {resp.text}")
         finally:
@@ -197,9 +200,18 @@ async def settle(agents: Agents, count: int, timeout: float = 30) -> None:
         await asyncio.sleep(0.1)
 
 
-async def drain(agents: Agents, clients: list[httpx.AsyncClient], a: httpx.AsyncClient, runs_path: str, body: str,
-                jobs: int) -> float:
-    """Queue ``jobs`` runs (no agent running), then let the agents drain them: jobs per second."""
+def finished_runs(engine: Engine) -> int:
+    with engine.connect() as c:
+        return int(c.execute(text("SELECT count(*) FROM runs WHERE status = 'succeeded'")).scalar_one())
+
+
+async def drain(agents: Agents, urls: list[str], a: httpx.AsyncClient, runs_path: str, body: str, jobs: int,
+                engine: Engine) -> float:
+    """Queue ``jobs`` runs (no agent running), then let the agents drain them, spread over the servers at
+    ``urls``: jobs per second, until the database holds every result (an agent learns that its last result was
+    stored only when the long poll that follows it ends, empty-handed, ``DEFAULT_WAIT_SECONDS`` later). Each
+    agent has its own HTTP client and connection, as real agents do (one client shared by hundreds of connections
+    spends more time in its pool than the servers do)."""
     sem = asyncio.Semaphore(8)
 
     async def one() -> None:
@@ -207,18 +219,28 @@ async def drain(agents: Agents, clients: list[httpx.AsyncClient], a: httpx.Async
             await queue(a, runs_path, body)
 
     await asyncio.gather(*(one() for _ in range(jobs)))
-    agents.done = 0
-    started = time.perf_counter()
-    agents.start(clients, DEFAULT_WAIT_SECONDS)
-    while agents.done < jobs:
-        await asyncio.sleep(0.01)
-    took = time.perf_counter() - started
-    await agents.stop()
+    limits = httpx.Limits(max_connections=2, max_keepalive_connections=2)
+    clients = [httpx.AsyncClient(base_url=urls[i % len(urls)], limits=limits, timeout=DEFAULT_WAIT_SECONDS + 30)
+               for i in range(len(agents.tokens))]
+    try:
+        target = await asyncio.to_thread(finished_runs, engine) + jobs
+        started = time.perf_counter()
+        agents.start(clients, DEFAULT_WAIT_SECONDS)
+        deadline = time.monotonic() + 300
+        while await asyncio.to_thread(finished_runs, engine) < target:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the agents did not drain {jobs} jobs within 300 s ({agents.errors} answers 5xx)")
+            await asyncio.sleep(0.02)
+        took = time.perf_counter() - started
+        await agents.stop()
+    finally:
+        for client in clients:
+            await client.aclose()
     return jobs / took
 
 
-async def bench(url_a: str, url_b: str, counts: list[Path], n_agents: int, samples: int, idle: float, jobs: int
-                ) -> dict[str, Any]:
+async def bench(url_a: str, url_b: str, counts: list[Path], n_agents: int, samples: int, idle: float, jobs: int,
+                database_url: str) -> dict[str, Any]:
     limits = httpx.Limits(max_connections=n_agents + 20, max_keepalive_connections=n_agents + 20)
     async with httpx.AsyncClient(base_url=url_a, limits=limits, timeout=DEFAULT_WAIT_SECONDS + 30) as a, \
             httpx.AsyncClient(base_url=url_b, limits=limits, timeout=DEFAULT_WAIT_SECONDS + 30) as b:
@@ -250,8 +272,12 @@ async def bench(url_a: str, url_b: str, counts: list[Path], n_agents: int, sampl
         idle_beats = agents.heartbeats - beats
         await agents.stop()
         log(f"draining {jobs} jobs with one replica (B), then with two ...")
-        one = await drain(Agents(tokens), [b], a, runs_path, body, jobs)
-        two = await drain(Agents(tokens), [a, b], a, runs_path, body, jobs)
+        engine = create_engine(database_url)
+        try:
+            one = await drain(Agents(tokens), [url_b], a, runs_path, body, jobs, engine)
+            two = await drain(Agents(tokens), [url_a, url_b], a, runs_path, body, jobs, engine)
+        finally:
+            engine.dispose()
     latencies.sort()
     requests = after["requests"] - before["requests"]
     background = after["background"] - before["background"]
@@ -285,7 +311,7 @@ def main() -> None:
             counts = [root / "a.json", root / "b.json"]
             with counted_server(root / "a", env, counts[0], root / "a.log") as url_a, \
                     counted_server(root / "b", env, counts[1], root / "b.log") as url_b:
-                result = asyncio.run(bench(url_a, url_b, counts, args.agents, samples, idle, jobs))
+                result = asyncio.run(bench(url_a, url_b, counts, args.agents, samples, idle, jobs, url))
     out = {**result, "agents": args.agents, "claim_wait_seconds": DEFAULT_WAIT_SECONDS, "jobs": jobs,
            "samples": samples, "quick": args.quick,
            "queries_counted": "SQL statements sent by both servers (SQLAlchemy before_cursor_execute listener, "
