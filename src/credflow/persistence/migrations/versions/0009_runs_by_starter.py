@@ -6,7 +6,7 @@ connection of ``ix_runs_connection_id_id`` (migration 0005). A page of their run
 however many runs of others the environment holds. The same index is in ``LIST_INDEXES``
 (persistence/tables.py).
 
-Revision ID: 0010
+Revision ID: 0009
 Revises: 0008
 Create Date: 2026-12-03 18:30:00.000000
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = '0010'
+revision = '0009'
 down_revision = '0008'
 branch_labels = None
 depends_on = None
