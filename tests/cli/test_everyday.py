@@ -214,7 +214,7 @@ def test_a_connection_with_a_credential_and_a_username_is_refused(cli: Cli, live
 
 
 # --- 9. values piped in ---------------------------------------------------------------------------------------------
-def test_a_piped_secret_is_read_without_a_prompt(run: Run, cli: Cli) -> None:
+def test_a_piped_secret_is_read_without_a_prompt(run: Run, cli: Cli, scene: dict[str, Any]) -> None:
     run("secret", "put", "vault", "piped", input="Piped-Pa55word!\n")
     run("secret", "put", "vault", "piped", input="Piped-Pa55word-2!\n")
     listed = dict(line.split("\t")[:2] for line in cli("secret", "list", "vault").stdout.splitlines())
