@@ -408,7 +408,8 @@ class Connection(Base):
 class Run(Base):
     __tablename__ = "runs"
     __table_args__ = (Index("ix_runs_queue", "env_id", "status", "queued_at"),
-                      Index("ix_runs_lease", "lease_credential_id", "status"))
+                      Index("ix_runs_lease", "lease_credential_id", "status"),
+                      Index("ix_runs_deadline", "status", "deadline_at"))
     id: Mapped[str] = _id()
     env_id: Mapped[str] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"))
     desktop_flow_id: Mapped[str] = mapped_column(ForeignKey("desktop_flows.id"))
@@ -433,6 +434,9 @@ class Run(Base):
     # claimed), and when it was first held back waiting for a free lease.
     lease_credential_id: Mapped[str | None] = mapped_column(String(32))
     lease_waited_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When the run times out (migration 0010): queued_at + timeout_seconds while it waits, started_at +
+    # timeout_seconds once it runs; the scheduler finds the runs past it in ix_runs_deadline.
+    deadline_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class ConnectionReference(Base):

@@ -187,6 +187,7 @@ def _deliver(core: Core, s: Session, machine: Machine, run: Run) -> dict[str, An
     sealed = sealing.seal(machine.public_key, payload.encode())
     now = utcnow()
     run.status, run.machine_id, run.started_at, run.secret_version = RunStatus.RUNNING, machine.id, now, got.version
+    run.deadline_at = now + timedelta(seconds=run.timeout_seconds)
     run.lease_credential_id = got.credential_id  # a lease of it, held until the run ends
     if conn.secret_version is not None and got.version not in (None, conn.secret_version) and \
             run.verifies_version is None:  # a connection held at its own version: the one it received now

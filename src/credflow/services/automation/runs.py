@@ -59,8 +59,10 @@ def queue_run(s: Session, actor_label: str, flow: DesktopFlow, conn: Connection,
     if not conn.machine_id and not conn.machine_group_id:
         raise RuleViolation(f"connection {conn.name!r} has no machine or machine group any more",
                             code="connection_has_no_target")
+    now = utcnow()
     run = Run(env_id=conn.env_id, desktop_flow_id=flow.id, connection_id=conn.id, cloud_flow_id=cloud_flow_id,
-              status=RunStatus.QUEUED, timeout_seconds=timeout_seconds, created_by=created_by, queued_at=utcnow())
+              status=RunStatus.QUEUED, timeout_seconds=timeout_seconds, created_by=created_by, queued_at=now,
+              deadline_at=now + timedelta(seconds=timeout_seconds))
     s.add(run)
     s.flush()
     leases.note_queued(s, run, conn)
@@ -222,10 +224,17 @@ def expire_overdue(core: Core, now: datetime | None = None) -> int:
     (three times the offline delay, counted from this process's start at the earliest)."""
     now = now or utcnow()
     lost_after = timedelta(seconds=3 * core.settings.machine_offline_after_seconds)
+    # The runs past their deadline, and the running runs (as many as busy machines) whose machine went quiet:
+    # index ranges, however many runs wait. A run without a deadline (written before deadlines were kept) is
+    # judged by its times.
+    found = (select(Run.id, Run.status, Run.queued_at, Run.started_at, Run.timeout_seconds, Machine.last_seen)
+             .outerjoin(Machine, Machine.id == Run.machine_id))
     with core.db.read() as s:
-        rows = s.execute(select(Run.id, Run.status, Run.queued_at, Run.started_at, Run.timeout_seconds,
-                                Machine.last_seen).outerjoin(Machine, Machine.id == Run.machine_id)
-                         .where(Run.status.in_(ACTIVE))).all()
+        rows = list(s.execute(found.where(Run.status.in_(ACTIVE),
+                                          or_(Run.deadline_at < now, Run.deadline_at.is_(None)))).all())
+        if now - core.started_at > lost_after:
+            rows += s.execute(found.where(Run.status == RunStatus.RUNNING, or_(
+                Machine.last_seen.is_(None), Machine.last_seen < now - lost_after))).all()
     due: dict[str, tuple[str, str]] = {}
     for rid, status, queued_at, started_at, timeout, last_seen in rows:
         limit = timedelta(seconds=timeout)

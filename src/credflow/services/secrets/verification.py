@@ -12,6 +12,7 @@ the status is about), ``verification_detail``, ``verification_checked_at``, ``ve
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import event as sa_event
@@ -76,9 +77,10 @@ def start(core: Core, s: Session, cred: Credential, version: str) -> Run | None:
         record(s, actor=ACTOR, action="credential.verification_failed", env_id=cred.env_id,
                object_type="credential", object_id=cred.id, detail={"version": version, "reason": problem})
         return None
+    now = utcnow()
     run = Run(env_id=cred.env_id, desktop_flow_id=flow.id, connection_id=conn.id, status=RunStatus.QUEUED,
-              timeout_seconds=RUN_TIMEOUT_SECONDS, created_by=conn.owner_id, queued_at=utcnow(),
-              verifies_version=version)
+              timeout_seconds=RUN_TIMEOUT_SECONDS, created_by=conn.owner_id, queued_at=now,
+              deadline_at=now + timedelta(seconds=RUN_TIMEOUT_SECONDS), verifies_version=version)
     s.add(run)
     s.flush()
     cred.verification_run_id = run.id
