@@ -561,7 +561,7 @@ LIST_INDEXES = (
     Index("ix_runs_connection_id_id", Run.connection_id, Run.id),
     Index("ix_runs_desktop_flow_id_id", Run.desktop_flow_id, Run.id),
     Index("ix_runs_machine_id_id", Run.machine_id, Run.id),
-    Index("ix_runs_created_by_id", Run.created_by, Run.id),  # migration 0009: a basic user's runs
+    Index("ix_runs_env_created_by_id", Run.env_id, Run.created_by, Run.id),  # migration 0009: a basic user's runs
     Index("ix_connections_env_id_id", Connection.env_id, Connection.id),
     Index("ix_connections_env_status_id", Connection.env_id, Connection.status, Connection.id),
     Index("ix_connections_env_owner_id", Connection.env_id, Connection.owner_id, Connection.id),
