@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select, true
+from sqlalchemy import ColumnElement, Select, or_, select, true
 from sqlalchemy.orm import Session
 
 from credflow.domain.roles import EnvironmentRole
@@ -73,8 +73,11 @@ def visible(actor: Actor, role: EnvironmentRole) -> ColumnElement[bool]:
     connections."""
     if authz.env_allows(role, "connection.admin"):
         return true()
-    own = select(Connection.id).where(Connection.owner_id == actor.id)
-    return or_(Run.created_by == actor.id, Run.connection_id.in_(own))
+    return or_(Run.created_by == actor.id, Run.connection_id.in_(_own_connections(actor)))
+
+
+def _own_connections(actor: Actor) -> Select[tuple[str]]:
+    return select(Connection.id).where(Connection.owner_id == actor.id)
 
 
 OWN_CONNECTIONS_APART = 50  # up to this many of a caller's connections, each one's runs are read apart
@@ -87,10 +90,10 @@ def visible_parts(s: Session, actor: Actor, role: EnvironmentRole, env_id: str) 
     would let it prefer walking every run of the environment)."""
     if authz.env_allows(role, "connection.admin"):
         return []
-    own = list(s.scalars(select(Connection.id).where(Connection.env_id == env_id, Connection.owner_id == actor.id)
+    own = list(s.scalars(_own_connections(actor).where(Connection.env_id == env_id)
                          .limit(OWN_CONNECTIONS_APART + 1)).all())
     apart = ([Run.connection_id == c for c in own] if len(own) <= OWN_CONNECTIONS_APART
-             else [Run.connection_id.in_(select(Connection.id).where(Connection.owner_id == actor.id))])
+             else [Run.connection_id.in_(_own_connections(actor))])
     return [Run.created_by == actor.id, *apart]
 
 
